@@ -1,0 +1,337 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::host::AccelDecision;
+
+/// A virtual machine's definition: what users write in YAML and what the API
+/// speaks as JSON. Every field except `name` has an explicit default, and
+/// `show` prints them all.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// DNS-label-like name: lowercase letters, digits and `-`, 1–63 characters.
+    pub name: String,
+    /// Stable identity; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<Uuid>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Number of virtual CPUs.
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    /// Guest memory in MiB.
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+    #[serde(default)]
+    pub machine: MachineKind,
+    #[serde(default)]
+    pub accel: Accelerator,
+    #[serde(default)]
+    pub cpu_model: CpuModel,
+    #[serde(default)]
+    pub boot: BootConfig,
+    #[serde(default)]
+    pub disks: Vec<Disk>,
+    /// Whether the instance has a serial console (ttyS0).
+    #[serde(default = "default_true")]
+    pub serial: bool,
+    #[serde(default)]
+    pub graphics: Graphics,
+    /// What to do when the guest powers off.
+    #[serde(default = "LifecycleAction::destroy")]
+    pub on_poweroff: LifecycleAction,
+    /// What to do when the guest reboots.
+    #[serde(default = "LifecycleAction::restart")]
+    pub on_reboot: LifecycleAction,
+    /// What to do when QEMU dies unexpectedly or the guest panics.
+    #[serde(default = "LifecycleAction::destroy")]
+    pub on_crash: LifecycleAction,
+    /// Start the instance when the daemon starts.
+    #[serde(default)]
+    pub autostart: bool,
+}
+
+fn default_cpus() -> u32 {
+    1
+}
+fn default_memory() -> u64 {
+    512
+}
+fn default_true() -> bool {
+    true
+}
+
+/// QEMU machine type family.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineKind {
+    /// i440FX + PIIX, the widest guest compatibility.
+    Pc,
+    /// Q35 + ICH9, PCIe; the modern default.
+    #[default]
+    Q35,
+    /// Minimal virtio-mmio machine for direct kernel boot.
+    Microvm,
+}
+
+impl MachineKind {
+    /// The QEMU `-machine` type name.
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Self::Pc => "pc",
+            Self::Q35 => "q35",
+            Self::Microvm => "microvm",
+        }
+    }
+}
+
+/// Which accelerator the instance asks for.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Accelerator {
+    /// Real KVM when the host has hardware virtualization, TCG otherwise.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The virtual CPU model.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuModel {
+    /// `host` under KVM, `max` under TCG.
+    HostPassthrough,
+    /// A named QEMU CPU model such as `qemu64` or `Skylake-Client`.
+    Named(String),
+}
+
+impl Default for CpuModel {
+    fn default() -> Self {
+        Self::HostPassthrough
+    }
+}
+
+/// How the instance boots.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BootConfig {
+    /// Kernel for direct boot (a bzImage or a PVH-capable ELF vmlinux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
+    /// Firmware boot order when no kernel is given.
+    #[serde(default = "default_boot_order")]
+    pub order: Vec<BootDevice>,
+}
+
+fn default_boot_order() -> Vec<BootDevice> {
+    vec![BootDevice::Disk, BootDevice::Cdrom]
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        Self {
+            kernel: None,
+            initrd: None,
+            cmdline: None,
+            order: default_boot_order(),
+        }
+    }
+}
+
+/// A firmware boot device class.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BootDevice {
+    Disk,
+    Cdrom,
+    Network,
+}
+
+/// A disk or cdrom attached to the instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// Path of the image file or block device on the host.
+    pub path: String,
+    #[serde(default)]
+    pub format: DiskFormat,
+    #[serde(default)]
+    pub bus: DiskBus,
+    #[serde(default)]
+    pub media: DiskMedia,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskFormat {
+    #[default]
+    Raw,
+    Qcow2,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Qcow2 => "qcow2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskBus {
+    #[default]
+    Virtio,
+    Scsi,
+    Sata,
+    Ide,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskMedia {
+    #[default]
+    Disk,
+    Cdrom,
+}
+
+/// Graphical console.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Graphics {
+    #[serde(default, rename = "type")]
+    pub kind: GraphicsType,
+    #[serde(default)]
+    pub adapter: GraphicsAdapter,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphicsType {
+    #[default]
+    None,
+    /// VNC on a unix socket in the instance's runtime dir.
+    Vnc,
+    /// SPICE on a unix socket in the instance's runtime dir.
+    Spice,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphicsAdapter {
+    #[default]
+    Std,
+    Cirrus,
+    Vmware,
+    Qxl,
+    Virtio,
+}
+
+/// What the daemon does on a guest poweroff, reboot or crash.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleAction {
+    /// Stop QEMU; the instance becomes shutoff (or stays crashed).
+    Destroy,
+    /// Boot the guest again.
+    Restart,
+    /// Keep QEMU as it is, stopped, for inspection.
+    Preserve,
+}
+
+impl LifecycleAction {
+    pub fn destroy() -> Self {
+        Self::Destroy
+    }
+    pub fn restart() -> Self {
+        Self::Restart
+    }
+}
+
+/// Run state of an instance.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    Shutoff,
+    Running,
+    Paused,
+    Crashed,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shutoff => "shutoff",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Crashed => "crashed",
+        }
+    }
+
+    /// Whether a QEMU process exists for the instance.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Running | Self::Paused)
+    }
+}
+
+/// Live state of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceState {
+    pub status: InstanceStatus,
+    /// Why the instance is in this state, e.g. `guest powered off`.
+    pub reason: String,
+    /// PID of the QEMU process while active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The accelerator in use and why it was chosen (while active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<AccelDecision>,
+}
+
+/// An instance as the API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub spec: InstanceSpec,
+    pub state: InstanceState,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `PUT /1.0/instances/{name}/state`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatePut {
+    pub action: StateAction,
+    /// For `stop`: skip the ACPI shutdown and kill QEMU at once.
+    #[serde(default)]
+    pub force: bool,
+    /// For `stop`: seconds to wait for the guest before killing QEMU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StateAction {
+    Start,
+    /// ACPI shutdown, then force after the timeout.
+    Stop,
+    Pause,
+    Resume,
+    /// ACPI-style reboot request (guest cooperation through the reset).
+    Reboot,
+    /// Hard reset, like pressing the reset button.
+    Reset,
+}

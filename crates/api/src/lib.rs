@@ -1,0 +1,23 @@
+//! Wire types of the Ferrovirt REST API.
+//!
+//! These types are the contract between the daemon, the client library and
+//! the CLI. They carry no behaviour and do no I/O; validation lives in
+//! `ferrovirt-core`. Specs written by users in YAML deserialize into the same
+//! types, and unknown fields are rejected everywhere.
+
+mod error;
+mod event;
+mod host;
+mod instance;
+
+pub use error::{ErrorBody, ErrorDetails};
+pub use event::{Event, EventKind};
+pub use host::{AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, MachineType, QemuInfo};
+pub use instance::{
+    Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, Graphics,
+    GraphicsAdapter, GraphicsType, Instance, InstanceSpec, InstanceState, InstanceStatus,
+    LifecycleAction, MachineKind, StateAction, StatePut,
+};
+
+/// The API version prefix of every resource path.
+pub const API_PREFIX: &str = "/1.0";

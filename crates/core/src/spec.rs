@@ -1,0 +1,320 @@
+//! Validation of instance specs.
+
+use std::path::Path;
+
+use ferrovirt_api::{
+    BootDevice, CpuModel, DiskBus, DiskMedia, GraphicsType, InstanceSpec, MachineKind,
+};
+use uuid::Uuid;
+
+use crate::{Error, name};
+
+/// Smallest guest memory accepted, in MiB.
+pub const MIN_MEMORY_MIB: u64 = 16;
+/// Most vCPUs accepted.
+pub const MAX_CPUS: u32 = 255;
+
+/// What validation needs to know about the host.
+#[derive(Debug, Clone, Default)]
+pub struct HostLimits {
+    /// Total host memory in MiB.
+    pub memory_mib: u64,
+    /// CPU model names the QEMU binary knows.
+    pub cpu_models: Vec<String>,
+}
+
+/// A spec that passed validation, with its defaults filled in (uuid).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidSpec(InstanceSpec);
+
+impl ValidSpec {
+    /// Validates `spec` against the host; `exists` tells whether a host path
+    /// exists (injected so this stays free of I/O in tests).
+    pub fn new(
+        mut spec: InstanceSpec,
+        host: &HostLimits,
+        exists: &dyn Fn(&Path) -> bool,
+    ) -> Result<Self, Error> {
+        name::validate("name", &spec.name)?;
+        if spec.uuid.is_none() {
+            spec.uuid = Some(Uuid::new_v4());
+        }
+        if spec.cpus == 0 || spec.cpus > MAX_CPUS {
+            return Err(Error::validation(
+                "cpus",
+                format!("must be between 1 and {MAX_CPUS}, got {}", spec.cpus),
+            ));
+        }
+        if spec.memory < MIN_MEMORY_MIB {
+            return Err(Error::validation(
+                "memory",
+                format!("must be at least {MIN_MEMORY_MIB} MiB, got {}", spec.memory),
+            ));
+        }
+        if host.memory_mib > 0 && spec.memory > host.memory_mib {
+            return Err(Error::validation(
+                "memory",
+                format!(
+                    "{} MiB is more than the host's {} MiB",
+                    spec.memory, host.memory_mib
+                ),
+            ));
+        }
+        if let CpuModel::Named(model) = &spec.cpu_model
+            && !host.cpu_models.is_empty()
+            && !host.cpu_models.iter().any(|m| m == model)
+        {
+            return Err(Error::validation(
+                "cpu_model",
+                format!("QEMU does not know the CPU model {model:?} (see `ferrovirt host info`)"),
+            ));
+        }
+        validate_boot(&spec, exists)?;
+        validate_disks(&mut spec, exists)?;
+        if spec.machine == MachineKind::Microvm && spec.graphics.kind != GraphicsType::None {
+            return Err(Error::validation(
+                "graphics.type",
+                "the microvm machine has no display; use none",
+            ));
+        }
+        Ok(Self(spec))
+    }
+
+    pub fn get(&self) -> &InstanceSpec {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> InstanceSpec {
+        self.0
+    }
+}
+
+fn validate_boot(spec: &InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
+    let boot = &spec.boot;
+    for (field, path) in [("boot.kernel", &boot.kernel), ("boot.initrd", &boot.initrd)] {
+        if let Some(path) = path {
+            check_file(field, path, exists)?;
+        }
+    }
+    if boot.kernel.is_none() {
+        if boot.initrd.is_some() {
+            return Err(Error::validation("boot.initrd", "needs boot.kernel"));
+        }
+        if boot.cmdline.is_some() {
+            return Err(Error::validation("boot.cmdline", "needs boot.kernel"));
+        }
+        if spec.machine == MachineKind::Microvm {
+            return Err(Error::validation(
+                "boot.kernel",
+                "the microvm machine has no firmware boot; give a kernel",
+            ));
+        }
+    }
+    if boot.order.is_empty() {
+        return Err(Error::validation("boot.order", "must list at least one device"));
+    }
+    for (i, dev) in boot.order.iter().enumerate() {
+        if boot.order[..i].contains(dev) {
+            return Err(Error::validation(
+                format!("boot.order[{i}]"),
+                format!("{dev:?} is listed twice"),
+            ));
+        }
+    }
+    if boot.order.contains(&BootDevice::Network) {
+        return Err(Error::validation(
+            "boot.order",
+            "network boot needs a NIC, which this version does not support yet",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_disks(spec: &mut InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
+    let machine = spec.machine;
+    for (i, disk) in spec.disks.iter_mut().enumerate() {
+        let field = |f: &str| format!("disks[{i}].{f}");
+        check_file(&field("path"), &disk.path, exists)?;
+        if disk.media == DiskMedia::Cdrom {
+            if disk.bus == DiskBus::Virtio {
+                return Err(Error::validation(
+                    field("bus"),
+                    "a cdrom cannot be on virtio; use sata, ide or scsi",
+                ));
+            }
+            disk.readonly = true;
+        }
+        match (machine, disk.bus) {
+            (MachineKind::Microvm, DiskBus::Virtio) => {}
+            (MachineKind::Microvm, bus) => {
+                return Err(Error::validation(
+                    field("bus"),
+                    format!("the microvm machine only has virtio disks, not {bus:?}"),
+                ));
+            }
+            (MachineKind::Q35, DiskBus::Ide) => {
+                return Err(Error::validation(
+                    field("bus"),
+                    "the q35 machine has no IDE controller; use sata",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let ide = spec.disks.iter().filter(|d| d.bus == DiskBus::Ide).count();
+    if ide > 4 {
+        return Err(Error::validation("disks", "at most 4 IDE devices fit on the pc machine"));
+    }
+    let sata = spec.disks.iter().filter(|d| d.bus == DiskBus::Sata).count();
+    if sata > 6 {
+        return Err(Error::validation("disks", "at most 6 SATA devices fit on one AHCI controller"));
+    }
+    Ok(())
+}
+
+fn check_file(field: &str, path: &str, exists: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
+    if path.is_empty() {
+        return Err(Error::validation(field, "must not be empty"));
+    }
+    if !Path::new(path).is_absolute() {
+        return Err(Error::validation(
+            field,
+            format!("{path:?} must be an absolute path"),
+        ));
+    }
+    if !exists(Path::new(path)) {
+        return Err(Error::validation(field, format!("{path} does not exist")));
+    }
+    Ok(())
+}
+
+/// Fields a running instance may change; everything else needs a stop.
+pub const LIVE_FIELDS: &[&str] = &[
+    "description",
+    "autostart",
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
+];
+
+/// Checks that replacing `old` with `new` is allowed in the current state.
+pub fn check_update(old: &InstanceSpec, new: &InstanceSpec, active: bool) -> Result<(), Error> {
+    if new.name != old.name {
+        return Err(Error::validation("name", "cannot be changed"));
+    }
+    if new.uuid != old.uuid {
+        return Err(Error::validation("uuid", "cannot be changed"));
+    }
+    if !active {
+        return Ok(());
+    }
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Err(Error::internal("cannot compare instance specs"));
+    };
+    let keys = a.keys().chain(b.keys());
+    for key in keys {
+        if a.get(key) != b.get(key) && !LIVE_FIELDS.contains(&key.as_str()) {
+            return Err(Error::conflict(format!(
+                "{key} cannot change while instance {} is running; stop it first (live fields: {})",
+                old.name,
+                LIVE_FIELDS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrovirt_api::{Disk, LifecycleAction};
+
+    fn spec(yaml: serde_json::Value) -> InstanceSpec {
+        serde_json::from_value(yaml).unwrap()
+    }
+
+    fn host() -> HostLimits {
+        HostLimits {
+            memory_mib: 4096,
+            cpu_models: vec!["qemu64".into()],
+        }
+    }
+
+    fn all_exist(_: &Path) -> bool {
+        true
+    }
+
+    fn field_of(s: InstanceSpec) -> Option<String> {
+        ValidSpec::new(s, &host(), &all_exist).unwrap_err().field
+    }
+
+    #[test]
+    fn fills_defaults_and_uuid() {
+        let v = ValidSpec::new(spec(serde_json::json!({"name": "vm1"})), &host(), &all_exist)
+            .unwrap();
+        assert!(v.get().uuid.is_some());
+        assert_eq!(v.get().memory, 512);
+        assert_eq!(v.get().on_reboot, LifecycleAction::Restart);
+    }
+
+    #[test]
+    fn rejects_bad_fields_with_their_path() {
+        assert_eq!(field_of(spec(serde_json::json!({"name": "a/b"}))).as_deref(), Some("name"));
+        assert_eq!(field_of(spec(serde_json::json!({"name": "a", "memory": 0}))).as_deref(), Some("memory"));
+        assert_eq!(field_of(spec(serde_json::json!({"name": "a", "memory": 9999}))).as_deref(), Some("memory"));
+        assert_eq!(field_of(spec(serde_json::json!({"name": "a", "cpus": 0}))).as_deref(), Some("cpus"));
+        assert_eq!(
+            field_of(spec(serde_json::json!({"name": "a", "cpu_model": {"named": "nope"}}))).as_deref(),
+            Some("cpu_model")
+        );
+        assert_eq!(
+            field_of(spec(serde_json::json!({"name": "a", "boot": {"cmdline": "x"}}))).as_deref(),
+            Some("boot.cmdline")
+        );
+        assert_eq!(
+            field_of(spec(serde_json::json!({"name": "a", "machine": "q35",
+                "disks": [{"path": "/x", "bus": "ide"}]})))
+            .as_deref(),
+            Some("disks[0].bus")
+        );
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let s = spec(serde_json::json!({"name": "a", "boot": {"kernel": "/no/such"}}));
+        let err = ValidSpec::new(s, &host(), &|_| false).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("boot.kernel"));
+        assert!(err.message.contains("/no/such does not exist"), "{}", err.message);
+    }
+
+    #[test]
+    fn cdrom_becomes_readonly() {
+        let mut s = spec(serde_json::json!({"name": "a"}));
+        s.disks.push(Disk {
+            path: "/iso".into(),
+            format: Default::default(),
+            bus: DiskBus::Sata,
+            media: DiskMedia::Cdrom,
+            readonly: false,
+        });
+        let v = ValidSpec::new(s, &host(), &all_exist).unwrap();
+        assert!(v.get().disks[0].readonly);
+    }
+
+    #[test]
+    fn live_updates_only_touch_live_fields() {
+        let old = spec(serde_json::json!({"name": "a", "uuid": Uuid::nil()}));
+        let mut new = old.clone();
+        new.autostart = true;
+        new.on_crash = LifecycleAction::Restart;
+        check_update(&old, &new, true).unwrap();
+        new.memory = 1024;
+        let err = check_update(&old, &new, true).unwrap_err();
+        assert!(err.message.contains("memory"), "{}", err.message);
+        check_update(&old, &new, false).unwrap();
+        new.name = "b".into();
+        assert_eq!(check_update(&old, &new, false).unwrap_err().field.as_deref(), Some("name"));
+    }
+}

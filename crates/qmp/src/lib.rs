@@ -1,0 +1,276 @@
+//! A small asynchronous QMP client.
+//!
+//! QMP is line-delimited JSON over a unix socket. After the greeting and
+//! `qmp_capabilities`, the client may have several commands in flight; each
+//! carries an `id` and its reply is routed back to the caller. Asynchronous
+//! events are fanned out on a broadcast channel. When QEMU exits the socket
+//! closes: pending commands fail with [`Error::Closed`] and [`Qmp::closed`]
+//! resolves, which is how the daemon learns that a VM has gone.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{Mutex, broadcast, oneshot, watch};
+
+/// Default time a command may take before [`Error::Timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to the QMP socket {path}")]
+    Connect {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QMP handshake failed: {0}")]
+    Handshake(String),
+    #[error("QMP connection I/O failed")]
+    Io(#[from] std::io::Error),
+    #[error("QMP connection closed (QEMU exited)")]
+    Closed,
+    #[error("QMP command {command} timed out")]
+    Timeout { command: String },
+    #[error("QEMU refused {command}: {class}: {desc}")]
+    Command {
+        command: String,
+        class: String,
+        desc: String,
+    },
+}
+
+/// An asynchronous event from QEMU, e.g. `SHUTDOWN` or `STOP`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct QmpEvent {
+    pub event: String,
+    #[serde(default)]
+    pub data: Value,
+}
+
+type Pending = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<Value, Error>>>>>;
+
+/// A negotiated QMP connection. Cheap to clone.
+#[derive(Clone)]
+pub struct Qmp {
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    pending: Pending,
+    next_id: Arc<AtomicU64>,
+    events: broadcast::Sender<QmpEvent>,
+    closed: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Qmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qmp").finish_non_exhaustive()
+    }
+}
+
+impl Qmp {
+    /// Connects, reads the greeting and negotiates capabilities. The returned
+    /// receiver sees every event from the moment the connection exists.
+    pub async fn connect(path: &Path) -> Result<(Self, broadcast::Receiver<QmpEvent>), Error> {
+        let stream = UnixStream::connect(path).await.map_err(|source| Error::Connect {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (read, write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let greeting = tokio::time::timeout(DEFAULT_TIMEOUT, lines.next_line())
+            .await
+            .map_err(|_| Error::Handshake("no greeting from QEMU".into()))??
+            .ok_or(Error::Closed)?;
+        let greeting: Value = serde_json::from_str(&greeting)
+            .map_err(|e| Error::Handshake(format!("greeting is not JSON: {e}")))?;
+        if greeting.get("QMP").is_none() {
+            return Err(Error::Handshake(format!("unexpected greeting {greeting}")));
+        }
+        let (events, first_rx) = broadcast::channel(256);
+        let (closed_tx, closed) = watch::channel(false);
+        let qmp = Self {
+            writer: Arc::new(Mutex::new(write)),
+            pending: Arc::default(),
+            next_id: Arc::new(AtomicU64::new(1)),
+            events: events.clone(),
+            closed,
+        };
+        tokio::spawn(read_loop(lines, qmp.pending.clone(), events, closed_tx));
+        qmp.execute("qmp_capabilities", None).await?;
+        Ok((qmp, first_rx))
+    }
+
+    /// Runs a command and returns its `return` value.
+    pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value, Error> {
+        self.execute_timeout(command, arguments, DEFAULT_TIMEOUT).await
+    }
+
+    /// Runs a command with an explicit timeout.
+    pub async fn execute_timeout(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
+        if *self.closed.borrow() {
+            return Err(Error::Closed);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut msg = json!({ "execute": command, "id": id });
+        if let Some(args) = arguments {
+            msg["arguments"] = args;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending map").insert(id, tx);
+        let mut line = msg.to_string();
+        line.push('\n');
+        let sent = self.writer.lock().await.write_all(line.as_bytes()).await;
+        if let Err(e) = sent {
+            self.pending.lock().expect("pending map").remove(&id);
+            return Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Error::Closed
+            } else {
+                Error::Io(e)
+            });
+        }
+        let reply = tokio::time::timeout(timeout, rx).await;
+        self.pending.lock().expect("pending map").remove(&id);
+        match reply {
+            Err(_) => Err(Error::Timeout {
+                command: command.to_owned(),
+            }),
+            Ok(Err(_)) => Err(Error::Closed),
+            Ok(Ok(result)) => result.map_err(|e| match e {
+                Error::Command { class, desc, .. } => Error::Command {
+                    command: command.to_owned(),
+                    class,
+                    desc,
+                },
+                other => other,
+            }),
+        }
+    }
+
+    /// A new receiver of events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<QmpEvent> {
+        self.events.subscribe()
+    }
+
+    /// Resolves when the connection closes, i.e. when QEMU exits.
+    pub async fn closed(&self) {
+        let mut rx = self.closed.clone();
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+}
+
+async fn read_loop(
+    mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    pending: Pending,
+    events: broadcast::Sender<QmpEvent>,
+    closed: watch::Sender<bool>,
+) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            tracing::warn!(%line, "ignoring a QMP line that is not JSON");
+            continue;
+        };
+        if msg.get("event").is_some() {
+            if let Ok(event) = serde_json::from_value::<QmpEvent>(msg) {
+                let _ = events.send(event);
+            }
+            continue;
+        }
+        let Some(id) = msg.get("id").and_then(Value::as_u64) else {
+            continue;
+        };
+        let Some(tx) = pending.lock().expect("pending map").remove(&id) else {
+            continue;
+        };
+        let result = if let Some(ret) = msg.get("return") {
+            Ok(ret.clone())
+        } else {
+            let err = msg.get("error").cloned().unwrap_or_default();
+            Err(Error::Command {
+                command: String::new(),
+                class: err["class"].as_str().unwrap_or("GenericError").to_owned(),
+                desc: err["desc"].as_str().unwrap_or("unknown error").to_owned(),
+            })
+        };
+        let _ = tx.send(result);
+    }
+    let _ = closed.send(true);
+    pending.lock().expect("pending map").clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    /// A fake QEMU that greets, answers commands and emits one event.
+    async fn fake_qemu(listener: UnixListener) {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(read).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let msg: Value = serde_json::from_str(&line).unwrap();
+            let id = msg["id"].clone();
+            let reply = match msg["execute"].as_str().unwrap() {
+                "qmp_capabilities" => json!({"return": {}, "id": id}),
+                "query-status" => {
+                    write
+                        .write_all(b"{\"event\": \"STOP\", \"data\": {}}\n")
+                        .await
+                        .unwrap();
+                    json!({"return": {"status": "paused"}, "id": id})
+                }
+                "quit" => return,
+                _ => json!({"error": {"class": "CommandNotFound", "desc": "nope"}, "id": id}),
+            };
+            write
+                .write_all(format!("{reply}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_events_errors_and_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        tokio::spawn(fake_qemu(listener));
+        let (qmp, mut events) = Qmp::connect(&path).await.unwrap();
+        let status = qmp.execute("query-status", None).await.unwrap();
+        assert_eq!(status["status"], "paused");
+        assert_eq!(events.recv().await.unwrap().event, "STOP");
+        let err = qmp.execute("bogus", None).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Command { command, class, .. } if command == "bogus" && class == "CommandNotFound"),
+            "{err:?}"
+        );
+        let quit = qmp.execute("quit", None).await.unwrap_err();
+        assert!(matches!(quit, Error::Closed), "{quit:?}");
+        qmp.closed().await;
+        assert!(qmp.is_closed());
+        assert!(matches!(
+            qmp.execute("query-status", None).await,
+            Err(Error::Closed)
+        ));
+    }
+}
