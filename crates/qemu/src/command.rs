@@ -1,0 +1,258 @@
+//! The pure QEMU command-line builder: spec + accelerator + paths → argv.
+//!
+//! No I/O happens here, so the output is covered by golden tests. Devices
+//! are given in QEMU's JSON syntax (`-blockdev`, `-device`) wherever QEMU
+//! accepts it, so user strings such as paths never need comma escaping; the
+//! few legacy options that take `key=value` lists escape `,` as `,,`.
+
+use ferrovirt_api::{
+    AccelDecision, BootDevice, CpuModel, Disk, DiskBus, DiskMedia, GraphicsAdapter, GraphicsType,
+    InstanceSpec, MachineKind,
+};
+use serde_json::{Value, json};
+
+use crate::InstancePaths;
+
+/// A QEMU invocation: binary and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuCommand {
+    pub binary: String,
+    pub args: Vec<String>,
+}
+
+/// Escapes a value for QEMU's `key=value,…` option syntax.
+pub fn escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// Builds the command line of an instance. The VM starts paused (`-S`);
+/// the daemon continues it after QMP is negotiated. `-no-shutdown` keeps QEMU
+/// alive when the guest powers off and `-action panic=pause` when it panics,
+/// so the daemon applies the instance's on_poweroff / on_crash policy (also
+/// after a daemon restart). Guest reboots reset in place and are reported by
+/// the RESET event, which drives on_reboot.
+pub fn build(
+    binary: &str,
+    spec: &InstanceSpec,
+    accel: &AccelDecision,
+    paths: &InstancePaths,
+) -> QemuCommand {
+    let mut a = Args::default();
+    a.opt("-name", format!("guest={},debug-threads=on", spec.name));
+    if let Some(uuid) = spec.uuid {
+        a.opt("-uuid", uuid.to_string());
+    }
+    a.flag("-nodefaults");
+    a.flag("-no-user-config");
+    a.flag("-S");
+    a.flag("-no-shutdown");
+    a.opt("-action", "panic=pause");
+    a.opt("-msg", "timestamp=on");
+    a.opt("-machine", machine_opt(spec));
+    a.opt("-accel", accel.accel.clone());
+    a.opt("-cpu", cpu_opt(&spec.cpu_model, &accel.accel));
+    a.opt("-smp", spec.cpus.to_string());
+    a.opt("-m", format!("{}M", spec.memory));
+    a.opt(
+        "-chardev",
+        format!(
+            "socket,id=qmp,path={},server=on,wait=off",
+            escape(&paths.qmp_socket().display().to_string())
+        ),
+    );
+    a.opt("-mon", "chardev=qmp,mode=control");
+    if spec.serial {
+        a.opt(
+            "-chardev",
+            format!(
+                "socket,id=serial0,path={},server=on,wait=off,logfile={},logappend=on",
+                escape(&paths.console_socket().display().to_string()),
+                escape(&paths.console_log().display().to_string())
+            ),
+        );
+        a.opt("-serial", "chardev:serial0");
+    }
+    if spec.machine != MachineKind::Microvm {
+        a.device(json!({"driver": "pvpanic", "id": "pvpanic0"}));
+    }
+    boot(&mut a, spec);
+    disks(&mut a, spec);
+    graphics(&mut a, spec, paths);
+    a.opt("-D", paths.qemu_log().display().to_string());
+    a.opt("-pidfile", paths.pidfile().display().to_string());
+    a.flag("-daemonize");
+    QemuCommand {
+        binary: binary.to_owned(),
+        args: a.0,
+    }
+}
+
+#[derive(Default)]
+struct Args(Vec<String>);
+
+impl Args {
+    fn flag(&mut self, f: &str) {
+        self.0.push(f.to_owned());
+    }
+    fn opt(&mut self, k: &str, v: impl Into<String>) {
+        self.0.push(k.to_owned());
+        self.0.push(v.into());
+    }
+    fn device(&mut self, v: Value) {
+        self.opt("-device", v.to_string());
+    }
+    fn blockdev(&mut self, v: Value) {
+        self.opt("-blockdev", v.to_string());
+    }
+}
+
+fn machine_opt(spec: &InstanceSpec) -> String {
+    match spec.machine {
+        // The i8042 keyboard controller is not wanted on a headless microvm.
+        MachineKind::Microvm => "microvm,pit=off,pic=off,rtc=on,isa-serial=on".to_owned(),
+        m => m.qemu_name().to_owned(),
+    }
+}
+
+fn cpu_opt(model: &CpuModel, accel: &str) -> String {
+    match model {
+        CpuModel::HostPassthrough if accel == "kvm" => "host".to_owned(),
+        CpuModel::HostPassthrough => "max".to_owned(),
+        CpuModel::Named(name) => escape(name),
+    }
+}
+
+fn boot(a: &mut Args, spec: &InstanceSpec) {
+    if let Some(kernel) = &spec.boot.kernel {
+        a.opt("-kernel", kernel.clone());
+        if let Some(initrd) = &spec.boot.initrd {
+            a.opt("-initrd", initrd.clone());
+        }
+        if let Some(cmdline) = &spec.boot.cmdline {
+            a.opt("-append", cmdline.clone());
+        }
+    }
+}
+
+/// The firmware boot priority of a disk, from the spec's boot order.
+fn boot_index(spec: &InstanceSpec, index: usize) -> Option<usize> {
+    if spec.boot.kernel.is_some() {
+        return None;
+    }
+    let disk = &spec.disks[index];
+    let class = match disk.media {
+        DiskMedia::Disk => BootDevice::Disk,
+        DiskMedia::Cdrom => BootDevice::Cdrom,
+    };
+    let class_rank = spec.boot.order.iter().position(|d| *d == class)?;
+    let within = spec.disks[..index]
+        .iter()
+        .filter(|d| d.media == disk.media)
+        .count();
+    Some(class_rank * 100 + within + 1)
+}
+
+fn disks(a: &mut Args, spec: &InstanceSpec) {
+    let uses = |bus| spec.disks.iter().any(|d| d.bus == bus);
+    if uses(DiskBus::Scsi) {
+        a.device(json!({"driver": "virtio-scsi-pci", "id": "scsi0"}));
+    }
+    if uses(DiskBus::Sata) && spec.machine == MachineKind::Pc {
+        a.device(json!({"driver": "ich9-ahci", "id": "sata0"}));
+    }
+    let (mut ide, mut sata, mut scsi) = (0usize, 0usize, 0usize);
+    for (i, disk) in spec.disks.iter().enumerate() {
+        let node = format!("disk{i}");
+        blockdevs(a, disk, &node);
+        let mut dev = match (disk.bus, disk.media) {
+            (DiskBus::Virtio, _) if spec.machine == MachineKind::Microvm => {
+                json!({"driver": "virtio-blk-device"})
+            }
+            (DiskBus::Virtio, _) => json!({"driver": "virtio-blk-pci"}),
+            (DiskBus::Scsi, media) => {
+                scsi += 1;
+                json!({"driver": if media == DiskMedia::Cdrom {"scsi-cd"} else {"scsi-hd"},
+                       "bus": "scsi0.0", "scsi-id": scsi - 1, "lun": 0})
+            }
+            (DiskBus::Sata, media) => {
+                sata += 1;
+                let bus = match spec.machine {
+                    MachineKind::Pc => format!("sata0.{}", sata - 1),
+                    _ => format!("ide.{}", sata - 1),
+                };
+                json!({"driver": ide_driver(media), "bus": bus})
+            }
+            (DiskBus::Ide, media) => {
+                ide += 1;
+                json!({"driver": ide_driver(media), "bus": format!("ide.{}", (ide - 1) / 2),
+                       "unit": (ide - 1) % 2})
+            }
+        };
+        dev["drive"] = json!(node);
+        dev["id"] = json!(format!("{node}-dev"));
+        if let Some(index) = boot_index(spec, i) {
+            dev["bootindex"] = json!(index);
+        }
+        a.device(dev);
+    }
+}
+
+fn ide_driver(media: DiskMedia) -> &'static str {
+    match media {
+        DiskMedia::Disk => "ide-hd",
+        DiskMedia::Cdrom => "ide-cd",
+    }
+}
+
+fn blockdevs(a: &mut Args, disk: &Disk, node: &str) {
+    let file_node = format!("{node}-file");
+    a.blockdev(json!({
+        "driver": "file",
+        "filename": disk.path,
+        "node-name": file_node,
+        "read-only": disk.readonly,
+        "discard": "unmap",
+    }));
+    a.blockdev(json!({
+        "driver": disk.format.as_str(),
+        "file": file_node,
+        "node-name": node,
+        "read-only": disk.readonly,
+    }));
+}
+
+fn graphics(a: &mut Args, spec: &InstanceSpec, paths: &InstancePaths) {
+    match spec.graphics.kind {
+        GraphicsType::None => {
+            a.opt("-display", "none");
+            return;
+        }
+        GraphicsType::Vnc => {
+            a.opt("-display", "none");
+            a.opt(
+                "-vnc",
+                format!("unix:{}", escape(&paths.vnc_socket().display().to_string())),
+            );
+        }
+        GraphicsType::Spice => {
+            a.opt("-display", "none");
+            a.opt(
+                "-spice",
+                format!(
+                    "unix=on,addr={},disable-ticketing=on",
+                    escape(&paths.spice_socket().display().to_string())
+                ),
+            );
+        }
+    }
+    let driver = match spec.graphics.adapter {
+        GraphicsAdapter::Std => "VGA",
+        GraphicsAdapter::Cirrus => "cirrus-vga",
+        GraphicsAdapter::Vmware => "vmware-svga",
+        GraphicsAdapter::Qxl => "qxl-vga",
+        GraphicsAdapter::Virtio => "virtio-vga",
+    };
+    a.device(json!({"driver": driver, "id": "video0"}));
+    a.device(json!({"driver": "qemu-xhci", "id": "usb0"}));
+    a.device(json!({"driver": "usb-tablet", "id": "tablet0", "bus": "usb0.0"}));
+}

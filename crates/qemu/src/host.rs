@@ -1,0 +1,94 @@
+//! Host facts read from /proc, /sys and /dev.
+
+use std::path::Path;
+
+use ferrovirt_core::accel::HostVirt;
+
+/// Reads the facts behind the accelerator choice.
+pub fn virt() -> HostVirt {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    let kvm_device = Path::new("/dev/kvm").exists();
+    HostVirt {
+        cpu_flag: cpu_virt_flag(&cpuinfo),
+        kvm_device,
+        kvm_modules: kvm_modules(&modules),
+        kvm_open: std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// `vmx` or `svm` when a `flags` line of cpuinfo carries it.
+pub fn cpu_virt_flag(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .flat_map(|l| l.split_whitespace())
+        .find(|f| *f == "vmx" || *f == "svm")
+        .map(str::to_owned)
+}
+
+/// Names of loaded modules starting with `kvm`.
+pub fn kvm_modules(proc_modules: &str) -> Vec<String> {
+    proc_modules
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|m| m.starts_with("kvm"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Total memory in MiB from /proc/meminfo.
+pub fn memory_mib() -> u64 {
+    meminfo_field("MemTotal:").unwrap_or(0) / 1024
+}
+
+/// Available memory in MiB from /proc/meminfo.
+pub fn available_memory_mib() -> u64 {
+    meminfo_field("MemAvailable:").unwrap_or(0) / 1024
+}
+
+fn meminfo_field(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The CPU's marketing name.
+pub fn cpu_model_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Number of online CPUs.
+pub fn cpu_count() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_flags_and_modules() {
+        assert_eq!(cpu_virt_flag("flags\t: fpu vme svm sse\n").as_deref(), Some("svm"));
+        assert_eq!(cpu_virt_flag("flags\t: fpu hypervisor\n"), None);
+        let m = kvm_modules("kvm_pvm 1 0 - Live\nkvm 2 1 kvm_pvm, Live\nfuse 1 0\n");
+        assert_eq!(m, vec!["kvm_pvm", "kvm"]);
+    }
+}

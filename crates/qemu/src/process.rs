@@ -1,0 +1,154 @@
+//! Launching QEMU detached from the daemon, and finding it again.
+//!
+//! QEMU is started with `-daemonize`: the launcher process exits once QEMU
+//! has initialized (QMP socket listening), and the VM process is re-parented
+//! away from the daemon, in its own session. No PR_SET_PDEATHSIG, so the VM
+//! keeps running when the daemon stops, crashes or is upgraded.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::{InstancePaths, QemuCommand};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot prepare {path}")]
+    Prepare {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {binary}")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QEMU failed to start: {message}")]
+    Failed { message: String },
+}
+
+fn prepare(path: &Path) -> Result<(), LaunchError> {
+    std::fs::create_dir_all(path).map_err(|source| LaunchError::Prepare {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Starts QEMU and returns its PID once it is initialized (paused, with
+/// its QMP socket listening).
+pub async fn launch(cmd: &QemuCommand, paths: &InstancePaths) -> Result<u32, LaunchError> {
+    prepare(&paths.runtime_dir)?;
+    prepare(&paths.log_dir)?;
+    for stale in [paths.qmp_socket(), paths.console_socket(), paths.pidfile()] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let log_path = paths.qemu_log();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| LaunchError::Prepare {
+            path: log_path.display().to_string(),
+            source,
+        })?;
+    let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = writeln!(
+        log,
+        "{} starting: {} {}",
+        chrono_like_now(),
+        cmd.binary,
+        cmd.args.join(" ")
+    );
+    let stderr = log.try_clone().map_err(|source| LaunchError::Prepare {
+        path: log_path.display().to_string(),
+        source,
+    })?;
+    let status = tokio::process::Command::new(&cmd.binary)
+        .args(&cmd.args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(stderr)
+        .status()
+        .await
+        .map_err(|source| LaunchError::Spawn {
+            binary: cmd.binary.clone(),
+            source,
+        })?;
+    if !status.success() {
+        let text = std::fs::read(&log_path).unwrap_or_default();
+        let tail = String::from_utf8_lossy(&text[(start_offset as usize).min(text.len())..])
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(LaunchError::Failed {
+            message: if tail.is_empty() {
+                format!("{} exited with {status}", cmd.binary)
+            } else {
+                tail
+            },
+        });
+    }
+    read_pid(paths).ok_or_else(|| LaunchError::Failed {
+        message: "QEMU started but wrote no pidfile".into(),
+    })
+}
+
+fn chrono_like_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    format!("[{secs:.3}]")
+}
+
+/// The PID from the instance's pidfile.
+pub fn read_pid(paths: &InstancePaths) -> Option<u32> {
+    std::fs::read_to_string(paths.pidfile())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` is a live (non-zombie) QEMU of this instance: the check
+/// looks for the instance's QMP socket on the command line, so a recycled
+/// PID is never mistaken for the VM.
+pub fn is_alive(pid: u32, paths: &InstancePaths) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, None | Some("Z") | Some("X")) {
+        return false;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let needle = paths.qmp_socket().display().to_string();
+    String::from_utf8_lossy(&cmdline).contains(&needle)
+}
+
+/// Kills QEMU at once.
+pub fn kill_now(pid: u32) {
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+/// Waits until the process is gone; `false` on timeout.
+pub async fn wait_gone(pid: u32, paths: &InstancePaths, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_alive(pid, paths) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Removes the runtime files of a stopped instance.
+pub fn clean_runtime(paths: &InstancePaths) {
+    let _ = std::fs::remove_dir_all(&paths.runtime_dir);
+}

@@ -1,0 +1,94 @@
+//! Golden tests of the QEMU command-line builder. Each case's expected argv
+//! (one argument per line) lives in tests/golden/<case>.argv; run with
+//! `UPDATE_GOLDEN=1` to regenerate after an intended change, then review the
+//! diff.
+
+use std::path::{Path, PathBuf};
+
+use ferrovirt_api::{AccelDecision, InstanceSpec};
+use ferrovirt_qemu::{InstancePaths, build};
+
+fn check(case: &str, spec: serde_json::Value, accel: &str) {
+    let spec: InstanceSpec = serde_json::from_value(spec).expect("spec");
+    let paths = InstancePaths::new(Path::new("/run/fv"), Path::new("/var/lib/fv"), &spec.name);
+    let accel = AccelDecision {
+        accel: accel.into(),
+        reason: "test".into(),
+    };
+    let cmd = build("qemu-system-x86_64", &spec, &accel, &paths);
+    let actual = format!("{}\n{}\n", cmd.binary, cmd.args.join("\n"));
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{case}.argv"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&file, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&file)
+        .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", file.display()));
+    assert_eq!(actual, expected, "argv of {case} changed");
+}
+
+const UUID: &str = "6f1c2a52-3c4e-4b8e-9a51-1d2f3e4a5b6c";
+
+#[test]
+fn direct_kernel_boot_tcg() {
+    check(
+        "direct_kernel_boot_tcg",
+        serde_json::json!({
+            "name": "vm1", "uuid": UUID, "cpus": 2, "memory": 256,
+            "boot": {"kernel": "/img/vmlinux", "initrd": "/img/initrd.img",
+                     "cmdline": "console=ttyS0 quiet"}
+        }),
+        "tcg",
+    );
+}
+
+#[test]
+fn q35_every_bus_with_vnc_kvm() {
+    check(
+        "q35_every_bus_with_vnc_kvm",
+        serde_json::json!({
+            "name": "big", "uuid": UUID, "machine": "q35",
+            "cpu_model": {"named": "Skylake-Client"},
+            "boot": {"order": ["cdrom", "disk"]},
+            "disks": [
+                {"path": "/img/root,with,commas.qcow2", "format": "qcow2"},
+                {"path": "/img/data.raw", "bus": "scsi", "readonly": true},
+                {"path": "/img/sata.raw", "bus": "sata"},
+                {"path": "/iso/install.iso", "bus": "sata", "media": "cdrom", "readonly": true}
+            ],
+            "graphics": {"type": "vnc", "adapter": "virtio"}
+        }),
+        "kvm",
+    );
+}
+
+#[test]
+fn pc_ide_sata_spice_qxl() {
+    check(
+        "pc_ide_sata_spice_qxl",
+        serde_json::json!({
+            "name": "old", "uuid": UUID, "machine": "pc",
+            "disks": [
+                {"path": "/img/a.raw", "bus": "ide"},
+                {"path": "/img/b.raw", "bus": "ide"},
+                {"path": "/iso/c.iso", "bus": "ide", "media": "cdrom", "readonly": true},
+                {"path": "/img/d.raw", "bus": "sata"}
+            ],
+            "graphics": {"type": "spice", "adapter": "qxl"},
+            "serial": false
+        }),
+        "tcg",
+    );
+}
+
+#[test]
+fn microvm_virtio_mmio() {
+    check(
+        "microvm_virtio_mmio",
+        serde_json::json!({
+            "name": "tiny", "uuid": UUID, "machine": "microvm", "memory": 128,
+            "boot": {"kernel": "/img/vmlinux", "cmdline": "console=ttyS0"},
+            "disks": [{"path": "/img/root.raw"}]
+        }),
+        "tcg",
+    );
+}

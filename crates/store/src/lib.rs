@@ -1,0 +1,264 @@
+//! Persistent state. This is the only crate that speaks SQL.
+//!
+//! [`Store`] is a trait so that a cluster backend can replace SQLite later;
+//! [`SqliteStore`] keeps the database in WAL mode and runs every change in a
+//! transaction, so the daemon may be killed at any instruction.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use ferrovirt_api::{InstanceSpec, InstanceStatus};
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state database {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate the state database")]
+    Migrate(#[from] rusqlite_migration::Error),
+    #[error("state database query failed")]
+    Sql(#[from] rusqlite::Error),
+    #[error("instance {0} already exists")]
+    Duplicate(String),
+    #[error("stored record of {name} is unreadable")]
+    Corrupt {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An instance as stored: its spec and its last known state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    pub spec: InstanceSpec,
+    pub status: InstanceStatus,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Durable storage of the daemon's objects.
+pub trait Store: Send + Sync {
+    /// Adds a new instance; fails with [`StoreError::Duplicate`] if the name is taken.
+    fn insert_instance(&self, rec: &InstanceRecord) -> Result<(), StoreError>;
+    /// Replaces the spec of an existing instance.
+    fn update_spec(&self, spec: &InstanceSpec) -> Result<(), StoreError>;
+    /// Records a state change.
+    fn set_status(&self, name: &str, status: InstanceStatus, reason: &str)
+    -> Result<(), StoreError>;
+    fn get_instance(&self, name: &str) -> Result<Option<InstanceRecord>, StoreError>;
+    fn list_instances(&self) -> Result<Vec<InstanceRecord>, StoreError>;
+    /// Removes an instance; `false` if it did not exist.
+    fn delete_instance(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE instances (
+            name TEXT PRIMARY KEY NOT NULL,
+            uuid TEXT NOT NULL UNIQUE,
+            spec TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );",
+    )])
+}
+
+/// SQLite store in WAL mode.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        migrations().to_latest(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn status_from_str(s: &str) -> InstanceStatus {
+    match s {
+        "running" => InstanceStatus::Running,
+        "paused" => InstanceStatus::Paused,
+        "crashed" => InstanceStatus::Crashed,
+        _ => InstanceStatus::Shutoff,
+    }
+}
+
+fn row_to_record(
+    name: String,
+    spec: String,
+    status: String,
+    reason: String,
+    created: String,
+) -> Result<InstanceRecord, StoreError> {
+    let spec = serde_json::from_str(&spec).map_err(|source| StoreError::Corrupt {
+        name: name.clone(),
+        source,
+    })?;
+    Ok(InstanceRecord {
+        spec,
+        status: status_from_str(&status),
+        reason,
+        created_at: DateTime::parse_from_rfc3339(&created)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default(),
+    })
+}
+
+const SELECT: &str = "SELECT name, spec, status, reason, created_at FROM instances";
+
+impl Store for SqliteStore {
+    fn insert_instance(&self, rec: &InstanceRecord) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(&rec.spec).expect("spec serializes");
+        let uuid = rec.spec.uuid.map(|u| u.to_string()).unwrap_or_default();
+        let res = self.conn().execute(
+            "INSERT INTO instances (name, uuid, spec, status, reason, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                rec.spec.name,
+                uuid,
+                spec,
+                rec.status.as_str(),
+                rec.reason,
+                rec.created_at.to_rfc3339()
+            ],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(rec.spec.name.clone()))
+            }
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    fn update_spec(&self, spec: &InstanceSpec) -> Result<(), StoreError> {
+        let json = serde_json::to_string(spec).expect("spec serializes");
+        self.conn().execute(
+            "UPDATE instances SET spec = ?2 WHERE name = ?1",
+            params![spec.name, json],
+        )?;
+        Ok(())
+    }
+
+    fn set_status(
+        &self,
+        name: &str,
+        status: InstanceStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE instances SET status = ?2, reason = ?3 WHERE name = ?1",
+            params![name, status.as_str(), reason],
+        )?;
+        Ok(())
+    }
+
+    fn get_instance(&self, name: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(&format!("{SELECT} WHERE name = ?1"), [name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        row.map(|(n, s, st, re, c)| row_to_record(n, s, st, re, c))
+            .transpose()
+    }
+
+    fn list_instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY name"))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        rows.map(|row| {
+            let (n, s, st, re, c) = row?;
+            row_to_record(n, s, st, re, c)
+        })
+        .collect()
+    }
+
+    fn delete_instance(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM instances WHERE name = ?1", [name])?
+            > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &str) -> InstanceRecord {
+        InstanceRecord {
+            spec: serde_json::from_value(serde_json::json!({
+                "name": name, "uuid": uuid_for(name)
+            }))
+            .unwrap(),
+            status: InstanceStatus::Shutoff,
+            reason: "defined".into(),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn uuid_for(name: &str) -> String {
+        format!("00000000-0000-4000-8000-{:012}", name.len())
+    }
+
+    #[test]
+    fn crud_and_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        {
+            let s = SqliteStore::open(&db).unwrap();
+            s.insert_instance(&rec("a")).unwrap();
+            s.insert_instance(&rec("bb")).unwrap();
+            assert!(matches!(
+                s.insert_instance(&rec("a")),
+                Err(StoreError::Duplicate(n)) if n == "a"
+            ));
+            s.set_status("a", InstanceStatus::Running, "booted").unwrap();
+            let mut spec = rec("bb").spec;
+            spec.memory = 1024;
+            s.update_spec(&spec).unwrap();
+        }
+        let s = SqliteStore::open(&db).unwrap();
+        let list = s.list_instances().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].status, InstanceStatus::Running);
+        assert_eq!(list[0].reason, "booted");
+        assert_eq!(list[1].spec.memory, 1024);
+        assert!(s.delete_instance("a").unwrap());
+        assert!(!s.delete_instance("a").unwrap());
+        assert!(s.get_instance("a").unwrap().is_none());
+    }
+}
