@@ -5,6 +5,7 @@
 
 pub mod accel;
 pub mod error;
+pub mod hostcheck;
 pub mod lock;
 pub mod name;
 pub mod reverter;

@@ -92,3 +92,34 @@ mod tests {
         assert_eq!(m, vec!["kvm_pvm", "kvm"]);
     }
 }
+
+/// Gathers every fact `host check` needs. `qemu` is the probed version of
+/// the QEMU binary or the reason it is unusable.
+pub fn facts(qemu: Result<String, String>) -> ferrovirt_core::hostcheck::HostFacts {
+    let cgroup2_controllers = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .ok()
+        .map(|s| s.split_whitespace().map(str::to_owned).collect());
+    let iommu_groups = std::fs::read_dir("/sys/kernel/iommu_groups")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    ferrovirt_core::hostcheck::HostFacts {
+        virt: virt(),
+        vhost_net: Path::new("/dev/vhost-net").exists(),
+        tun: Path::new("/dev/net/tun").exists(),
+        cgroup2_controllers,
+        qemu,
+        qemu_img: qemu_img_version(),
+        iommu_groups,
+    }
+}
+
+/// `qemu-img --version`, or why it cannot be run.
+pub fn qemu_img_version() -> Result<String, String> {
+    let out = std::process::Command::new("qemu-img")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("qemu-img cannot be run: {e}"))?;
+    Ok(crate::probe::parse_version(&String::from_utf8_lossy(
+        &out.stdout,
+    )))
+}

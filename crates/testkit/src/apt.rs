@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -22,7 +23,7 @@ pub(crate) const KERNEL_METAPACKAGE: &str = "linux-image-amd64";
 pub(crate) const BUSYBOX_PACKAGE: &str = "busybox-static";
 
 /// The candidate version of a package, as apt would install it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Package {
     /// Package name, e.g. `linux-image-6.1.0-56-amd64`.
     pub name: String,
@@ -45,23 +46,120 @@ pub(crate) struct Download {
     pub sha256: String,
 }
 
-/// The concrete kernel package the kernel metapackage currently depends on.
-pub(crate) fn kernel_package() -> Result<Package> {
-    let meta = show(KERNEL_METAPACKAGE)?;
+/// Files whose change can change apt's candidates: the package lists,
+/// sources, pinning and the installed-package database.
+const APT_STATE: &[&str] = &[
+    "/var/lib/apt/lists",
+    "/etc/apt/sources.list",
+    "/etc/apt/sources.list.d",
+    "/etc/apt/preferences",
+    "/etc/apt/preferences.d",
+    "/var/lib/dpkg/status",
+];
+
+/// The packages the guest is made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ingredients {
+    /// The concrete kernel package `linux-image-amd64` depends on.
+    pub kernel: Package,
+    /// `busybox-static`.
+    pub busybox: Package,
+}
+
+/// A resolution saved with the apt state it was made in.
+#[derive(Debug, Serialize, Deserialize)]
+struct Resolution {
+    apt_state: String,
+    ingredients: Ingredients,
+}
+
+/// Resolves the guest's packages. Asking apt costs most of a second per
+/// query on hosts without apt's binary cache, so the answer is kept in
+/// `saved` and reused while apt's lists, sources, pinning and dpkg status
+/// are unchanged.
+pub(crate) fn resolve(saved: &Path) -> Result<Ingredients> {
+    let apt_state = apt_state_stamp();
+    if let Ok(text) = fs::read_to_string(saved)
+        && let Ok(resolution) = serde_json::from_str::<Resolution>(&text)
+        && resolution.apt_state == apt_state
+    {
+        return Ok(resolution.ingredients);
+    }
+    let ingredients = resolve_with_apt()?;
+    let resolution = Resolution {
+        apt_state,
+        ingredients: ingredients.clone(),
+    };
+    let tmp = saved.with_extension(format!("tmp.{}", std::process::id()));
+    let json = serde_json::to_string_pretty(&resolution).unwrap_or_default();
+    fs::write(&tmp, json).map_err(Error::io("write", &tmp))?;
+    fs::rename(&tmp, saved).map_err(Error::io("create", saved))?;
+    Ok(ingredients)
+}
+
+fn resolve_with_apt() -> Result<Ingredients> {
+    let stanzas = show(&[KERNEL_METAPACKAGE, BUSYBOX_PACKAGE])?;
+    let meta = stanza_of(&stanzas, KERNEL_METAPACKAGE)?;
     let depends = meta.get("Depends").ok_or_else(|| Error::Package {
         package: KERNEL_METAPACKAGE.to_owned(),
         reason: "its candidate has no Depends field".to_owned(),
     })?;
-    let name = kernel_dependency(depends).ok_or_else(|| Error::Package {
+    let kernel_name = kernel_dependency(depends).ok_or_else(|| Error::Package {
         package: KERNEL_METAPACKAGE.to_owned(),
         reason: format!("none of its dependencies is a linux-image package: {depends}"),
     })?;
-    package(&name)
+    let busybox = package_from(BUSYBOX_PACKAGE, stanza_of(&stanzas, BUSYBOX_PACKAGE)?)?;
+    let kernel_stanzas = show(&[&kernel_name])?;
+    let kernel = package_from(&kernel_name, stanza_of(&kernel_stanzas, &kernel_name)?)?;
+    Ok(Ingredients { kernel, busybox })
 }
 
-/// The candidate of the named package.
-pub(crate) fn package(name: &str) -> Result<Package> {
-    let fields = show(name)?;
+/// A stamp (hash of names, sizes and modification times) of [`APT_STATE`].
+fn apt_state_stamp() -> String {
+    let mut hasher = Sha256::new();
+    let mut add = |path: &Path| {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        if let Ok(meta) = fs::metadata(path) {
+            hasher.update(meta.len().to_le_bytes());
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .unwrap_or_default();
+            hasher.update(mtime.as_nanos().to_le_bytes());
+        }
+        hasher.update([0]);
+    };
+    for root in APT_STATE {
+        let root = Path::new(root);
+        add(root);
+        if let Ok(entries) = fs::read_dir(root) {
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                add(&path);
+            }
+        }
+    }
+    hex(&hasher.finalize())
+}
+
+fn stanza_of<'a>(
+    stanzas: &'a [HashMap<String, String>],
+    name: &str,
+) -> Result<&'a HashMap<String, String>> {
+    stanzas
+        .iter()
+        .find(|s| s.get("Package").is_some_and(|p| p == name))
+        .ok_or_else(|| Error::Package {
+            package: name.to_owned(),
+            reason: "apt-cache show printed nothing for it; is it a virtual package, or are the apt lists missing (run `apt-get update`)?"
+                .to_owned(),
+        })
+}
+
+/// The package described by an `apt-cache show` stanza.
+fn package_from(name: &str, fields: &HashMap<String, String>) -> Result<Package> {
     let field = |key: &str| {
         fields.get(key).cloned().ok_or_else(|| Error::Package {
             package: name.to_owned(),
@@ -141,42 +239,38 @@ pub(crate) fn download(package: &Package, downloads: &Path) -> Result<Download> 
     })
 }
 
-/// Runs `apt-cache show` for the candidate version and parses its fields.
-fn show(name: &str) -> Result<HashMap<String, String>> {
+/// Runs `apt-cache show` for the candidate versions and parses the stanzas.
+fn show(names: &[&str]) -> Result<Vec<HashMap<String, String>>> {
     let output = tool::run(
         Command::new("apt-cache")
-            .args(["show", "--no-all-versions", name])
+            .args(["show", "--no-all-versions"])
+            .args(names)
             .env("LC_ALL", "C"),
-        &format!("look up package {name} (has `apt-get update` been run?)"),
+        &format!(
+            "look up package(s) {} (has `apt-get update` been run?)",
+            names.join(", ")
+        ),
         &[0],
     )?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let fields = parse_stanza(&text);
-    if fields.is_empty() {
-        return Err(Error::Package {
-            package: name.to_owned(),
-            reason: "apt-cache show printed nothing; is it a virtual package, or are the apt lists missing?"
-                .to_owned(),
-        });
-    }
-    Ok(fields)
+    Ok(parse_stanzas(&String::from_utf8_lossy(&output.stdout)))
 }
 
-/// Parses the first RFC 822-style stanza of apt output (continuation lines
-/// are appended to the previous field).
-pub(crate) fn parse_stanza(text: &str) -> HashMap<String, String> {
-    let mut fields = HashMap::new();
+/// Parses RFC 822-style stanzas of apt output (continuation lines are
+/// appended to the previous field).
+pub(crate) fn parse_stanzas(text: &str) -> Vec<HashMap<String, String>> {
+    let mut stanzas = Vec::new();
+    let mut fields: HashMap<String, String> = HashMap::new();
     let mut last: Option<String> = None;
     for line in text.lines() {
         if line.trim().is_empty() {
-            if fields.is_empty() {
-                continue;
+            if !fields.is_empty() {
+                stanzas.push(std::mem::take(&mut fields));
             }
-            break;
+            last = None;
+            continue;
         }
         if line.starts_with([' ', '\t']) {
             if let Some(value) = last.as_ref().and_then(|key| fields.get_mut(key)) {
-                let value: &mut String = value;
                 value.push('\n');
                 value.push_str(line.trim());
             }
@@ -187,7 +281,10 @@ pub(crate) fn parse_stanza(text: &str) -> HashMap<String, String> {
             last = Some(key.trim().to_owned());
         }
     }
-    fields
+    if !fields.is_empty() {
+        stanzas.push(fields);
+    }
+    stanzas
 }
 
 /// Picks the concrete kernel package out of a `Depends:` value such as
@@ -246,13 +343,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_first_stanza_with_continuations() {
-        let text = "Package: linux-image-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\nDescription: Linux\n more text\n\nPackage: other\n";
-        let fields = parse_stanza(text);
+    fn parses_stanzas_with_continuations() {
+        let text = "Package: linux-image-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-amd64 (= 6.1.192-2)\nDescription: Linux\n more text\n\nPackage: other\nFilename: pool/main/o/other/other_1_amd64.deb\n\n";
+        let stanzas = parse_stanzas(text);
+        assert_eq!(stanzas.len(), 2);
+        let fields = &stanzas[0];
         assert_eq!(fields["Package"], "linux-image-amd64");
         assert_eq!(fields["Version"], "6.1.192-2");
         assert_eq!(fields["Description"], "Linux\nmore text");
         assert_eq!(fields.len(), 4);
+        assert_eq!(stanza_of(&stanzas, "other").unwrap().len(), 2);
+        assert!(stanza_of(&stanzas, "missing").is_err());
+    }
+
+    #[test]
+    fn builds_packages_from_stanzas() {
+        let stanzas = parse_stanzas(
+            "Package: busybox-static\nVersion: 1:1.35.0-4\nFilename: pool/main/b/busybox/busybox-static_1.35.0-4_amd64.deb\nSHA256: ab\n",
+        );
+        let package = package_from("busybox-static", &stanzas[0]).unwrap();
+        assert_eq!(package.file_name, "busybox-static_1.35.0-4_amd64.deb");
+        assert_eq!(package.version, "1:1.35.0-4");
+        assert_eq!(package.sha256.as_deref(), Some("ab"));
+        let bad = parse_stanzas("Package: x\nVersion: 1\nFilename: ../../etc/passwd\n");
+        assert!(package_from("x", &bad[0]).is_err());
     }
 
     #[test]

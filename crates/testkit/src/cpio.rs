@@ -56,7 +56,8 @@ impl Archive {
     pub(crate) fn char_device(&mut self, path: &str, mode: u32, major: u32, minor: u32) {
         let path = normalize(path);
         self.parents(&path);
-        self.entries.insert(path, Entry::CharDevice { mode, major, minor });
+        self.entries
+            .insert(path, Entry::CharDevice { mode, major, minor });
     }
 
     /// Whether the archive has an entry at `path`.
@@ -85,7 +86,9 @@ impl Archive {
                 Entry::Dir { mode } => (S_IFDIR | mode, 2, &[], (0, 0)),
                 Entry::File { mode, data } => (S_IFREG | mode, 1, data, (0, 0)),
                 Entry::Symlink { target } => (S_IFLNK | 0o777, 1, target.as_bytes(), (0, 0)),
-                Entry::CharDevice { mode, major, minor } => (S_IFCHR | mode, 1, &[], (*major, *minor)),
+                Entry::CharDevice { mode, major, minor } => {
+                    (S_IFCHR | mode, 1, &[], (*major, *minor))
+                }
             };
             record(&mut out, ino, mode, nlink, rdev, path, data);
         }
@@ -95,14 +98,26 @@ impl Archive {
 }
 
 fn normalize(path: &str) -> String {
-    path.trim_start_matches('/').trim_end_matches('/').to_owned()
+    path.trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_owned()
 }
 
-fn record(out: &mut Vec<u8>, ino: u32, mode: u32, nlink: u32, rdev: (u32, u32), name: &str, data: &[u8]) {
+fn record(
+    out: &mut Vec<u8>,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    rdev: (u32, u32),
+    name: &str,
+    data: &[u8],
+) {
     let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
     let namesize = u32::try_from(name.len() + 1).unwrap_or(u32::MAX);
     // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
-    let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, namesize, 0];
+    let fields = [
+        ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev.0, rdev.1, namesize, 0,
+    ];
     out.extend_from_slice(b"070701");
     for field in fields {
         out.extend_from_slice(format!("{field:08x}").as_bytes());
@@ -122,17 +137,27 @@ fn pad4(out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    /// Reads back (name, mode, rdev, data) records; a tiny newc parser.
-    fn parse(mut data: &[u8]) -> Vec<(String, u32, (u32, u32), Vec<u8>)> {
+    /// One record read back: name, mode, rdev, data.
+    type Record = (String, u32, (u32, u32), Vec<u8>);
+
+    /// Reads back the records of an archive; a tiny newc parser.
+    fn parse(mut data: &[u8]) -> Vec<Record> {
         let mut out = Vec::new();
         let field = |h: &[u8], i: usize| {
-            u32::from_str_radix(std::str::from_utf8(&h[6 + i * 8..14 + i * 8]).unwrap(), 16).unwrap()
+            u32::from_str_radix(std::str::from_utf8(&h[6 + i * 8..14 + i * 8]).unwrap(), 16)
+                .unwrap()
         };
         loop {
             assert_eq!(&data[..6], b"070701");
-            let (mode, size, namesize) = (field(data, 1), field(data, 6) as usize, field(data, 11) as usize);
+            let (mode, size, namesize) = (
+                field(data, 1),
+                field(data, 6) as usize,
+                field(data, 11) as usize,
+            );
             let rdev = (field(data, 9), field(data, 10));
-            let name = std::str::from_utf8(&data[110..110 + namesize - 1]).unwrap().to_owned();
+            let name = std::str::from_utf8(&data[110..110 + namesize - 1])
+                .unwrap()
+                .to_owned();
             let data_at = (110 + namesize).div_ceil(4) * 4;
             let body = data[data_at..data_at + size].to_vec();
             data = &data[(data_at + size).div_ceil(4) * 4..];
@@ -153,7 +178,10 @@ mod tests {
         archive.dir("proc", 0o555);
         let records = parse(&archive.to_newc());
         let names: Vec<&str> = records.iter().map(|r| r.0.as_str()).collect();
-        assert_eq!(names, ["bin", "bin/busybox", "bin/sh", "dev", "dev/console", "proc"]);
+        assert_eq!(
+            names,
+            ["bin", "bin/busybox", "bin/sh", "dev", "dev/console", "proc"]
+        );
         assert_eq!(records[0].1, S_IFDIR | 0o755);
         assert_eq!(records[1].1, S_IFREG | 0o755);
         assert_eq!(records[1].3, b"elf!!");

@@ -130,7 +130,10 @@ mod tests {
     /// `.shstrtab` and `.modinfo`.
     fn sample() -> Vec<u8> {
         let mut notes = Vec::new();
-        for (name, kind, desc) in [(&b"Xen\0"[..], 18u32, &[1u8, 2, 3, 4][..]), (b"GNU\0", 3, b"abc")] {
+        for (name, kind, desc) in [
+            (&b"Xen\0"[..], 18u32, &[1u8, 2, 3, 4][..]),
+            (b"GNU\0", 3, b"abc"),
+        ] {
             notes.extend((name.len() as u32).to_le_bytes());
             notes.extend((desc.len() as u32).to_le_bytes());
             notes.extend(kind.to_le_bytes());
@@ -159,7 +162,7 @@ mod tests {
         let modinfo_off = f.len();
         f.extend(&modinfo);
         let shoff = f.len();
-        let mut sh = |name: u32, off: usize, size: usize| {
+        let sh = |name: u32, off: usize, size: usize| {
             let mut h = vec![0u8; 64];
             h[..4].copy_from_slice(&name.to_le_bytes());
             h[24..32].copy_from_slice(&(off as u64).to_le_bytes());

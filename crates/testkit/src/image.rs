@@ -89,16 +89,29 @@ pub(crate) fn build(
     tracing::info!(%release, "decompressing the kernel");
     let compression = kernel::extract_vmlinux(&vmlinuz, &out.join("vmlinux"), scratch)?;
 
-    let modules_dir = first_existing(&kernel_root, &[
-        &format!("lib/modules/{release}"),
-        &format!("usr/lib/modules/{release}"),
-    ])
-    .ok_or_else(|| Error::Layout(format!("{} has no modules for {release}", kernel_deb.path.display())))?;
+    let modules_dir = first_existing(
+        &kernel_root,
+        &[
+            &format!("lib/modules/{release}"),
+            &format!("usr/lib/modules/{release}"),
+        ],
+    )
+    .ok_or_else(|| {
+        Error::Layout(format!(
+            "{} has no modules for {release}",
+            kernel_deb.path.display()
+        ))
+    })?;
     let tree = ModuleTree::open(&modules_dir)?;
     let selection = tree.select(REQUIRED_MODULES, OPTIONAL_MODULES)?;
 
-    let busybox = first_existing(&busybox_root, &["bin/busybox", "usr/bin/busybox"])
-        .ok_or_else(|| Error::Layout(format!("{} has no busybox binary", busybox_deb.path.display())))?;
+    let busybox =
+        first_existing(&busybox_root, &["bin/busybox", "usr/bin/busybox"]).ok_or_else(|| {
+            Error::Layout(format!(
+                "{} has no busybox binary",
+                busybox_deb.path.display()
+            ))
+        })?;
 
     let mut archive = Archive::default();
     for dir in ["dev", "proc", "sys", "run", "root", "mnt", "etc/ferrovirt"] {
@@ -151,9 +164,16 @@ pub(crate) fn build(
         kernel_package: format!("{} {}", kernel_deb.package.name, kernel_deb.package.version),
         kernel_release: release,
         kernel_compression: compression.name().to_owned(),
-        busybox_package: format!("{} {}", busybox_deb.package.name, busybox_deb.package.version),
+        busybox_package: format!(
+            "{} {}",
+            busybox_deb.package.name, busybox_deb.package.version
+        ),
         cmdline: CMDLINE.to_owned(),
-        modules: selection.load_order.iter().map(|m| m.name.clone()).collect(),
+        modules: selection
+            .load_order
+            .iter()
+            .map(|m| m.name.clone())
+            .collect(),
         builtin_modules: selection.builtin.clone(),
         skipped_modules: selection.skipped.clone(),
     };

@@ -112,7 +112,11 @@ pub(crate) fn bzimage_payload(image: &[u8]) -> Result<(Compression, &[u8]), Stri
 
 /// Writes the ELF kernel contained in `vmlinuz` to `vmlinux` and checks that
 /// QEMU can direct-boot it. `scratch` is a directory for temporary files.
-pub(crate) fn extract_vmlinux(vmlinuz: &Path, vmlinux: &Path, scratch: &Path) -> Result<Compression> {
+pub(crate) fn extract_vmlinux(
+    vmlinuz: &Path,
+    vmlinux: &Path,
+    scratch: &Path,
+) -> Result<Compression> {
     let fail = |reason: String| Error::Kernel {
         path: vmlinuz.to_owned(),
         reason,
@@ -140,13 +144,17 @@ pub(crate) fn extract_vmlinux(vmlinuz: &Path, vmlinux: &Path, scratch: &Path) ->
         // gzip exits with 2 for "trailing garbage ignored"; the ELF check
         // below decides whether the result is usable.
         Compression::Gzip => tool::run_to_file(
-            Command::new("gzip").args(["-d", "-c", "-q"]).arg(&compressed),
+            Command::new("gzip")
+                .args(["-d", "-c", "-q"])
+                .arg(&compressed),
             vmlinux,
             &purpose,
             &[0, 2],
         )?,
         Compression::Zstd => tool::run_to_file(
-            Command::new("zstd").args(["-d", "-c", "-q"]).arg(&compressed),
+            Command::new("zstd")
+                .args(["-d", "-c", "-q"])
+                .arg(&compressed),
             vmlinux,
             &purpose,
             &[0],
@@ -227,7 +235,10 @@ mod tests {
 
     #[test]
     fn recognises_compression_magics() {
-        assert_eq!(Compression::from_magic(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
+        assert_eq!(
+            Compression::from_magic(&[0x1f, 0x8b, 8]),
+            Some(Compression::Gzip)
+        );
         assert_eq!(
             Compression::from_magic(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
             Some(Compression::Zstd)

@@ -85,7 +85,12 @@ pub fn test_guest() -> Result<TestGuest> {
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os(CACHE_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-guest"),
+        _ => {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            // crates/testkit -> workspace root
+            let workspace = manifest.ancestors().nth(2).unwrap_or(manifest);
+            workspace.join("target").join("test-guest")
+        }
     }
 }
 
@@ -110,20 +115,16 @@ pub fn test_guest_in(cache: &Path) -> Result<TestGuest> {
 }
 
 fn build_or_find(cache: &Path) -> Result<TestGuest> {
-    let kernel_package = apt::kernel_package()?;
-    let busybox_package = apt::package(apt::BUSYBOX_PACKAGE)?;
-
     fs::create_dir_all(cache).map_err(Error::io("create directory", cache))?;
-    let cache = cache
-        .canonicalize()
-        .map_err(Error::io("resolve", cache))?;
+    let cache = cache.canonicalize().map_err(Error::io("resolve", cache))?;
     let lock_path = cache.join(".lock");
     let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
     lock.lock().map_err(Error::io("lock", &lock_path))?;
 
+    let ingredients = apt::resolve(&cache.join("packages.json"))?;
     let downloads = cache.join("downloads");
-    let kernel_deb = apt::download(&kernel_package, &downloads)?;
-    let busybox_deb = apt::download(&busybox_package, &downloads)?;
+    let kernel_deb = apt::download(&ingredients.kernel, &downloads)?;
+    let busybox_deb = apt::download(&ingredients.busybox, &downloads)?;
     let key = cache_key(&[&kernel_deb.sha256, &busybox_deb.sha256]);
     let dir = cache.join(format!("guest-{}", &key[..16]));
     let guest = TestGuest {
@@ -208,7 +209,14 @@ mod tests {
             .collect();
         assert_eq!(
             args,
-            ["-kernel", "/c/vmlinux", "-initrd", "/c/initrd.img", "-append", "console=ttyS0"]
+            [
+                "-kernel",
+                "/c/vmlinux",
+                "-initrd",
+                "/c/initrd.img",
+                "-append",
+                "console=ttyS0"
+            ]
         );
     }
 }

@@ -169,7 +169,10 @@ impl ModuleTree {
         stack: &mut Vec<String>,
         order: &mut Vec<Module>,
     ) -> Result<()> {
-        if loaded.contains(name) || order.iter().any(|m| m.name == name) || self.builtin.contains(name) {
+        if loaded.contains(name)
+            || order.iter().any(|m| m.name == name)
+            || self.builtin.contains(name)
+        {
             return Ok(());
         }
         let fail = |reason: String| Error::Module {
@@ -177,12 +180,17 @@ impl ModuleTree {
             reason,
         };
         if stack.iter().any(|m| m == name) {
-            return Err(fail(format!("dependency cycle: {} -> {name}", stack.join(" -> "))));
+            return Err(fail(format!(
+                "dependency cycle: {} -> {name}",
+                stack.join(" -> ")
+            )));
         }
-        let path = self
-            .files
-            .get(name)
-            .ok_or_else(|| fail(format!("no such module under {} and not built in", self.dir.display())))?;
+        let path = self.files.get(name).ok_or_else(|| {
+            fail(format!(
+                "no such module under {} and not built in",
+                self.dir.display()
+            ))
+        })?;
         let module = self.load(name, path)?;
         stack.push(name.to_owned());
         for dep in &module.depends {
@@ -226,7 +234,13 @@ impl ModuleTree {
         let depends = modinfo_depends(modinfo);
         let rel = path
             .strip_prefix(&self.dir)
-            .map_err(|_| fail(format!("{} is outside {}", path.display(), self.dir.display())))?
+            .map_err(|_| {
+                fail(format!(
+                    "{} is outside {}",
+                    path.display(),
+                    self.dir.display()
+                ))
+            })?
             .to_string_lossy()
             .into_owned();
         let rel_path = match rel.find(".ko") {
@@ -247,7 +261,12 @@ pub(crate) fn modinfo_depends(modinfo: &[u8]) -> Vec<String> {
     modinfo
         .split(|&b| b == 0)
         .filter_map(|entry| entry.strip_prefix(b"depends="))
-        .flat_map(|list| String::from_utf8_lossy(list).split(',').map(canonical).collect::<Vec<_>>())
+        .flat_map(|list| {
+            String::from_utf8_lossy(list)
+                .split(',')
+                .map(canonical)
+                .collect::<Vec<_>>()
+        })
         .filter(|dep| !dep.is_empty())
         .collect()
 }
@@ -272,7 +291,8 @@ mod tests {
 
     #[test]
     fn reads_depends_from_modinfo() {
-        let modinfo = b"license=GPL\0softdep=pre: crypto-crc32c\0depends=jbd2,mbcache,crc16\0intree=Y\0";
+        let modinfo =
+            b"license=GPL\0softdep=pre: crypto-crc32c\0depends=jbd2,mbcache,crc16\0intree=Y\0";
         assert_eq!(modinfo_depends(modinfo), ["jbd2", "mbcache", "crc16"]);
         assert!(modinfo_depends(b"depends=\0").is_empty());
     }

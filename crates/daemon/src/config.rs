@@ -1,0 +1,32 @@
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// ferrovirtd — the Ferrovirt daemon.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Unix socket of the REST API.
+    #[arg(long, env = "FERROVIRT_SOCKET", default_value = "/run/ferrovirt/ferrovirt.sock")]
+    pub socket: PathBuf,
+    /// Persistent state: database, logs, caches.
+    #[arg(long, env = "FERROVIRT_STATE_DIR", default_value = "/var/lib/ferrovirt")]
+    pub state_dir: PathBuf,
+    /// Runtime files: one directory per running VM (QMP and console sockets, pidfile).
+    #[arg(long, env = "FERROVIRT_RUNTIME_DIR", default_value = "/run/ferrovirt")]
+    pub runtime_dir: PathBuf,
+    /// QEMU system emulator binary.
+    #[arg(long, env = "FERROVIRT_QEMU", default_value = ferrovirt_qemu::probe::DEFAULT_BINARY)]
+    pub qemu: String,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}

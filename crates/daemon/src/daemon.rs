@@ -1,0 +1,169 @@
+//! The daemon's shared state and the small operations every part uses.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use ferrovirt_api::{
+    AccelDecision, EventKind, Instance, InstanceState, InstanceStatus, QemuInfo,
+};
+use ferrovirt_core::accel::HostVirt;
+use ferrovirt_core::{Error, HostLimits, InstanceLocks};
+use ferrovirt_qemu::InstancePaths;
+use ferrovirt_store::{InstanceRecord, Store, StoreError};
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::runtime::VmRuntime;
+
+/// Cheap handle on the daemon's state.
+#[derive(Clone)]
+pub struct Daemon(Arc<Inner>);
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").finish_non_exhaustive()
+    }
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Box<dyn Store>,
+    pub locks: InstanceLocks,
+    pub events: EventBus,
+    runtimes: Mutex<HashMap<String, Arc<VmRuntime>>>,
+    /// The probed QEMU binary, or why it is unusable.
+    pub qemu: Result<QemuInfo, String>,
+    pub virt: HostVirt,
+    pub limits: HostLimits,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Maps a store failure to a user-facing error naming what was being done.
+pub fn store_err(doing: &str) -> impl Fn(StoreError) -> Error + '_ {
+    move |e| match e {
+        StoreError::Duplicate(name) => Error::conflict(format!("instance {name} already exists")),
+        other => Error::internal(format!(
+            "{doing} failed: {}",
+            ferrovirt_core::error::chain(&other)
+        )),
+    }
+}
+
+impl Daemon {
+    pub fn new(config: Config, store: Box<dyn Store>, qemu: Result<QemuInfo, String>) -> Self {
+        let limits = HostLimits {
+            memory_mib: ferrovirt_qemu::host::memory_mib(),
+            cpu_models: qemu
+                .as_ref()
+                .map(|q| q.cpu_models.clone())
+                .unwrap_or_default(),
+        };
+        Self(Arc::new(Inner {
+            config,
+            store,
+            locks: InstanceLocks::default(),
+            events: EventBus::default(),
+            runtimes: Mutex::default(),
+            qemu,
+            virt: ferrovirt_qemu::host::virt(),
+            limits,
+        }))
+    }
+
+    pub fn paths(&self, name: &str) -> InstancePaths {
+        InstancePaths::new(&self.config.runtime_dir, &self.config.state_dir, name)
+    }
+
+    /// The probed QEMU, or a clear error when it is missing.
+    pub fn qemu(&self) -> Result<&QemuInfo, Error> {
+        self.qemu
+            .as_ref()
+            .map_err(|why| Error::internal(format!("QEMU is unusable: {why}")))
+    }
+
+    pub fn record(&self, name: &str) -> Result<InstanceRecord, Error> {
+        self.store
+            .get_instance(name)
+            .map_err(store_err("reading the instance"))?
+            .ok_or_else(|| Error::not_found(format!("instance {name} does not exist")))
+    }
+
+    pub fn runtime(&self, name: &str) -> Option<Arc<VmRuntime>> {
+        self.runtimes.lock().expect("runtimes").get(name).cloned()
+    }
+
+    pub fn register(&self, name: &str, rt: Arc<VmRuntime>) {
+        self.runtimes
+            .lock()
+            .expect("runtimes")
+            .insert(name.to_owned(), rt);
+    }
+
+    /// Removes `rt` if it is still the instance's registered runtime.
+    pub fn unregister(&self, name: &str, rt: &Arc<VmRuntime>) -> bool {
+        let mut map = self.runtimes.lock().expect("runtimes");
+        match map.get(name) {
+            Some(cur) if Arc::ptr_eq(cur, rt) => {
+                map.remove(name);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a state and emits `event` when the status changed (or always
+    /// for events that do not change the status).
+    pub fn set_status(
+        &self,
+        name: &str,
+        status: InstanceStatus,
+        reason: &str,
+        event: Option<EventKind>,
+    ) {
+        let before = self.store.get_instance(name).ok().flatten().map(|r| r.status);
+        if let Err(e) = self.store.set_status(name, status, reason) {
+            tracing::error!(instance = name, error = %ferrovirt_core::error::chain(&e), "cannot record state");
+        }
+        if let Some(kind) = event
+            && before != Some(status)
+        {
+            self.events.emit(kind, name, Some(reason.to_owned()));
+        }
+    }
+
+    /// The API view of an instance.
+    pub fn view(&self, rec: InstanceRecord) -> Instance {
+        let rt = self.runtime(&rec.spec.name);
+        let (pid, accel): (Option<u32>, Option<AccelDecision>) = match &rt {
+            Some(rt) => (Some(rt.pid), Some(rt.accel.clone())),
+            None => (None, None),
+        };
+        Instance {
+            state: InstanceState {
+                status: rec.status,
+                reason: rec.reason,
+                pid,
+                accel,
+            },
+            spec: rec.spec,
+            created_at: rec.created_at,
+        }
+    }
+
+    pub fn now() -> chrono::DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// Whether a host path exists (spec validation).
+    pub fn path_exists(p: &Path) -> bool {
+        p.exists()
+    }
+}

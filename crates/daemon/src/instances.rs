@@ -1,0 +1,108 @@
+//! Defining, changing and deleting instances.
+
+use std::time::Duration;
+
+use ferrovirt_api::{EventKind, Instance, InstanceSpec, InstanceStatus};
+use ferrovirt_core::spec::check_update;
+use ferrovirt_core::{Error, ValidSpec};
+use ferrovirt_qemu::process;
+use ferrovirt_store::InstanceRecord;
+use serde_json::Value;
+
+use crate::daemon::{Daemon, store_err};
+use crate::lifecycle;
+
+pub async fn create(d: &Daemon, spec: InstanceSpec) -> Result<Instance, Error> {
+    let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    let name = spec.name.clone();
+    let _guard = d.locks.lock(&name).await;
+    let rec = InstanceRecord {
+        spec,
+        status: InstanceStatus::Shutoff,
+        reason: "defined".into(),
+        created_at: Daemon::now(),
+    };
+    d.store
+        .insert_instance(&rec)
+        .map_err(store_err("saving the instance"))?;
+    d.events.emit(EventKind::Created, &name, None);
+    Ok(d.view(rec))
+}
+
+/// Replaces the spec (PUT). Running instances may change only live fields.
+pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<Instance, Error> {
+    let _guard = d.locks.lock(name).await;
+    let old = d.record(name)?;
+    if spec.uuid.is_none() {
+        spec.uuid = old.spec.uuid;
+    }
+    let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    check_update(&old.spec, &spec, d.runtime(name).is_some())?;
+    d.store
+        .update_spec(&spec)
+        .map_err(store_err("saving the instance"))?;
+    d.events.emit(EventKind::Updated, name, None);
+    d.record(name).map(|r| d.view(r))
+}
+
+/// Applies a JSON merge patch (RFC 7396) to the spec (PATCH).
+pub async fn patch(d: &Daemon, name: &str, patch: Value) -> Result<Instance, Error> {
+    let old = d.record(name)?;
+    let mut doc = serde_json::to_value(&old.spec).expect("spec serializes");
+    merge(&mut doc, patch);
+    let spec = crate::json::from_value::<InstanceSpec>(doc)?;
+    replace(d, name, spec).await
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            let map = target.as_object_mut().expect("object");
+            for (k, v) in fields {
+                if v.is_null() {
+                    map.remove(&k);
+                } else {
+                    merge(map.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
+    let _guard = d.locks.lock(name).await;
+    d.record(name)?;
+    if d.runtime(name).is_some() {
+        if !force {
+            return Err(Error::conflict(format!(
+                "instance {name} is running; stop it first or delete with --force"
+            )));
+        }
+        lifecycle::stop_locked(d, name, true, Duration::ZERO).await?;
+    }
+    d.store
+        .delete_instance(name)
+        .map_err(store_err("deleting the instance"))?;
+    let paths = d.paths(name);
+    process::clean_runtime(&paths);
+    let _ = std::fs::remove_dir_all(&paths.log_dir);
+    d.locks.forget(name);
+    d.events.emit(EventKind::Deleted, name, None);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc7396() {
+        let mut doc = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge(&mut doc, serde_json::json!({"a": null, "b": {"c": 5}, "e": [1]}));
+        assert_eq!(doc, serde_json::json!({"b": {"c": 5, "d": 3}, "e": [1]}));
+    }
+}

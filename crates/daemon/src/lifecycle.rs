@@ -1,0 +1,197 @@
+//! Instance lifecycle actions: start, stop, pause, resume, reboot, reset.
+//!
+//! Each public action takes the instance's job lock. QEMU is launched paused
+//! and detached; QMP is negotiated and the console hub attached before
+//! `cont`, so no guest output and no event is missed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrovirt_api::{EventKind, InstanceStatus, StateAction, StatePut};
+use ferrovirt_core::error::chain;
+use ferrovirt_core::{Error, Reverter, ValidSpec, accel};
+use ferrovirt_qemu::process;
+use ferrovirt_qmp::Qmp;
+
+use crate::console::ConsoleHub;
+use crate::daemon::Daemon;
+use crate::monitor;
+use crate::runtime::{Intent, VmRuntime};
+
+/// Seconds a graceful stop waits for the guest before forcing it off.
+pub const DEFAULT_STOP_TIMEOUT: u64 = 30;
+
+/// Runs a `PUT …/state` action.
+pub async fn change_state(d: &Daemon, name: &str, req: &StatePut) -> Result<(), Error> {
+    let _guard = d.locks.lock(name).await;
+    d.record(name)?;
+    match req.action {
+        StateAction::Start => start_locked(d, name).await,
+        StateAction::Stop => {
+            let timeout = req.timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+            stop_locked(d, name, req.force, Duration::from_secs(timeout)).await
+        }
+        StateAction::Pause => pause_locked(d, name).await,
+        StateAction::Resume => resume_locked(d, name).await,
+        StateAction::Reboot => reboot_locked(d, name).await,
+        StateAction::Reset => reset_locked(d, name).await,
+    }
+}
+
+fn running(d: &Daemon, name: &str) -> Result<Arc<VmRuntime>, Error> {
+    d.runtime(name)
+        .ok_or_else(|| Error::conflict(format!("instance {name} is not running")))
+}
+
+fn qmp_err(name: &str, doing: &str) -> impl Fn(ferrovirt_qmp::Error) -> Error {
+    let what = format!("cannot {doing} instance {name}");
+    move |e| Error::internal(format!("{what}: {}", chain(&e)))
+}
+
+/// Starts an instance; the caller holds its lock.
+pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rec = d.record(name)?;
+    if d.runtime(name).is_some() {
+        return Err(Error::conflict(format!("instance {name} is already running")));
+    }
+    let spec = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    let qemu = d.qemu()?;
+    let accel = accel::decide(spec.accel, &d.virt)?;
+    let paths = d.paths(name);
+    let cmd = ferrovirt_qemu::build(&qemu.binary, &spec, &accel, &paths);
+    let pid = process::launch(&cmd, &paths)
+        .await
+        .map_err(|e| Error::internal(format!("cannot start instance {name}: {}", chain(&e))))?;
+    let mut revert = Reverter::new();
+    let undo_paths = paths.clone();
+    revert.add(move || {
+        process::kill_now(pid);
+        process::clean_runtime(&undo_paths);
+    });
+    let (qmp, events) = Qmp::connect(&paths.qmp_socket())
+        .await
+        .map_err(qmp_err(name, "connect to"))?;
+    let console = if spec.serial {
+        Some(
+            ConsoleHub::connect(&paths.console_socket())
+                .await
+                .map_err(|e| {
+                    Error::internal(format!("cannot attach the console of instance {name}: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
+    let _ = std::fs::write(
+        paths.runtime_dir.join("accel.json"),
+        serde_json::to_vec(&accel).unwrap_or_default(),
+    );
+    qmp.execute("cont", None)
+        .await
+        .map_err(qmp_err(name, "continue"))?;
+    let rt = Arc::new(VmRuntime {
+        pid,
+        qmp,
+        accel,
+        paths,
+        console,
+        intent: Mutex::new(Intent::default()),
+    });
+    d.register(name, rt.clone());
+    revert.success();
+    d.set_status(name, InstanceStatus::Running, "started", Some(EventKind::Started));
+    tokio::spawn(monitor::run(d.clone(), name.to_owned(), rt, events));
+    Ok(())
+}
+
+/// Stops an instance: ACPI power button, then SIGKILL after `timeout`; or
+/// SIGKILL at once with `force`.
+pub async fn stop_locked(
+    d: &Daemon,
+    name: &str,
+    force: bool,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let rt = running(d, name)?;
+    rt.intent().stopping = true;
+    if force {
+        rt.expect_exit(InstanceStatus::Shutoff, "stopped by force");
+        process::kill_now(rt.pid);
+    } else {
+        rt.expect_exit(InstanceStatus::Shutoff, "shut down on request");
+        let status = rt.qmp.execute("query-status", None).await.unwrap_or_default();
+        if status["status"] == "shutdown" || status["status"] == "guest-panicked" {
+            rt.quit().await;
+        } else if rt.qmp.execute("system_powerdown", None).await.is_ok() {
+            let graceful = tokio::time::timeout(timeout, rt.qmp.closed()).await;
+            if graceful.is_err() {
+                rt.intent().exit = Some((
+                    InstanceStatus::Shutoff,
+                    format!("forced off: the guest did not shut down within {}s", timeout.as_secs()),
+                ));
+                process::kill_now(rt.pid);
+            }
+        } else {
+            process::kill_now(rt.pid);
+        }
+    }
+    rt.qmp.closed().await;
+    process::wait_gone(rt.pid, &rt.paths, Duration::from_secs(10)).await;
+    monitor::finish_exit(d, name, &rt);
+    Ok(())
+}
+
+async fn pause_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rt = running(d, name)?;
+    rt.qmp
+        .execute("stop", None)
+        .await
+        .map_err(qmp_err(name, "pause"))?;
+    d.set_status(name, InstanceStatus::Paused, "paused on request", Some(EventKind::Paused));
+    Ok(())
+}
+
+async fn resume_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rt = running(d, name)?;
+    let status = rt
+        .qmp
+        .execute("query-status", None)
+        .await
+        .map_err(qmp_err(name, "query"))?;
+    if status["status"] == "shutdown" {
+        // A guest kept after poweroff: boot it again from reset.
+        rt.qmp
+            .execute("system_reset", None)
+            .await
+            .map_err(qmp_err(name, "reset"))?;
+    }
+    rt.qmp
+        .execute("cont", None)
+        .await
+        .map_err(qmp_err(name, "resume"))?;
+    d.set_status(name, InstanceStatus::Running, "resumed on request", Some(EventKind::Resumed));
+    Ok(())
+}
+
+/// Reboot with guest cooperation: the ACPI power button, and the guest's
+/// resulting poweroff is turned into a reset by the monitor.
+async fn reboot_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rt = running(d, name)?;
+    rt.intent().rebooting = true;
+    rt.qmp
+        .execute("system_powerdown", None)
+        .await
+        .map_err(qmp_err(name, "reboot"))?;
+    Ok(())
+}
+
+async fn reset_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rt = running(d, name)?;
+    rt.qmp
+        .execute("system_reset", None)
+        .await
+        .map_err(qmp_err(name, "reset"))?;
+    d.events
+        .emit(EventKind::Rebooted, name, Some("reset on request".into()));
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! ferrovirtd: owns the host's VMs and serves the REST API on a unix socket.
+//!
+//! QEMUs run detached: stopping or killing the daemon leaves every VM
+//! running, and the next start re-attaches to them (see `reconcile`).
+
+mod config;
+mod console;
+mod daemon;
+mod error;
+mod events;
+mod instances;
+mod json;
+mod lifecycle;
+mod monitor;
+mod reconcile;
+mod routes;
+mod runtime;
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tokio::net::UnixListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+use crate::daemon::Daemon;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("FERROVIRT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Binds the API socket, refusing to steal it from a live daemon.
+async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            bail!("another ferrovirtd is already serving {}", socket.display());
+        }
+        std::fs::remove_file(socket)
+            .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
+    }
+    UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    init_logging(config.log_format);
+    for dir in [&config.state_dir, &config.runtime_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let listener = bind(&config.socket).await?;
+    let store = ferrovirt_store::SqliteStore::open(&config.state_dir.join("state.db"))
+        .context("cannot open the state database")?;
+    let binary = config.qemu.clone();
+    let cache = config.state_dir.join("cache").join("qemu-probe.json");
+    let qemu = tokio::task::spawn_blocking(move || {
+        ferrovirt_qemu::probe::probe_cached(&binary, &cache)
+            .map_err(|e| ferrovirt_core::error::chain(&e))
+    })
+    .await?;
+    match &qemu {
+        Ok(q) => tracing::info!(binary = q.binary, version = q.version, "QEMU probed"),
+        Err(e) => tracing::error!(error = e, "QEMU is unusable; instances cannot start"),
+    }
+    let d = Daemon::new(config.clone(), Box::new(store), qemu);
+    let accel = ferrovirt_core::accel::decide(ferrovirt_api::Accelerator::Auto, &d.virt)?;
+    tracing::info!(accel = accel.accel, reason = accel.reason, "accelerator");
+    reconcile::reconcile(&d).await?;
+    tracing::info!(socket = %config.socket.display(), "serving the API");
+    let app = routes::router(d);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopping; running VMs keep running");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
