@@ -119,10 +119,19 @@ fn build_or_find(cache: &Path) -> Result<TestGuest> {
     let cache = cache.canonicalize().map_err(Error::io("resolve", cache))?;
     let lock_path = cache.join(".lock");
     let lock = File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
-    lock.lock().map_err(Error::io("lock", &lock_path))?;
+    // Without file locks (some network file systems) concurrent builds still
+    // work, thanks to the atomic renames; they just do the work twice.
+    let locked = match lock.lock() {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => false,
+        Err(e) => return Err(Error::io("lock", &lock_path)(e)),
+    };
 
     let ingredients = apt::resolve(&cache.join("packages.json"))?;
     let downloads = cache.join("downloads");
+    if locked {
+        remove_leftovers(&downloads, ".download-");
+    }
     let kernel_deb = apt::download(&ingredients.kernel, &downloads)?;
     let busybox_deb = apt::download(&ingredients.busybox, &downloads)?;
     let key = cache_key(&[&kernel_deb.sha256, &busybox_deb.sha256]);
@@ -137,6 +146,9 @@ fn build_or_find(cache: &Path) -> Result<TestGuest> {
     }
 
     tracing::info!(dir = %dir.display(), "building the test guest");
+    if locked {
+        remove_leftovers(&cache, ".build-");
+    }
     let staging = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(&cache)
@@ -148,14 +160,27 @@ fn build_or_find(cache: &Path) -> Result<TestGuest> {
     }
     image::build(&key, &kernel_deb, &busybox_deb, &out, &scratch)?;
     if let Err(e) = fs::rename(&out, &dir) {
-        // Someone else (without the lock, e.g. on a file system where locks
-        // do not work) got there first: theirs is as good as ours.
+        // Someone else (without a working lock) got there first: theirs is
+        // as good as ours.
         if !(guest.kernel.is_file() && guest.initrd.is_file()) {
             return Err(Error::io("move the built guest to", &dir)(e));
         }
     }
     drop(lock);
     Ok(guest)
+}
+
+/// Removes temporary directories that killed builds left behind. Only
+/// called with the lock held, so no live build owns them.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// SHA-256 (hex) over the package hashes, the init script, the kernel

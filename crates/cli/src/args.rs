@@ -1,0 +1,136 @@
+//! Command-line syntax (clap derive structs only).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ferrovirt — manage virtual machines through ferrovirtd.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The daemon's API socket.
+    #[arg(long, global = true, env = "FERROVIRT_SOCKET", default_value = ferrovirt_client::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Output format of lists and details.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Define an instance from a YAML spec and/or flags.
+    Create(CreateArgs),
+    /// List instances.
+    List,
+    /// Show an instance with every default spelled out.
+    Show { name: String },
+    /// Edit an instance's spec in $EDITOR.
+    Edit { name: String },
+    /// Change spec fields: `set NAME memory=1024 on_crash=restart boot.cmdline="console=ttyS0"`.
+    Set {
+        name: String,
+        /// key=value pairs; dotted keys reach nested fields, values are YAML.
+        #[arg(required = true)]
+        assignments: Vec<String>,
+    },
+    /// Delete an instance.
+    Delete {
+        name: String,
+        /// Stop it first if it is running.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start an instance.
+    Start { name: String },
+    /// Stop an instance: ACPI shutdown, then force off after the timeout.
+    Stop {
+        name: String,
+        /// Kill QEMU at once instead of asking the guest.
+        #[arg(long)]
+        force: bool,
+        /// Seconds to wait for the guest before forcing it off.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Pause an instance's vCPUs.
+    Pause { name: String },
+    /// Resume a paused instance.
+    Resume { name: String },
+    /// Reboot an instance with the guest's cooperation (ACPI).
+    Reboot { name: String },
+    /// Hard-reset an instance.
+    Reset { name: String },
+    /// Attach to the serial console (Ctrl-] detaches), or print its history.
+    Console {
+        name: String,
+        /// Print the console history instead of attaching.
+        #[arg(long)]
+        log: bool,
+    },
+    /// Print QEMU's own log of an instance.
+    Logs { name: String },
+    /// The host: validation and capabilities.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Follow lifecycle events as they happen.
+    Monitor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Validate the host for virtualization (like virt-host-validate).
+    Check,
+    /// CPUs, memory, accelerator, machine types and CPU models.
+    Info,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// YAML spec file; flags override its fields.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory in MiB.
+    #[arg(long)]
+    pub memory: Option<u64>,
+    #[arg(long)]
+    pub kernel: Option<String>,
+    #[arg(long)]
+    pub initrd: Option<String>,
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// PATH[,format=raw|qcow2][,bus=virtio|scsi|sata|ide][,readonly]; repeatable.
+    #[arg(long = "disk")]
+    pub disks: Vec<String>,
+    /// An ISO image attached as a cdrom.
+    #[arg(long)]
+    pub cdrom: Option<String>,
+    /// pc, q35 or microvm.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// auto, kvm or tcg.
+    #[arg(long)]
+    pub accel: Option<String>,
+    /// A QEMU CPU model name (default: host under KVM, max under TCG).
+    #[arg(long)]
+    pub cpu_model: Option<String>,
+    /// none, vnc or spice.
+    #[arg(long)]
+    pub graphics: Option<String>,
+    #[arg(long)]
+    pub autostart: bool,
+    /// Start the instance once created.
+    #[arg(long)]
+    pub start: bool,
+}

@@ -1,0 +1,56 @@
+//! ferrovirt: the command-line client. It speaks only the REST API.
+
+mod args;
+mod commands;
+mod output;
+
+use clap::Parser;
+use ferrovirt_client::{Client, ClientError};
+
+use crate::args::{Cli, Command, HostCommand};
+use crate::commands::{console, host, instance, monitor, state};
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        match e.downcast_ref::<ClientError>() {
+            Some(ClientError::Api(body)) => eprintln!("Error: {}", body.error),
+            _ => eprintln!("Error: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let c = Client::new(&cli.socket)?;
+    let f = cli.format;
+    match cli.command {
+        Command::Create(args) => instance::create(&c, f, args).await,
+        Command::List => instance::list(&c, f).await,
+        Command::Show { name } => instance::show(&c, f, &name).await,
+        Command::Edit { name } => instance::edit(&c, &name).await,
+        Command::Set { name, assignments } => instance::set(&c, f, &name, &assignments).await,
+        Command::Delete { name, force } => instance::delete(&c, &name, force).await,
+        Command::Start { name } => state::simple(&c, &name, ferrovirt_api::StateAction::Start).await,
+        Command::Stop {
+            name,
+            force,
+            timeout,
+        } => state::stop(&c, &name, force, timeout).await,
+        Command::Pause { name } => state::simple(&c, &name, ferrovirt_api::StateAction::Pause).await,
+        Command::Resume { name } => {
+            state::simple(&c, &name, ferrovirt_api::StateAction::Resume).await
+        }
+        Command::Reboot { name } => {
+            state::simple(&c, &name, ferrovirt_api::StateAction::Reboot).await
+        }
+        Command::Reset { name } => state::simple(&c, &name, ferrovirt_api::StateAction::Reset).await,
+        Command::Console { name, log: true } => console::history(&c, &name, "console").await,
+        Command::Console { name, log: false } => console::attach(&c, &name).await,
+        Command::Logs { name } => console::history(&c, &name, "qemu").await,
+        Command::Host(HostCommand::Check) => host::check(&c, f).await,
+        Command::Host(HostCommand::Info) => host::info(&c, f).await,
+        Command::Monitor => monitor::follow(&c, f).await,
+    }
+}

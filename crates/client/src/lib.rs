@@ -1,0 +1,294 @@
+//! Async client of the Ferrovirt REST API over the daemon's unix socket.
+//!
+//! Errors from the daemon come back as [`ClientError::Api`] carrying the
+//! daemon's JSON error body unchanged, so callers can show its sentence and
+//! the offending field.
+
+use std::path::{Path, PathBuf};
+
+use ferrovirt_api::{
+    ErrorBody, Event, HostCheck, HostInfo, Instance, StateAction, StatePut,
+};
+use futures::{SinkExt, Stream, StreamExt};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/ferrovirt/ferrovirt.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon refused the request.
+    #[error("{}", .0.error)]
+    Api(ErrorBody),
+    #[error("cannot reach ferrovirtd at {socket}: {reason} (is the daemon running? see --socket / FERROVIRT_SOCKET)")]
+    Connect { socket: String, reason: String },
+    #[error("unexpected answer from ferrovirtd: {0}")]
+    Protocol(String),
+}
+
+/// A client bound to one daemon socket.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    socket: PathBuf,
+}
+
+const BASE: &str = "http://ferrovirt";
+
+impl Client {
+    pub fn new(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let socket = socket.as_ref().to_path_buf();
+        let http = reqwest::Client::builder()
+            .unix_socket(socket.clone())
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(Self { http, socket })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    fn connect_err(&self, e: reqwest::Error) -> ClientError {
+        let mut reason = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            reason = s.to_string();
+            src = s.source();
+        }
+        ClientError::Connect {
+            socket: self.socket.display().to_string(),
+            reason,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut req = self.http.request(method, format!("{BASE}{path}"));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| self.connect_err(e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ClientError::Api(body),
+            Err(_) => ClientError::Protocol(format!("HTTP {status}: {text}")),
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(method, path, body).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn list_instances(&self) -> Result<Vec<Instance>, ClientError> {
+        self.get("/1.0/instances").await
+    }
+
+    pub async fn instance(&self, name: &str) -> Result<Instance, ClientError> {
+        self.get(&format!("/1.0/instances/{}", enc(name))).await
+    }
+
+    /// Creates an instance from a spec given as JSON (so the daemon validates
+    /// every field, unknown ones included).
+    pub async fn create_instance(&self, spec: &serde_json::Value) -> Result<Instance, ClientError> {
+        self.call(Method::POST, "/1.0/instances", Some(spec)).await
+    }
+
+    pub async fn replace_instance(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> Result<Instance, ClientError> {
+        self.call(Method::PUT, &format!("/1.0/instances/{}", enc(name)), Some(spec))
+            .await
+    }
+
+    /// Applies a JSON merge patch to the spec.
+    pub async fn patch_instance(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Instance, ClientError> {
+        self.call(Method::PATCH, &format!("/1.0/instances/{}", enc(name)), Some(patch))
+            .await
+    }
+
+    pub async fn delete_instance(&self, name: &str, force: bool) -> Result<(), ClientError> {
+        self.send(
+            Method::DELETE,
+            &format!("/1.0/instances/{}?force={force}", enc(name)),
+            None::<&()>,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn change_state(&self, name: &str, req: &StatePut) -> Result<Instance, ClientError> {
+        self.call(Method::PUT, &format!("/1.0/instances/{}/state", enc(name)), Some(req))
+            .await
+    }
+
+    /// Shorthand for an action without options.
+    pub async fn action(&self, name: &str, action: StateAction) -> Result<Instance, ClientError> {
+        self.change_state(
+            name,
+            &StatePut {
+                action,
+                force: false,
+                timeout: None,
+            },
+        )
+        .await
+    }
+
+    /// A log of an instance: `console` or `qemu`.
+    pub async fn log(&self, name: &str, log: &str, tail: Option<u64>) -> Result<Vec<u8>, ClientError> {
+        let tail = tail.map(|t| format!("?tail={t}")).unwrap_or_default();
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/1.0/instances/{}/logs/{log}{tail}", enc(name)),
+                None::<&()>,
+            )
+            .await?;
+        Ok(resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_vec())
+    }
+
+    pub async fn host_info(&self) -> Result<HostInfo, ClientError> {
+        self.get("/1.0/host").await
+    }
+
+    pub async fn host_check(&self) -> Result<HostCheck, ClientError> {
+        self.get("/1.0/host/check").await
+    }
+
+    pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/1.0/openapi.json").await
+    }
+
+    /// The live event stream.
+    pub async fn events(&self) -> Result<impl Stream<Item = Event> + use<>, ClientError> {
+        let resp = self.send(Method::GET, "/1.0/events", None::<&()>).await?;
+        let bytes = resp.bytes_stream();
+        Ok(futures::stream::unfold(
+            (bytes, Vec::<u8>::new()),
+            |(mut bytes, mut buf)| async move {
+                loop {
+                    if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=pos).collect();
+                        if let Ok(ev) = serde_json::from_slice::<Event>(&line) {
+                            return Some((ev, (bytes, buf)));
+                        }
+                        continue;
+                    }
+                    match bytes.next().await {
+                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                        _ => return None,
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Attaches to an instance's serial console. The returned stream reads
+    /// what the guest writes and writes keystrokes to the guest; it ends when
+    /// the instance stops.
+    pub async fn console(&self, name: &str) -> Result<DuplexStream, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| ClientError::Connect {
+                socket: self.socket.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let url = format!("ws://ferrovirt/1.0/instances/{}/console", enc(name));
+        let (ws, _) = match tokio_tungstenite::client_async(url, stream).await {
+            Ok(ok) => ok,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp.body().clone().unwrap_or_default();
+                return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                    Ok(b) => ClientError::Api(b),
+                    Err(_) => ClientError::Protocol(format!("HTTP {}", resp.status())),
+                });
+            }
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+        };
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(pump(ws, theirs));
+        Ok(ours)
+    }
+}
+
+async fn pump(
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+    local: DuplexStream,
+) {
+    let (mut sink, mut source) = ws.split();
+    let (mut rd, mut wr) = tokio::io::split(local);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        tokio::select! {
+            msg = source.next() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if wr.write_all(&b).await.is_err() { break; }
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if wr.write_all(t.as_bytes()).await.is_err() { break; }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            n = rd.read(&mut buf) => match n {
+                Ok(0) | Err(_) => { let _ = sink.send(Message::Close(None)).await; break; }
+                Ok(n) => {
+                    if sink.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() { break; }
+                }
+            },
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Percent-encodes a path segment (names are validated by the daemon; this
+/// only keeps odd input from changing the request path).
+fn enc(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
