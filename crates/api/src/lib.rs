@@ -12,7 +12,9 @@ mod instance;
 
 pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
-pub use host::{AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, MachineType, QemuInfo};
+pub use host::{
+    AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, MachineType, QemuInfo,
+};
 pub use instance::{
     Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, Graphics,
     GraphicsAdapter, GraphicsType, Instance, InstanceSpec, InstanceState, InstanceStatus,

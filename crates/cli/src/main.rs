@@ -32,20 +32,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Edit { name } => instance::edit(&c, &name).await,
         Command::Set { name, assignments } => instance::set(&c, f, &name, &assignments).await,
         Command::Delete { name, force } => instance::delete(&c, &name, force).await,
-        Command::Start { name } => state::simple(&c, &name, ferrovirt_api::StateAction::Start).await,
+        Command::Start { name } => {
+            state::simple(&c, &name, ferrovirt_api::StateAction::Start).await
+        }
         Command::Stop {
             name,
             force,
             timeout,
         } => state::stop(&c, &name, force, timeout).await,
-        Command::Pause { name } => state::simple(&c, &name, ferrovirt_api::StateAction::Pause).await,
+        Command::Pause { name } => {
+            state::simple(&c, &name, ferrovirt_api::StateAction::Pause).await
+        }
         Command::Resume { name } => {
             state::simple(&c, &name, ferrovirt_api::StateAction::Resume).await
         }
         Command::Reboot { name } => {
             state::simple(&c, &name, ferrovirt_api::StateAction::Reboot).await
         }
-        Command::Reset { name } => state::simple(&c, &name, ferrovirt_api::StateAction::Reset).await,
+        Command::Reset { name } => {
+            state::simple(&c, &name, ferrovirt_api::StateAction::Reset).await
+        }
         Command::Console { name, log: true } => console::history(&c, &name, "console").await,
         Command::Console { name, log: false } => console::attach(&c, &name).await,
         Command::Logs { name } => console::history(&c, &name, "qemu").await,

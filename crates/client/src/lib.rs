@@ -6,9 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrovirt_api::{
-    ErrorBody, Event, HostCheck, HostInfo, Instance, StateAction, StatePut,
-};
+use ferrovirt_api::{ErrorBody, Event, HostCheck, HostInfo, Instance, StateAction, StatePut};
 use futures::{SinkExt, Stream, StreamExt};
 use reqwest::Method;
 use serde::Serialize;
@@ -24,7 +22,9 @@ pub enum ClientError {
     /// The daemon refused the request.
     #[error("{}", .0.error)]
     Api(ErrorBody),
-    #[error("cannot reach ferrovirtd at {socket}: {reason} (is the daemon running? see --socket / FERROVIRT_SOCKET)")]
+    #[error(
+        "cannot reach ferrovirtd at {socket}: {reason} (is the daemon running? see --socket / FERROVIRT_SOCKET)"
+    )]
     Connect { socket: String, reason: String },
     #[error("unexpected answer from ferrovirtd: {0}")]
     Protocol(String),
@@ -125,8 +125,12 @@ impl Client {
         name: &str,
         spec: &serde_json::Value,
     ) -> Result<Instance, ClientError> {
-        self.call(Method::PUT, &format!("/1.0/instances/{}", enc(name)), Some(spec))
-            .await
+        self.call(
+            Method::PUT,
+            &format!("/1.0/instances/{}", enc(name)),
+            Some(spec),
+        )
+        .await
     }
 
     /// Applies a JSON merge patch to the spec.
@@ -135,8 +139,12 @@ impl Client {
         name: &str,
         patch: &serde_json::Value,
     ) -> Result<Instance, ClientError> {
-        self.call(Method::PATCH, &format!("/1.0/instances/{}", enc(name)), Some(patch))
-            .await
+        self.call(
+            Method::PATCH,
+            &format!("/1.0/instances/{}", enc(name)),
+            Some(patch),
+        )
+        .await
     }
 
     pub async fn delete_instance(&self, name: &str, force: bool) -> Result<(), ClientError> {
@@ -150,8 +158,12 @@ impl Client {
     }
 
     pub async fn change_state(&self, name: &str, req: &StatePut) -> Result<Instance, ClientError> {
-        self.call(Method::PUT, &format!("/1.0/instances/{}/state", enc(name)), Some(req))
-            .await
+        self.call(
+            Method::PUT,
+            &format!("/1.0/instances/{}/state", enc(name)),
+            Some(req),
+        )
+        .await
     }
 
     /// Shorthand for an action without options.
@@ -168,7 +180,12 @@ impl Client {
     }
 
     /// A log of an instance: `console` or `qemu`.
-    pub async fn log(&self, name: &str, log: &str, tail: Option<u64>) -> Result<Vec<u8>, ClientError> {
+    pub async fn log(
+        &self,
+        name: &str,
+        log: &str,
+        tail: Option<u64>,
+    ) -> Result<Vec<u8>, ClientError> {
         let tail = tail.map(|t| format!("?tail={t}")).unwrap_or_default();
         let resp = self
             .send(
@@ -248,10 +265,7 @@ impl Client {
     }
 }
 
-async fn pump(
-    ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
-    local: DuplexStream,
-) {
+async fn pump(ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>, local: DuplexStream) {
     let (mut sink, mut source) = ws.split();
     let (mut rd, mut wr) = tokio::io::split(local);
     let mut buf = vec![0u8; 8192];

@@ -53,37 +53,48 @@ pub fn check(f: &HostFacts) -> Vec<HostCheckItem> {
             Some("enable VT-x/AMD-V in the firmware, or nested virtualization on the parent hypervisor"),
         ),
     });
-    out.push(match (f.virt.kvm_device, f.virt.is_paravirtual_kvm(), &f.virt.cpu_flag) {
-        (false, _, _) => item(
-            "/dev/kvm",
-            Warn,
-            "/dev/kvm is missing: only TCG emulation is possible".into(),
-            Some("modprobe kvm_intel (or kvm_amd) on a CPU with vmx/svm"),
-        ),
-        (true, true, _) => item(
-            "/dev/kvm",
-            Warn,
-            "/dev/kvm is the paravirtual kvm_pvm, not hardware KVM: Ferrovirt uses TCG".into(),
-            Some("run on a host (or a nested-virtualization VM) whose CPU has vmx/svm"),
-        ),
-        (true, false, None) => item(
-            "/dev/kvm",
-            Warn,
-            "/dev/kvm exists but the CPU shows no vmx/svm: Ferrovirt uses TCG".into(),
-            Some("enable VT-x/AMD-V in the firmware"),
-        ),
-        (true, false, Some(_)) => match &f.virt.kvm_open {
-            Ok(()) => item("/dev/kvm", Pass, "hardware KVM is usable".into(), None),
-            Err(e) => item(
+    out.push(
+        match (
+            f.virt.kvm_device,
+            f.virt.is_paravirtual_kvm(),
+            &f.virt.cpu_flag,
+        ) {
+            (false, _, _) => item(
                 "/dev/kvm",
-                Fail,
-                format!("/dev/kvm cannot be opened: {e}"),
-                Some("run ferrovirtd as root or give it access to /dev/kvm (group kvm)"),
+                Warn,
+                "/dev/kvm is missing: only TCG emulation is possible".into(),
+                Some("modprobe kvm_intel (or kvm_amd) on a CPU with vmx/svm"),
             ),
+            (true, true, _) => item(
+                "/dev/kvm",
+                Warn,
+                "/dev/kvm is the paravirtual kvm_pvm, not hardware KVM: Ferrovirt uses TCG".into(),
+                Some("run on a host (or a nested-virtualization VM) whose CPU has vmx/svm"),
+            ),
+            (true, false, None) => item(
+                "/dev/kvm",
+                Warn,
+                "/dev/kvm exists but the CPU shows no vmx/svm: Ferrovirt uses TCG".into(),
+                Some("enable VT-x/AMD-V in the firmware"),
+            ),
+            (true, false, Some(_)) => match &f.virt.kvm_open {
+                Ok(()) => item("/dev/kvm", Pass, "hardware KVM is usable".into(), None),
+                Err(e) => item(
+                    "/dev/kvm",
+                    Fail,
+                    format!("/dev/kvm cannot be opened: {e}"),
+                    Some("run ferrovirtd as root or give it access to /dev/kvm (group kvm)"),
+                ),
+            },
         },
-    });
+    );
     out.push(if f.vhost_net {
-        item("/dev/vhost-net", Pass, "vhost-net in-kernel virtio-net is available".into(), None)
+        item(
+            "/dev/vhost-net",
+            Pass,
+            "vhost-net in-kernel virtio-net is available".into(),
+            None,
+        )
     } else {
         item(
             "/dev/vhost-net",
@@ -93,7 +104,12 @@ pub fn check(f: &HostFacts) -> Vec<HostCheckItem> {
         )
     });
     out.push(if f.tun {
-        item("/dev/net/tun", Pass, "TAP devices can be created".into(), None)
+        item(
+            "/dev/net/tun",
+            Pass,
+            "TAP devices can be created".into(),
+            None,
+        )
     } else {
         item(
             "/dev/net/tun",
@@ -155,7 +171,10 @@ pub fn check(f: &HostFacts) -> Vec<HostCheckItem> {
         item(
             "IOMMU",
             Pass,
-            format!("{} IOMMU groups: device passthrough possible", f.iommu_groups),
+            format!(
+                "{} IOMMU groups: device passthrough possible",
+                f.iommu_groups
+            ),
             None,
         )
     } else {
@@ -206,10 +225,17 @@ mod tests {
     fn paravirtual_kvm_is_a_warning_with_a_fix() {
         let items = check(&facts());
         assert_eq!(status_of(&items, "/dev/kvm"), CheckStatus::Warn);
-        assert_eq!(status_of(&items, "hardware virtualization"), CheckStatus::Warn);
+        assert_eq!(
+            status_of(&items, "hardware virtualization"),
+            CheckStatus::Warn
+        );
         assert_eq!(status_of(&items, "QEMU"), CheckStatus::Pass);
         assert_eq!(status_of(&items, "qemu-img"), CheckStatus::Fail);
-        assert!(items.iter().all(|i| i.status == CheckStatus::Pass || i.fix.is_some()));
+        assert!(
+            items
+                .iter()
+                .all(|i| i.status == CheckStatus::Pass || i.fix.is_some())
+        );
     }
 
     #[test]

@@ -46,7 +46,17 @@ mod tests {
 
     #[test]
     fn rejects_paths_and_odd_names() {
-        for bad in ["", "a/b", "..", "../etc", "Web", "1vm", "vm-", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "../etc",
+            "Web",
+            "1vm",
+            "vm-",
+            "a b",
+            &"x".repeat(64),
+        ] {
             let err = validate("name", bad).unwrap_err();
             assert_eq!(err.field.as_deref(), Some("name"), "{bad}");
         }

@@ -10,7 +10,9 @@ pub struct Reverter {
 
 impl std::fmt::Debug for Reverter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reverter").field("steps", &self.steps.len()).finish()
+        f.debug_struct("Reverter")
+            .field("steps", &self.steps.len())
+            .finish()
     }
 }
 

@@ -111,7 +111,10 @@ fn validate_boot(spec: &InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Result<
         }
     }
     if boot.order.is_empty() {
-        return Err(Error::validation("boot.order", "must list at least one device"));
+        return Err(Error::validation(
+            "boot.order",
+            "must list at least one device",
+        ));
     }
     for (i, dev) in boot.order.iter().enumerate() {
         if boot.order[..i].contains(dev) {
@@ -163,11 +166,17 @@ fn validate_disks(spec: &mut InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Re
     }
     let ide = spec.disks.iter().filter(|d| d.bus == DiskBus::Ide).count();
     if ide > 4 {
-        return Err(Error::validation("disks", "at most 4 IDE devices fit on the pc machine"));
+        return Err(Error::validation(
+            "disks",
+            "at most 4 IDE devices fit on the pc machine",
+        ));
     }
     let sata = spec.disks.iter().filter(|d| d.bus == DiskBus::Sata).count();
     if sata > 6 {
-        return Err(Error::validation("disks", "at most 6 SATA devices fit on one AHCI controller"));
+        return Err(Error::validation(
+            "disks",
+            "at most 6 SATA devices fit on one AHCI controller",
+        ));
     }
     Ok(())
 }
@@ -252,8 +261,12 @@ mod tests {
 
     #[test]
     fn fills_defaults_and_uuid() {
-        let v = ValidSpec::new(spec(serde_json::json!({"name": "vm1"})), &host(), &all_exist)
-            .unwrap();
+        let v = ValidSpec::new(
+            spec(serde_json::json!({"name": "vm1"})),
+            &host(),
+            &all_exist,
+        )
+        .unwrap();
         assert!(v.get().uuid.is_some());
         assert_eq!(v.get().memory, 512);
         assert_eq!(v.get().on_reboot, LifecycleAction::Restart);
@@ -261,16 +274,34 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields_with_their_path() {
-        assert_eq!(field_of(spec(serde_json::json!({"name": "a/b"}))).as_deref(), Some("name"));
-        assert_eq!(field_of(spec(serde_json::json!({"name": "a", "memory": 0}))).as_deref(), Some("memory"));
-        assert_eq!(field_of(spec(serde_json::json!({"name": "a", "memory": 9999}))).as_deref(), Some("memory"));
-        assert_eq!(field_of(spec(serde_json::json!({"name": "a", "cpus": 0}))).as_deref(), Some("cpus"));
         assert_eq!(
-            field_of(spec(serde_json::json!({"name": "a", "cpu_model": {"named": "nope"}}))).as_deref(),
+            field_of(spec(serde_json::json!({"name": "a/b"}))).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(spec(serde_json::json!({"name": "a", "memory": 0}))).as_deref(),
+            Some("memory")
+        );
+        assert_eq!(
+            field_of(spec(serde_json::json!({"name": "a", "memory": 9999}))).as_deref(),
+            Some("memory")
+        );
+        assert_eq!(
+            field_of(spec(serde_json::json!({"name": "a", "cpus": 0}))).as_deref(),
+            Some("cpus")
+        );
+        assert_eq!(
+            field_of(spec(
+                serde_json::json!({"name": "a", "cpu_model": {"named": "nope"}})
+            ))
+            .as_deref(),
             Some("cpu_model")
         );
         assert_eq!(
-            field_of(spec(serde_json::json!({"name": "a", "boot": {"cmdline": "x"}}))).as_deref(),
+            field_of(spec(
+                serde_json::json!({"name": "a", "boot": {"cmdline": "x"}})
+            ))
+            .as_deref(),
             Some("boot.cmdline")
         );
         assert_eq!(
@@ -286,7 +317,11 @@ mod tests {
         let s = spec(serde_json::json!({"name": "a", "boot": {"kernel": "/no/such"}}));
         let err = ValidSpec::new(s, &host(), &|_| false).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("boot.kernel"));
-        assert!(err.message.contains("/no/such does not exist"), "{}", err.message);
+        assert!(
+            err.message.contains("/no/such does not exist"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -315,6 +350,12 @@ mod tests {
         assert!(err.message.contains("memory"), "{}", err.message);
         check_update(&old, &new, false).unwrap();
         new.name = "b".into();
-        assert_eq!(check_update(&old, &new, false).unwrap_err().field.as_deref(), Some("name"));
+        assert_eq!(
+            check_update(&old, &new, false)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("name")
+        );
     }
 }

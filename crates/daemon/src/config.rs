@@ -7,10 +7,18 @@ use clap::{Parser, ValueEnum};
 #[command(version, about)]
 pub struct Config {
     /// Unix socket of the REST API.
-    #[arg(long, env = "FERROVIRT_SOCKET", default_value = "/run/ferrovirt/ferrovirt.sock")]
+    #[arg(
+        long,
+        env = "FERROVIRT_SOCKET",
+        default_value = "/run/ferrovirt/ferrovirt.sock"
+    )]
     pub socket: PathBuf,
     /// Persistent state: database, logs, caches.
-    #[arg(long, env = "FERROVIRT_STATE_DIR", default_value = "/var/lib/ferrovirt")]
+    #[arg(
+        long,
+        env = "FERROVIRT_STATE_DIR",
+        default_value = "/var/lib/ferrovirt"
+    )]
     pub state_dir: PathBuf,
     /// Runtime files: one directory per running VM (QMP and console sockets, pidfile).
     #[arg(long, env = "FERROVIRT_RUNTIME_DIR", default_value = "/run/ferrovirt")]

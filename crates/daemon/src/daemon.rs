@@ -5,9 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use ferrovirt_api::{
-    AccelDecision, EventKind, Instance, InstanceState, InstanceStatus, QemuInfo,
-};
+use ferrovirt_api::{AccelDecision, EventKind, Instance, InstanceState, InstanceStatus, QemuInfo};
 use ferrovirt_core::accel::HostVirt;
 use ferrovirt_core::{Error, HostLimits, InstanceLocks};
 use ferrovirt_qemu::InstancePaths;
@@ -128,7 +126,12 @@ impl Daemon {
         reason: &str,
         event: Option<EventKind>,
     ) {
-        let before = self.store.get_instance(name).ok().flatten().map(|r| r.status);
+        let before = self
+            .store
+            .get_instance(name)
+            .ok()
+            .flatten()
+            .map(|r| r.status);
         if let Err(e) = self.store.set_status(name, status, reason) {
             tracing::error!(instance = name, error = %ferrovirt_core::error::chain(&e), "cannot record state");
         }

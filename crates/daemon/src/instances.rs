@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc7396() {
         let mut doc = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
-        merge(&mut doc, serde_json::json!({"a": null, "b": {"c": 5}, "e": [1]}));
+        merge(
+            &mut doc,
+            serde_json::json!({"a": null, "b": {"c": 5}, "e": [1]}),
+        );
         assert_eq!(doc, serde_json::json!({"b": {"c": 5, "d": 3}, "e": [1]}));
     }
 }

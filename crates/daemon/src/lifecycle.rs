@@ -52,7 +52,9 @@ fn qmp_err(name: &str, doing: &str) -> impl Fn(ferrovirt_qmp::Error) -> Error {
 pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     let rec = d.record(name)?;
     if d.runtime(name).is_some() {
-        return Err(Error::conflict(format!("instance {name} is already running")));
+        return Err(Error::conflict(format!(
+            "instance {name} is already running"
+        )));
     }
     let spec = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?.into_inner();
     let qemu = d.qemu()?;
@@ -96,10 +98,16 @@ pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
         paths,
         console,
         intent: Mutex::new(Intent::default()),
+        finished: Mutex::new(false),
     });
     d.register(name, rt.clone());
     revert.success();
-    d.set_status(name, InstanceStatus::Running, "started", Some(EventKind::Started));
+    d.set_status(
+        name,
+        InstanceStatus::Running,
+        "started",
+        Some(EventKind::Started),
+    );
     tokio::spawn(monitor::run(d.clone(), name.to_owned(), rt, events));
     Ok(())
 }
@@ -119,7 +127,11 @@ pub async fn stop_locked(
         process::kill_now(rt.pid);
     } else {
         rt.expect_exit(InstanceStatus::Shutoff, "shut down on request");
-        let status = rt.qmp.execute("query-status", None).await.unwrap_or_default();
+        let status = rt
+            .qmp
+            .execute("query-status", None)
+            .await
+            .unwrap_or_default();
         if status["status"] == "shutdown" || status["status"] == "guest-panicked" {
             rt.quit().await;
         } else if rt.qmp.execute("system_powerdown", None).await.is_ok() {
@@ -127,7 +139,10 @@ pub async fn stop_locked(
             if graceful.is_err() {
                 rt.intent().exit = Some((
                     InstanceStatus::Shutoff,
-                    format!("forced off: the guest did not shut down within {}s", timeout.as_secs()),
+                    format!(
+                        "forced off: the guest did not shut down within {}s",
+                        timeout.as_secs()
+                    ),
                 ));
                 process::kill_now(rt.pid);
             }
@@ -147,7 +162,12 @@ async fn pause_locked(d: &Daemon, name: &str) -> Result<(), Error> {
         .execute("stop", None)
         .await
         .map_err(qmp_err(name, "pause"))?;
-    d.set_status(name, InstanceStatus::Paused, "paused on request", Some(EventKind::Paused));
+    d.set_status(
+        name,
+        InstanceStatus::Paused,
+        "paused on request",
+        Some(EventKind::Paused),
+    );
     Ok(())
 }
 
@@ -169,7 +189,12 @@ async fn resume_locked(d: &Daemon, name: &str) -> Result<(), Error> {
         .execute("cont", None)
         .await
         .map_err(qmp_err(name, "resume"))?;
-    d.set_status(name, InstanceStatus::Running, "resumed on request", Some(EventKind::Resumed));
+    d.set_status(
+        name,
+        InstanceStatus::Running,
+        "resumed on request",
+        Some(EventKind::Resumed),
+    );
     Ok(())
 }
 

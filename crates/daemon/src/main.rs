@@ -27,8 +27,11 @@ use crate::config::{Config, LogFormat};
 use crate::daemon::Daemon;
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("FERROVIRT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("FERROVIRT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -48,9 +48,11 @@ pub async fn run(
 /// runtime files and sets the expected state (crashed if none was
 /// expected). Idempotent: only the first caller acts, and it gets the status.
 pub fn finish_exit(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) -> Option<InstanceStatus> {
-    if !d.unregister(name, rt) {
+    let mut finished = rt.finished.lock().unwrap_or_else(|p| p.into_inner());
+    if *finished {
         return None;
     }
+    *finished = true;
     let (status, reason) = rt.intent().exit.take().unwrap_or((
         InstanceStatus::Crashed,
         "QEMU exited unexpectedly (killed or crashed)".to_owned(),
@@ -61,10 +63,15 @@ pub fn finish_exit(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) -> Option<Instan
         _ => EventKind::Stopped,
     };
     d.set_status(name, status, &reason, Some(kind));
+    d.unregister(name, rt);
     Some(status)
 }
 
-fn policy(d: &Daemon, name: &str, pick: fn(&ferrovirt_api::InstanceSpec) -> LifecycleAction) -> LifecycleAction {
+fn policy(
+    d: &Daemon,
+    name: &str,
+    pick: fn(&ferrovirt_api::InstanceSpec) -> LifecycleAction,
+) -> LifecycleAction {
     d.record(name)
         .map(|r| pick(&r.spec))
         .unwrap_or(LifecycleAction::Destroy)
@@ -89,7 +96,10 @@ async fn restart_after_crash(d: &Daemon, name: &str) {
         .map(|r| r.status == InstanceStatus::Crashed)
         .unwrap_or(false);
     if still_crashed && d.runtime(name).is_none() {
-        tracing::info!(instance = name, "restarting after a crash (on_crash=restart)");
+        tracing::info!(
+            instance = name,
+            "restarting after a crash (on_crash=restart)"
+        );
         if let Err(e) = lifecycle::start_locked(d, name).await {
             tracing::error!(instance = name, error = %e, "restart after crash failed");
         }
@@ -97,6 +107,7 @@ async fn restart_after_crash(d: &Daemon, name: &str) {
 }
 
 async fn reset_and_continue(rt: &VmRuntime) {
+    rt.note_reset();
     let _ = rt.qmp.execute("system_reset", None).await;
     let _ = rt.qmp.execute("cont", None).await;
 }
@@ -108,15 +119,33 @@ async fn handle(d: &Daemon, name: &str, rt: &Arc<VmRuntime>, ev: QmpEvent) {
         "SHUTDOWN" if ev.data["reason"] == "host-signal" => {
             rt.expect_exit(InstanceStatus::Shutoff, "QEMU was terminated by a signal");
         }
-        "RESET" if ev.data["guest"] == true => guest_reboot(d, name, rt).await,
-        "GUEST_PANICKED" => guest_panic(d, name, rt).await,
-        "STOP" => {
-            let status = rt.qmp.execute("query-status", None).await.unwrap_or_default();
-            if status["status"] == "paused" {
-                d.set_status(name, InstanceStatus::Paused, "paused", Some(EventKind::Paused));
+        "RESET" => {
+            if rt.note_reset() && ev.data["guest"] == true {
+                guest_reboot(d, name, rt).await;
             }
         }
-        "RESUME" => d.set_status(name, InstanceStatus::Running, "running", Some(EventKind::Resumed)),
+        "GUEST_PANICKED" => guest_panic(d, name, rt).await,
+        "STOP" => {
+            let status = rt
+                .qmp
+                .execute("query-status", None)
+                .await
+                .unwrap_or_default();
+            if status["status"] == "paused" {
+                d.set_status(
+                    name,
+                    InstanceStatus::Paused,
+                    "paused",
+                    Some(EventKind::Paused),
+                );
+            }
+        }
+        "RESUME" => d.set_status(
+            name,
+            InstanceStatus::Running,
+            "running",
+            Some(EventKind::Resumed),
+        ),
         _ => {}
     }
 }
@@ -124,8 +153,11 @@ async fn handle(d: &Daemon, name: &str, rt: &Arc<VmRuntime>, ev: QmpEvent) {
 /// Handles a guest poweroff (QEMU stays alive thanks to `-no-shutdown`).
 /// Also used on re-attach when the guest powered off while the daemon was down.
 pub async fn guest_poweroff(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
-    d.events
-        .emit(EventKind::Shutdown, name, Some("the guest powered off".into()));
+    d.events.emit(
+        EventKind::Shutdown,
+        name,
+        Some("the guest powered off".into()),
+    );
     let (stopping, rebooting) = {
         let mut i = rt.intent();
         let r = (i.stopping, i.rebooting);
@@ -138,8 +170,11 @@ pub async fn guest_poweroff(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
     }
     if rebooting {
         reset_and_continue(rt).await;
-        d.events
-            .emit(EventKind::Rebooted, name, Some("rebooted on request".into()));
+        d.events.emit(
+            EventKind::Rebooted,
+            name,
+            Some("rebooted on request".into()),
+        );
         return;
     }
     match policy(d, name, |s| s.on_poweroff) {
@@ -196,8 +231,11 @@ pub async fn guest_panic(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
             rt.quit().await;
         }
         LifecycleAction::Restart => {
-            d.events
-                .emit(EventKind::Crashed, name, Some("the guest panicked; restarting".into()));
+            d.events.emit(
+                EventKind::Crashed,
+                name,
+                Some("the guest panicked; restarting".into()),
+            );
             reset_and_continue(rt).await;
         }
         LifecycleAction::Preserve => d.set_status(

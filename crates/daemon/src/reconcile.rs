@@ -96,13 +96,29 @@ async fn reattach(d: &Daemon, name: &str, pid: u32) -> Result<(), String> {
         paths,
         console,
         intent: Mutex::new(Intent::default()),
+        finished: Mutex::new(false),
     });
     d.register(name, rt.clone());
     let runstate = status["status"].as_str().unwrap_or("").to_owned();
-    tracing::info!(instance = name, pid, runstate, "re-attached to running QEMU");
+    tracing::info!(
+        instance = name,
+        pid,
+        runstate,
+        "re-attached to running QEMU"
+    );
     match runstate.as_str() {
-        "running" => d.set_status(name, InstanceStatus::Running, "running", Some(EventKind::Resumed)),
-        "paused" => d.set_status(name, InstanceStatus::Paused, "paused", Some(EventKind::Paused)),
+        "running" => d.set_status(
+            name,
+            InstanceStatus::Running,
+            "running",
+            Some(EventKind::Resumed),
+        ),
+        "paused" => d.set_status(
+            name,
+            InstanceStatus::Paused,
+            "paused",
+            Some(EventKind::Paused),
+        ),
         "prelaunch" => {
             rt.expect_exit(
                 InstanceStatus::Shutoff,
@@ -123,7 +139,13 @@ async fn reattach(d: &Daemon, name: &str, pid: u32) -> Result<(), String> {
 
 async fn connect_with_retry(
     path: &std::path::Path,
-) -> Result<(Qmp, tokio::sync::broadcast::Receiver<ferrovirt_qmp::QmpEvent>), String> {
+) -> Result<
+    (
+        Qmp,
+        tokio::sync::broadcast::Receiver<ferrovirt_qmp::QmpEvent>,
+    ),
+    String,
+> {
     let mut last = String::new();
     for _ in 0..50 {
         match Qmp::connect(path).await {
@@ -137,17 +159,16 @@ async fn connect_with_retry(
 
 /// Kills QEMUs started from our runtime dir that no instance owns.
 fn kill_orphans(d: &Daemon, owned: &HashSet<u32>) {
-    let marker = d
-        .config
-        .runtime_dir
-        .join("instances")
-        .display()
-        .to_string();
+    let marker = d.config.runtime_dir.join("instances").display().to_string();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if owned.contains(&pid) {

@@ -17,6 +17,9 @@ pub struct VmRuntime {
     pub paths: InstancePaths,
     pub console: Option<ConsoleHub>,
     pub intent: Mutex<Intent>,
+    /// Set once QEMU's exit has been recorded; held while recording it, so
+    /// a caller that loses the race returns only after the state is saved.
+    pub finished: Mutex<bool>,
 }
 
 /// What the daemon expects to happen next, so the monitor can tell a
@@ -29,7 +32,13 @@ pub struct Intent {
     pub rebooting: bool,
     /// The state to record when QEMU exits; `None` means it crashed.
     pub exit: Option<(InstanceStatus, String)>,
+    /// When the machine was last reset. SeaBIOS resets the machine once
+    /// more right after a reset; that echo is not a new guest reboot.
+    pub last_reset: Option<std::time::Instant>,
 }
+
+/// Guest resets closer than this to the previous reset belong to it.
+pub const RESET_ECHO: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl VmRuntime {
     pub fn intent(&self) -> std::sync::MutexGuard<'_, Intent> {
@@ -42,6 +51,16 @@ impl VmRuntime {
         if i.exit.is_none() {
             i.exit = Some((status, reason.to_owned()));
         }
+    }
+
+    /// Records a reset; `true` if it is a new one rather than the echo of
+    /// one that just happened.
+    pub fn note_reset(&self) -> bool {
+        let mut i = self.intent();
+        let now = std::time::Instant::now();
+        let fresh = i.last_reset.is_none_or(|t| now.duration_since(t) > RESET_ECHO);
+        i.last_reset = Some(now);
+        fresh
     }
 
     /// Asks QEMU to exit now; the monitor records the state.

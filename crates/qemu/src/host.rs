@@ -7,7 +7,15 @@ use ferrovirt_core::accel::HostVirt;
 /// Reads the facts behind the accelerator choice.
 pub fn virt() -> HostVirt {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    // /sys/module lists loadable and built-in modules alike (/proc/modules
+    // only the loadable ones, and may not exist at all).
+    let modules: Vec<String> = std::fs::read_dir("/sys/module")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     let kvm_device = Path::new("/dev/kvm").exists();
     HostVirt {
         cpu_flag: cpu_virt_flag(&cpuinfo),
@@ -32,14 +40,15 @@ pub fn cpu_virt_flag(cpuinfo: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Names of loaded modules starting with `kvm`.
-pub fn kvm_modules(proc_modules: &str) -> Vec<String> {
-    proc_modules
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
+/// The KVM modules among the host's module names, sorted.
+pub fn kvm_modules(module_names: &[String]) -> Vec<String> {
+    let mut kvm: Vec<String> = module_names
+        .iter()
         .filter(|m| m.starts_with("kvm"))
-        .map(str::to_owned)
-        .collect()
+        .cloned()
+        .collect();
+    kvm.sort();
+    kvm
 }
 
 /// Total memory in MiB from /proc/meminfo.
@@ -86,10 +95,13 @@ mod tests {
 
     #[test]
     fn finds_flags_and_modules() {
-        assert_eq!(cpu_virt_flag("flags\t: fpu vme svm sse\n").as_deref(), Some("svm"));
+        assert_eq!(
+            cpu_virt_flag("flags\t: fpu vme svm sse\n").as_deref(),
+            Some("svm")
+        );
         assert_eq!(cpu_virt_flag("flags\t: fpu hypervisor\n"), None);
-        let m = kvm_modules("kvm_pvm 1 0 - Live\nkvm 2 1 kvm_pvm, Live\nfuse 1 0\n");
-        assert_eq!(m, vec!["kvm_pvm", "kvm"]);
+        let names: Vec<String> = ["kvm_pvm", "fuse", "kvm"].map(String::from).into();
+        assert_eq!(kvm_modules(&names), vec!["kvm", "kvm_pvm"]);
     }
 }
 

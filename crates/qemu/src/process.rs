@@ -47,27 +47,21 @@ pub async fn launch(cmd: &QemuCommand, paths: &InstancePaths) -> Result<u32, Lau
     for stale in [paths.qmp_socket(), paths.console_socket(), paths.pidfile()] {
         let _ = std::fs::remove_file(stale);
     }
+    // QEMU's `-D` opens (and truncates) the same file: it holds the
+    // messages of the current run; `stderr` catches what QEMU prints
+    // before it has opened it.
     let log_path = paths.qemu_log();
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|source| LaunchError::Prepare {
-            path: log_path.display().to_string(),
-            source,
-        })?;
-    let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = writeln!(
-        log,
-        "{} starting: {} {}",
-        chrono_like_now(),
-        cmd.binary,
-        cmd.args.join(" ")
-    );
-    let stderr = log.try_clone().map_err(|source| LaunchError::Prepare {
+    let prepare_log = |source| LaunchError::Prepare {
         path: log_path.display().to_string(),
         source,
-    })?;
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&log_path)
+        .map_err(prepare_log)?;
+    let stderr = log.try_clone().map_err(prepare_log)?;
     let status = tokio::process::Command::new(&cmd.binary)
         .args(&cmd.args)
         .stdin(std::process::Stdio::null())
@@ -80,27 +74,36 @@ pub async fn launch(cmd: &QemuCommand, paths: &InstancePaths) -> Result<u32, Lau
             source,
         })?;
     if !status.success() {
-        let text = std::fs::read(&log_path).unwrap_or_default();
-        let tail = String::from_utf8_lossy(&text[(start_offset as usize).min(text.len())..])
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let message = text
             .lines()
-            .skip(1)
             .filter(|l| !l.trim().is_empty())
             .collect::<Vec<_>>()
             .join("; ");
         return Err(LaunchError::Failed {
-            message: if tail.is_empty() {
+            message: if message.is_empty() {
                 format!("{} exited with {status}", cmd.binary)
             } else {
-                tail
+                message
             },
         });
     }
-    read_pid(paths).ok_or_else(|| LaunchError::Failed {
+    let pid = read_pid(paths).ok_or_else(|| LaunchError::Failed {
         message: "QEMU started but wrote no pidfile".into(),
-    })
+    })?;
+    if let Ok(mut log) = std::fs::OpenOptions::new().append(true).open(&log_path) {
+        let _ = writeln!(
+            log,
+            "{} ferrovirtd started QEMU (pid {pid}): {} {}",
+            unix_time(),
+            cmd.binary,
+            cmd.args.join(" ")
+        );
+    }
+    Ok(pid)
 }
 
-fn chrono_like_now() -> String {
+fn unix_time() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -122,7 +125,9 @@ pub fn read_pid(paths: &InstancePaths) -> Option<u32> {
 /// PID is never mistaken for the VM.
 pub fn is_alive(pid: u32, paths: &InstancePaths) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
     if matches!(state, None | Some("Z") | Some("X")) {
         return false;
     }

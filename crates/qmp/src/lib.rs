@@ -77,10 +77,12 @@ impl Qmp {
     /// Connects, reads the greeting and negotiates capabilities. The returned
     /// receiver sees every event from the moment the connection exists.
     pub async fn connect(path: &Path) -> Result<(Self, broadcast::Receiver<QmpEvent>), Error> {
-        let stream = UnixStream::connect(path).await.map_err(|source| Error::Connect {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| Error::Connect {
+                path: path.display().to_string(),
+                source,
+            })?;
         let (read, write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         let greeting = tokio::time::timeout(DEFAULT_TIMEOUT, lines.next_line())
@@ -108,7 +110,8 @@ impl Qmp {
 
     /// Runs a command and returns its `return` value.
     pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value, Error> {
-        self.execute_timeout(command, arguments, DEFAULT_TIMEOUT).await
+        self.execute_timeout(command, arguments, DEFAULT_TIMEOUT)
+            .await
     }
 
     /// Runs a command with an explicit timeout.

@@ -50,8 +50,12 @@ pub trait Store: Send + Sync {
     /// Replaces the spec of an existing instance.
     fn update_spec(&self, spec: &InstanceSpec) -> Result<(), StoreError>;
     /// Records a state change.
-    fn set_status(&self, name: &str, status: InstanceStatus, reason: &str)
-    -> Result<(), StoreError>;
+    fn set_status(
+        &self,
+        name: &str,
+        status: InstanceStatus,
+        reason: &str,
+    ) -> Result<(), StoreError>;
     fn get_instance(&self, name: &str) -> Result<Option<InstanceRecord>, StoreError>;
     fn list_instances(&self) -> Result<Vec<InstanceRecord>, StoreError>;
     /// Removes an instance; `false` if it did not exist.
@@ -246,7 +250,8 @@ mod tests {
                 s.insert_instance(&rec("a")),
                 Err(StoreError::Duplicate(n)) if n == "a"
             ));
-            s.set_status("a", InstanceStatus::Running, "booted").unwrap();
+            s.set_status("a", InstanceStatus::Running, "booted")
+                .unwrap();
             let mut spec = rec("bb").spec;
             spec.memory = 1024;
             s.update_spec(&spec).unwrap();

@@ -122,67 +122,72 @@ pub(crate) fn section<'a>(data: &'a [u8], wanted: &str) -> Result<Option<&'a [u8
     Ok(None)
 }
 
+/// Builds a minimal ELF64 with one PT_NOTE segment holding `notes` (owner,
+/// type, descriptor) and a section table with `.shstrtab` and `.modinfo`.
+#[cfg(test)]
+pub(crate) fn build_test_elf(notes_in: &[(&[u8], u32, &[u8])], modinfo: &[u8]) -> Vec<u8> {
+    let mut notes = Vec::new();
+    for &(name, kind, desc) in notes_in {
+        let name = [name, b"\0"].concat();
+        notes.extend((name.len() as u32).to_le_bytes());
+        notes.extend((desc.len() as u32).to_le_bytes());
+        notes.extend(kind.to_le_bytes());
+        notes.extend(&name);
+        notes.resize(notes.len().div_ceil(4) * 4, 0);
+        notes.extend(desc);
+        notes.resize(notes.len().div_ceil(4) * 4, 0);
+    }
+    let shstrtab = b"\0.shstrtab\0.modinfo\0".to_vec();
+
+    let mut f = vec![0u8; 64];
+    f[..4].copy_from_slice(MAGIC);
+    f[4] = 2;
+    f[5] = 1;
+    let phoff = f.len();
+    let mut ph = vec![0u8; 56];
+    ph[..4].copy_from_slice(&PT_NOTE.to_le_bytes());
+    let notes_off = phoff + 56;
+    ph[8..16].copy_from_slice(&(notes_off as u64).to_le_bytes());
+    ph[32..40].copy_from_slice(&(notes.len() as u64).to_le_bytes());
+    f.extend(ph);
+    f.extend(&notes);
+    let strtab_off = f.len();
+    f.extend(&shstrtab);
+    let modinfo_off = f.len();
+    f.extend(modinfo);
+    let shoff = f.len();
+    let sh = |name: u32, off: usize, size: usize| {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(&name.to_le_bytes());
+        h[24..32].copy_from_slice(&(off as u64).to_le_bytes());
+        h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+        h
+    };
+    let null = sh(0, 0, 0);
+    let strtab = sh(1, strtab_off, shstrtab.len());
+    let modinfo_sh = sh(11, modinfo_off, modinfo.len());
+    f.extend(null);
+    f.extend(strtab);
+    f.extend(modinfo_sh);
+    f[0x20..0x28].copy_from_slice(&(phoff as u64).to_le_bytes());
+    f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+    f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+    f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+    f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+    f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+    f[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A minimal ELF64 with one PT_NOTE segment and a section table holding
-    /// `.shstrtab` and `.modinfo`.
     fn sample() -> Vec<u8> {
-        let mut notes = Vec::new();
-        for (name, kind, desc) in [
-            (&b"Xen\0"[..], 18u32, &[1u8, 2, 3, 4][..]),
-            (b"GNU\0", 3, b"abc"),
-        ] {
-            notes.extend((name.len() as u32).to_le_bytes());
-            notes.extend((desc.len() as u32).to_le_bytes());
-            notes.extend(kind.to_le_bytes());
-            notes.extend(name);
-            notes.resize(notes.len().div_ceil(4) * 4, 0);
-            notes.extend(desc);
-            notes.resize(notes.len().div_ceil(4) * 4, 0);
-        }
-        let shstrtab = b"\0.shstrtab\0.modinfo\0".to_vec();
-        let modinfo = b"license=GPL\0depends=virtio,virtio_ring\0".to_vec();
-
-        let mut f = vec![0u8; 64];
-        f[..4].copy_from_slice(MAGIC);
-        f[4] = 2;
-        f[5] = 1;
-        let phoff = f.len();
-        let mut ph = vec![0u8; 56];
-        ph[..4].copy_from_slice(&PT_NOTE.to_le_bytes());
-        let notes_off = phoff + 56;
-        ph[8..16].copy_from_slice(&(notes_off as u64).to_le_bytes());
-        ph[32..40].copy_from_slice(&(notes.len() as u64).to_le_bytes());
-        f.extend(ph);
-        f.extend(&notes);
-        let strtab_off = f.len();
-        f.extend(&shstrtab);
-        let modinfo_off = f.len();
-        f.extend(&modinfo);
-        let shoff = f.len();
-        let sh = |name: u32, off: usize, size: usize| {
-            let mut h = vec![0u8; 64];
-            h[..4].copy_from_slice(&name.to_le_bytes());
-            h[24..32].copy_from_slice(&(off as u64).to_le_bytes());
-            h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
-            h
-        };
-        let null = sh(0, 0, 0);
-        let strtab = sh(1, strtab_off, shstrtab.len());
-        let modinfo_sh = sh(11, modinfo_off, modinfo.len());
-        f.extend(null);
-        f.extend(strtab);
-        f.extend(modinfo_sh);
-        f[0x20..0x28].copy_from_slice(&(phoff as u64).to_le_bytes());
-        f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
-        f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-        f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
-        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
-        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
-        f[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
-        f
+        build_test_elf(
+            &[(b"Xen", 18, &[1, 2, 3, 4]), (b"GNU", 3, b"abc")],
+            b"license=GPL\0depends=virtio,virtio_ring\0",
+        )
     }
 
     #[test]

@@ -233,6 +233,55 @@ mod tests {
         assert!(err.contains("unknown compression"), "{err}");
     }
 
+    fn compress(program: &str, data: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut child = Command::new(program)
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{program} failed");
+        out.stdout
+    }
+
+    #[test]
+    fn extracts_gzip_xz_and_zstd_kernels() {
+        let vmlinux = elf::build_test_elf(&[(PVH_NOTE_OWNER, PVH_NOTE_TYPE, &[0; 4])], b"");
+        for (program, expected) in [
+            ("gzip", Compression::Gzip),
+            ("xz", Compression::Xz),
+            ("zstd", Compression::Zstd),
+        ] {
+            let mut payload = compress(program, &vmlinux);
+            if expected != Compression::Gzip {
+                // The kernel build appends the decompressed size.
+                payload.extend((vmlinux.len() as u32).to_le_bytes());
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let vmlinuz = dir.path().join("vmlinuz");
+            std::fs::write(&vmlinuz, fake_bzimage(&payload)).unwrap();
+            let out = dir.path().join("vmlinux");
+            let found = extract_vmlinux(&vmlinuz, &out, dir.path()).unwrap();
+            assert_eq!(found, expected);
+            assert_eq!(std::fs::read(&out).unwrap(), vmlinux, "{program}");
+        }
+    }
+
+    #[test]
+    fn requires_the_pvh_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vmlinux");
+        std::fs::write(&path, elf::build_test_elf(&[(b"Xen", 17, &[0; 4])], b"")).unwrap();
+        let err = check_pvh(&path).unwrap_err().to_string();
+        assert!(err.contains("no PVH entry note"), "{err}");
+        std::fs::write(&path, b"\x1f\x8bnot an elf").unwrap();
+        let err = check_pvh(&path).unwrap_err().to_string();
+        assert!(err.contains("not \\x7fELF"), "{err}");
+    }
+
     #[test]
     fn recognises_compression_magics() {
         assert_eq!(

@@ -311,6 +311,63 @@ mod tests {
     }
 
     #[test]
+    fn selects_modules_with_dependencies_builtins_and_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |rel: &str, data: &[u8]| {
+            let path = root.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, data).unwrap();
+        };
+        let ko =
+            |depends: &str| elf::build_test_elf(&[], format!("depends={depends}\0").as_bytes());
+        let base = ko("");
+        write("kernel/drivers/app.ko", &ko("mid,builtin-one"));
+        write("kernel/lib/mid.ko", &ko("base"));
+        write("kernel/lib/base.ko", &base);
+        write("kernel/fs/loop-a.ko", &ko("loop_b"));
+        write("kernel/fs/loop-b.ko", &ko("loop_a"));
+        write(
+            "modules.builtin",
+            b"kernel/drivers/builtin-one.ko\nkernel/drivers/builtin_two.ko\n",
+        );
+        // Compress base.ko as Debian's newer kernels do.
+        let status = Command::new("xz")
+            .arg(root.join("kernel/lib/base.ko"))
+            .status()
+            .expect("run xz");
+        assert!(status.success());
+        assert!(root.join("kernel/lib/base.ko.xz").is_file());
+
+        let tree = ModuleTree::open(root).unwrap();
+        let selection = tree
+            .select(&["app", "builtin_two"], &["absent", "loop_a", "base"])
+            .unwrap();
+        let names: Vec<&str> = selection
+            .load_order
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(names, ["base", "mid", "app"]);
+        assert_eq!(selection.load_order[0].rel_path, "kernel/lib/base.ko");
+        assert_eq!(selection.load_order[0].contents, base);
+        assert_eq!(selection.builtin, ["builtin_two"]);
+        let skipped: Vec<&str> = selection.skipped.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(skipped, ["absent", "loop_a"]);
+        assert!(
+            selection.skipped[1].1.contains("cycle"),
+            "{:?}",
+            selection.skipped[1]
+        );
+
+        let err = tree.select(&["absent"], &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("`absent`") && err.contains("not built in"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn writes_modules_dep_with_transitive_dependencies() {
         let module = |name: &str, deps: &[&str]| Module {
             name: name.to_owned(),

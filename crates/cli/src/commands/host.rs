@@ -19,7 +19,10 @@ pub async fn check(c: &Client, f: Format) -> anyhow::Result<()> {
                 println!("{:<26}        fix: {fix}", "");
             }
         }
-        println!("\nAccelerator: {} — {}", check.accel.accel, check.accel.reason);
+        println!(
+            "\nAccelerator: {} — {}",
+            check.accel.accel, check.accel.reason
+        );
     }
     if check.items.iter().any(|i| i.status == CheckStatus::Fail) {
         anyhow::bail!("the host failed at least one check");
@@ -35,8 +38,14 @@ pub async fn info(c: &Client, f: Format) -> anyhow::Result<()> {
     println!("Host:          {}", info.hostname);
     println!("CPUs:          {} ({})", info.cpus, info.cpu_model);
     println!("Memory:        {} MiB", info.memory_mib);
-    println!("Accelerator:   {} — {}", info.accel.accel, info.accel.reason);
-    println!("QEMU:          {} ({})", info.qemu.version, info.qemu.binary);
+    println!(
+        "Accelerator:   {} — {}",
+        info.accel.accel, info.accel.reason
+    );
+    println!(
+        "QEMU:          {} ({})",
+        info.qemu.version, info.qemu.binary
+    );
     println!(
         "qemu-img:      {}",
         info.qemu_img_version.as_deref().unwrap_or("missing")

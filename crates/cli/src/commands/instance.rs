@@ -58,7 +58,11 @@ pub fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
     set_if(m, "memory", a.memory);
     set_if(m, "machine", a.machine.clone());
     set_if(m, "accel", a.accel.clone());
-    set_if(m, "cpu_model", a.cpu_model.clone().map(|c| json!({ "named": c })));
+    set_if(
+        m,
+        "cpu_model",
+        a.cpu_model.clone().map(|c| json!({ "named": c })),
+    );
     if a.autostart {
         m.insert("autostart".into(), json!(true));
     }
@@ -79,7 +83,11 @@ pub fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
             disks.push(parse_disk(d)?);
         }
         if let Some(iso) = &a.cdrom {
-            let bus = if a.machine.as_deref() == Some("pc") { "ide" } else { "sata" };
+            let bus = if a.machine.as_deref() == Some("pc") {
+                "ide"
+            } else {
+                "sata"
+            };
             disks.push(json!({"path": iso, "media": "cdrom", "bus": bus, "readonly": true}));
         }
     }
@@ -113,7 +121,11 @@ pub async fn list(c: &Client, f: Format) -> anyhow::Result<()> {
                     i.state.status.as_str().to_owned(),
                     i.spec.cpus.to_string(),
                     format!("{} MiB", i.spec.memory),
-                    i.state.accel.as_ref().map(|a| a.accel.clone()).unwrap_or_default(),
+                    i.state
+                        .accel
+                        .as_ref()
+                        .map(|a| a.accel.clone())
+                        .unwrap_or_default(),
                     i.state.pid.map(|p| p.to_string()).unwrap_or_default(),
                     i.state.reason.clone(),
                 ]
@@ -160,7 +172,10 @@ pub async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
             return Ok(());
         }
         let result = match yaml_to_json(&edited, "the edited spec") {
-            Ok(spec) => c.replace_instance(name, &spec).await.map_err(anyhow::Error::from),
+            Ok(spec) => c
+                .replace_instance(name, &spec)
+                .await
+                .map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
         match result {

@@ -38,7 +38,11 @@ pub async fn info(State(d): State<Daemon>) -> ApiResult<axum::Json<HostInfo>> {
 /// Host validation, like virt-host-validate.
 #[utoipa::path(get, path = "/1.0/host/check", responses((status = 200, body = HostCheck)))]
 pub async fn check(State(d): State<Daemon>) -> ApiResult<axum::Json<HostCheck>> {
-    let qemu = d.qemu.as_ref().map(|q| q.version.clone()).map_err(Clone::clone);
+    let qemu = d
+        .qemu
+        .as_ref()
+        .map(|q| q.version.clone())
+        .map_err(Clone::clone);
     let facts = tokio::task::spawn_blocking(move || ferrovirt_qemu::host::facts(qemu))
         .await
         .map_err(|e| Error::internal(format!("host check failed: {e}")))?;

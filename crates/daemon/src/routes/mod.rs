@@ -38,4 +38,3 @@ pub fn router(d: Daemon) -> Router {
         .fallback(host::not_found)
         .with_state(d)
 }
-

@@ -7,13 +7,29 @@ use super::{console, events, host, instances};
 #[openapi(
     info(title = "Ferrovirt API", description = "REST API of ferrovirtd"),
     paths(
-        instances::list, instances::create, instances::show, instances::replace,
-        instances::patch, instances::delete, instances::state, instances::change_state,
-        console::attach, console::log, host::info, host::check, events::stream,
+        instances::list,
+        instances::create,
+        instances::show,
+        instances::replace,
+        instances::patch,
+        instances::delete,
+        instances::state,
+        instances::change_state,
+        console::attach,
+        console::log,
+        host::info,
+        host::check,
+        events::stream,
     ),
-    components(schemas(ferrovirt_api::ErrorBody, ferrovirt_api::Event, ferrovirt_api::Instance,
-        ferrovirt_api::InstanceSpec, ferrovirt_api::StatePut, ferrovirt_api::HostInfo,
-        ferrovirt_api::HostCheck))
+    components(schemas(
+        ferrovirt_api::ErrorBody,
+        ferrovirt_api::Event,
+        ferrovirt_api::Instance,
+        ferrovirt_api::InstanceSpec,
+        ferrovirt_api::StatePut,
+        ferrovirt_api::HostInfo,
+        ferrovirt_api::HostCheck
+    ))
 )]
 pub struct ApiDoc;
 

@@ -1,0 +1,271 @@
+//! Harness of the end-to-end tests: a private ferrovirtd per test (own
+//! socket, state dir and runtime dir under a temp dir), the test guest, and
+//! helpers that wait on states and events with deadlines.
+//!
+//! The binaries are taken from the cargo target dir; `scripts/test.sh`
+//! builds them before the tests run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrovirt_api::{Event, EventKind, Instance, InstanceStatus};
+use ferrovirt_client::Client;
+use ferrovirt_testkit::CommandChannel;
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::DuplexStream;
+
+/// How long a boot of the test guest may take (TCG, loaded CI machine).
+pub const BOOT: Duration = Duration::from_secs(60);
+/// How long one guest command may take.
+pub const CMD: Duration = Duration::from_secs(20);
+
+/// Directory holding the built binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERROVIRT_BIN_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug")
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A ferrovirtd of the test's own.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub client: Client,
+}
+
+impl TestDaemon {
+    pub async fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("fv-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let client = Client::new(dir.path().join("api.sock")).expect("client");
+        let mut d = Self {
+            dir,
+            child: None,
+            client,
+        };
+        d.spawn().await;
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("api.sock")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(bin("ferrovirtd"))
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--runtime-dir")
+            .arg(self.runtime_dir())
+            .env("FERROVIRT_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn ferrovirtd");
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.client.list_instances().await.is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("ferrovirtd exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < end,
+                "ferrovirtd did not come up:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the daemon (VMs keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same state.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this daemon; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(bin("ferrovirt"))
+            .args(args)
+            .env("FERROVIRT_SOCKET", self.socket())
+            .output()
+            .expect("run ferrovirt");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// PIDs of QEMUs started from this daemon's runtime dir.
+    pub fn qemu_pids(&self) -> Vec<u32> {
+        let marker = format!("{}/", self.runtime_dir().join("instances").display());
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            {
+                continue;
+            }
+            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("qemu-system") && cmd.contains(&marker) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill();
+        for pid in self.qemu_pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if std::thread::panicking() {
+            eprintln!("--- ferrovirtd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// A spec that direct-boots the test guest.
+pub fn guest_spec(name: &str) -> Value {
+    let g = ferrovirt_testkit::test_guest().expect("test guest");
+    json!({
+        "name": name,
+        "memory": 256,
+        "boot": {
+            "kernel": g.kernel.display().to_string(),
+            "initrd": g.initrd.display().to_string(),
+            "cmdline": g.cmdline,
+        },
+    })
+}
+
+pub async fn create(c: &Client, spec: Value) -> Instance {
+    c.create_instance(&spec).await.expect("create")
+}
+
+/// Opens a command channel on the instance's console.
+pub async fn channel(c: &Client, name: &str) -> CommandChannel<DuplexStream> {
+    CommandChannel::new(c.console(name).await.expect("console"))
+}
+
+/// Polls the API until the instance has `status`.
+pub async fn wait_status(
+    c: &Client,
+    name: &str,
+    status: InstanceStatus,
+    within: Duration,
+) -> Instance {
+    let end = Instant::now() + within;
+    loop {
+        let inst = c.instance(name).await.expect("instance");
+        if inst.state.status == status {
+            return inst;
+        }
+        assert!(
+            Instant::now() < end,
+            "{name} did not become {status:?} within {within:?}; it is {:?} ({})",
+            inst.state.status,
+            inst.state.reason
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for an event of `kind` about `name`.
+pub async fn wait_event(
+    events: &mut (impl Stream<Item = Event> + Unpin),
+    name: &str,
+    kind: EventKind,
+    within: Duration,
+) -> Event {
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind:?} event for {name} within {within:?}"))
+            .expect("event stream ended");
+        if ev.instance == name && ev.kind == kind {
+            return ev;
+        }
+    }
+}
+
+/// Reads the guest's counter (advances every ~100 ms while the guest runs).
+pub async fn counter(ch: &mut CommandChannel<DuplexStream>) -> u64 {
+    let out = ch.run("cat /tmp/counter", CMD).await.expect("read counter");
+    out.output.trim().parse().expect("counter is a number")
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
