@@ -39,10 +39,6 @@ async fn vms_survive_a_killed_daemon() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let stray = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
     d.restart().await;
 
     let one = c.instance("one").await.unwrap();
