@@ -100,19 +100,14 @@ pub enum Accelerator {
 }
 
 /// The virtual CPU model.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum CpuModel {
     /// `host` under KVM, `max` under TCG.
+    #[default]
     HostPassthrough,
     /// A named QEMU CPU model such as `qemu64` or `Skylake-Client`.
     Named(String),
-}
-
-impl Default for CpuModel {
-    fn default() -> Self {
-        Self::HostPassthrough
-    }
 }
 
 /// How the instance boots.

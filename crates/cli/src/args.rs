@@ -28,7 +28,7 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Define an instance from a YAML spec and/or flags.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List instances.
     List,
     /// Show an instance with every default spelled out.

@@ -26,7 +26,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let c = Client::new(&cli.socket)?;
     let f = cli.format;
     match cli.command {
-        Command::Create(args) => instance::create(&c, f, args).await,
+        Command::Create(args) => instance::create(&c, f, *args).await,
         Command::List => instance::list(&c, f).await,
         Command::Show { name } => instance::show(&c, f, &name).await,
         Command::Edit { name } => instance::edit(&c, &name).await,

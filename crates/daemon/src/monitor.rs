@@ -119,11 +119,9 @@ async fn handle(d: &Daemon, name: &str, rt: &Arc<VmRuntime>, ev: QmpEvent) {
         "SHUTDOWN" if ev.data["reason"] == "host-signal" => {
             rt.expect_exit(InstanceStatus::Shutoff, "QEMU was terminated by a signal");
         }
-        "RESET" => {
-            if rt.note_reset() && ev.data["guest"] == true {
-                guest_reboot(d, name, rt).await;
-            }
-        }
+        // Every RESET is noted (the guard runs for each); only a fresh
+        // guest-initiated one is a reboot.
+        "RESET" if rt.note_reset() && ev.data["guest"] == true => guest_reboot(d, name, rt).await,
         "GUEST_PANICKED" => guest_panic(d, name, rt).await,
         "STOP" => {
             let status = rt

@@ -58,7 +58,9 @@ impl VmRuntime {
     pub fn note_reset(&self) -> bool {
         let mut i = self.intent();
         let now = std::time::Instant::now();
-        let fresh = i.last_reset.is_none_or(|t| now.duration_since(t) > RESET_ECHO);
+        let fresh = i
+            .last_reset
+            .is_none_or(|t| now.duration_since(t) > RESET_ECHO);
         i.last_reset = Some(now);
         fresh
     }

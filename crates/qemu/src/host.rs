@@ -89,22 +89,6 @@ pub fn cpu_count() -> u32 {
         .unwrap_or(1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_flags_and_modules() {
-        assert_eq!(
-            cpu_virt_flag("flags\t: fpu vme svm sse\n").as_deref(),
-            Some("svm")
-        );
-        assert_eq!(cpu_virt_flag("flags\t: fpu hypervisor\n"), None);
-        let names: Vec<String> = ["kvm_pvm", "fuse", "kvm"].map(String::from).into();
-        assert_eq!(kvm_modules(&names), vec!["kvm", "kvm_pvm"]);
-    }
-}
-
 /// Gathers every fact `host check` needs. `qemu` is the probed version of
 /// the QEMU binary or the reason it is unusable.
 pub fn facts(qemu: Result<String, String>) -> ferrovirt_core::hostcheck::HostFacts {
@@ -134,4 +118,20 @@ pub fn qemu_img_version() -> Result<String, String> {
     Ok(crate::probe::parse_version(&String::from_utf8_lossy(
         &out.stdout,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_flags_and_modules() {
+        assert_eq!(
+            cpu_virt_flag("flags\t: fpu vme svm sse\n").as_deref(),
+            Some("svm")
+        );
+        assert_eq!(cpu_virt_flag("flags\t: fpu hypervisor\n"), None);
+        let names: Vec<String> = ["kvm_pvm", "fuse", "kvm"].map(String::from).into();
+        assert_eq!(kvm_modules(&names), vec!["kvm", "kvm_pvm"]);
+    }
 }

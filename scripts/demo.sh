@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main job on a fresh Debian 12 machine, as root: install what Ferrovirt
+# needs, build it, start ferrovirtd, boot a demo VM (the project's own small
+# Debian-kernel + busybox guest) and show its serial console.
+#
+# Afterwards the daemon keeps running: try `ferrovirt list`, `ferrovirt
+# console demo`, `ferrovirt stop demo` (binaries in target/debug/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+cargo build --workspace --bins
+BIN=$PWD/target/debug
+export FERROVIRT_SOCKET=${FERROVIRT_SOCKET:-/run/ferrovirt/ferrovirt.sock}
+if ! "$BIN/ferrovirt" list >/dev/null 2>&1; then
+  mkdir -p /var/log/ferrovirt
+  nohup "$BIN/ferrovirtd" >>/var/log/ferrovirt/ferrovirtd.log 2>&1 &
+  for _ in $(seq 100); do "$BIN/ferrovirt" list >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+"$BIN/ferrovirt" host check || true
+GUEST=$("$BIN/ferrovirt-test-guest")
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$GUEST"; }
+if ! "$BIN/ferrovirt" show demo >/dev/null 2>&1; then
+  "$BIN/ferrovirt" create demo --memory 256 \
+    --kernel "$(field kernel)" --initrd "$(field initrd)" --cmdline "$(field cmdline)"
+fi
+status=$("$BIN/ferrovirt" show demo --format json | python3 -c "import json,sys; print(json.load(sys.stdin)['state']['status'])")
+[ "$status" = running ] || "$BIN/ferrovirt" start demo
+"$BIN/ferrovirt" list
+if [ -t 0 ] && [ -t 1 ]; then
+  echo "Attaching to the console of demo (Ctrl-] detaches; type shell commands at will)."
+  exec "$BIN/ferrovirt" console demo
+fi
+# Not a terminal: wait for the guest to finish booting, then print its console.
+for _ in $(seq 600); do
+  "$BIN/ferrovirt" console demo --log | grep -q FERROVIRT-GUEST-READY && break
+  sleep 0.1
+done
+echo "----- console of demo -----"
+"$BIN/ferrovirt" console demo --log
