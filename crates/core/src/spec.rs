@@ -146,6 +146,14 @@ fn validate_disks(spec: &mut InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Re
                 ));
             }
             disk.readonly = true;
+        } else if disk.readonly && matches!(disk.bus, DiskBus::Sata | DiskBus::Ide) {
+            return Err(Error::validation(
+                field("readonly"),
+                format!(
+                    "QEMU cannot attach a read-only hard disk on {:?}; use virtio or scsi",
+                    disk.bus
+                ),
+            ));
         }
         match (machine, disk.bus) {
             (MachineKind::Microvm, DiskBus::Virtio) => {}
@@ -310,6 +318,13 @@ mod tests {
             .as_deref(),
             Some("disks[0].bus")
         );
+    }
+
+    #[test]
+    fn readonly_ide_and_sata_disks_are_refused() {
+        let s = spec(serde_json::json!({"name": "a", "machine": "pc",
+            "disks": [{"path": "/x", "bus": "ide", "readonly": true}]}));
+        assert_eq!(field_of(s).as_deref(), Some("disks[0].readonly"));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub(crate) const REQUIRED_MODULES: &[&str] = &["button", "evdev"];
 /// in a sensible load order (dependencies are added automatically).
 pub(crate) const OPTIONAL_MODULES: &[&str] = &[
     "virtio_pci",
+    "virtio_mmio",
+    "ahci",
+    "ata_piix",
     "virtio_blk",
     "virtio_net",
     "virtio_console",
