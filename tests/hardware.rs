@@ -24,7 +24,7 @@ async fn guest_disk_mib(
         .await
         .unwrap();
     assert_eq!(out.exit_code, 0, "no /sys/block/{dev}: {}", out.output);
-    out.output.trim().parse::<u64>().unwrap() * 512 >> 20
+    (out.output.trim().parse::<u64>().unwrap() * 512) >> 20
 }
 
 #[tokio::test(flavor = "multi_thread")]
