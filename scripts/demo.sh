@@ -21,19 +21,20 @@ GUEST=$("$BIN/ferrovirt-test-guest")
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <<<"$GUEST"; }
 if ! "$BIN/ferrovirt" show demo >/dev/null 2>&1; then
   "$BIN/ferrovirt" create demo --memory 256 \
-    --kernel "$(field kernel)" --initrd "$(field initrd)" --cmdline "$(field cmdline)"
+    --kernel "$(field kernel)" --initrd "$(field initrd)" --cmdline "console=ttyS0 panic=-1"
 fi
 status=$("$BIN/ferrovirt" show demo --format json | python3 -c "import json,sys; print(json.load(sys.stdin)['state']['status'])")
 [ "$status" = running ] || "$BIN/ferrovirt" start demo
 "$BIN/ferrovirt" list
-if [ -t 0 ] && [ -t 1 ]; then
-  echo "Attaching to the console of demo (Ctrl-] detaches; type shell commands at will)."
-  exec "$BIN/ferrovirt" console demo
-fi
-# Not a terminal: wait for the guest to finish booting, then print its console.
+# Wait for the guest to finish booting, then show its serial console.
 for _ in $(seq 600); do
   "$BIN/ferrovirt" console demo --log | grep -q FERROVIRT-GUEST-READY && break
   sleep 0.1
 done
 echo "----- console of demo -----"
 "$BIN/ferrovirt" console demo --log
+echo "---------------------------"
+echo "The demo VM runs on. Attach to its live console with:"
+echo "  $BIN/ferrovirt console demo      (Ctrl-] detaches; the test guest's console"
+echo "                                    serves the test command channel, not a login)"
+echo "Stop it with: $BIN/ferrovirt stop demo"
