@@ -41,6 +41,11 @@ async fn bad_specs_are_refused_with_the_field() {
         (with("cpus", json!(0)), "cpus", "between 1 and"),
         (with("machine", json!("vax")), "machine", "unknown variant"),
         (
+            with("cpu_model", json!({"named": "pentium9"})),
+            "cpu_model",
+            "QEMU does not know the CPU model",
+        ),
+        (
             with("boot", json!({"kernel": "/nonexistent/vmlinux"})),
             "boot.kernel",
             "/nonexistent/vmlinux does not exist",

@@ -73,10 +73,13 @@ pub fn probe_cached(binary: &str, cache_file: &Path) -> Result<QemuInfo, ProbeEr
     Ok(info)
 }
 
+/// Bumped when the probe's parsing changes, so old cache entries are redone.
+const PROBE_VERSION: u32 = 2;
+
 fn cache_key(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     Some(format!(
-        "{}:{}:{}.{}",
+        "v{PROBE_VERSION}:{}:{}:{}.{}",
         path.display(),
         meta.size(),
         meta.mtime(),
@@ -149,11 +152,15 @@ pub fn parse_machines(text: &str) -> Vec<MachineType> {
         .collect()
 }
 
-/// Parses `-cpu help` (x86 lines only, before the flag list).
+/// Parses `-cpu help`: the model lines after `Available CPUs:` and before
+/// the flag list. QEMU 10 indents them; older versions prefix `x86 `.
 pub fn parse_cpu_models(text: &str) -> Vec<String> {
     text.lines()
-        .take_while(|l| !l.starts_with("Recognized CPUID flags"))
-        .filter_map(|l| l.strip_prefix("x86 "))
+        .skip_while(|l| !l.starts_with("Available CPUs"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Recognized CPUID flags"))
+        .map(|l| l.trim_start())
+        .map(|l| l.strip_prefix("x86 ").unwrap_or(l))
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_owned)
         .collect()
@@ -184,10 +191,14 @@ mod tests {
         );
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].alias.as_deref(), Some("pc-i440fx-10.0"));
-        let c = parse_cpu_models(
+        let old = parse_cpu_models(
             "Available CPUs:\nx86 486                   (alias)\nx86 qemu64  QEMU\n\nRecognized CPUID flags:\n  fpu\n",
         );
-        assert_eq!(c, vec!["486", "qemu64"]);
+        assert_eq!(old, vec!["486", "qemu64"]);
+        let qemu10 = parse_cpu_models(
+            "Available CPUs:\n  486                   (alias configured by machine type)\n  qemu64-v1             QEMU Virtual CPU version 2.5+\n\nRecognized CPUID flags:\n  3dnow\n",
+        );
+        assert_eq!(qemu10, vec!["486", "qemu64-v1"]);
         assert_eq!(
             parse_accels("Accelerators supported in QEMU binary:\ntcg\nkvm\n"),
             vec!["tcg", "kvm"]
