@@ -79,18 +79,16 @@ def rss_settled(pid: int, settle: float = 1.0, samples: int = 5) -> int:
 
 
 def wait_gone(pid: int, timeout: float = 30.0) -> None:
-    """Returns once `pid` has exited (pidfd, no polling)."""
+    """Returns once `pid` has exited: its pidfd becomes readable when the
+    whole thread group is gone (not merely the main thread), no polling."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        deadline = time.monotonic() + timeout
-        while alive(pid):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"process {pid} still alive after {timeout}s")
-            select.select([fd], [], [], min(left, 0.5))
+        r, _, _ = select.select([fd], [], [], timeout)
+        if not r:
+            raise TimeoutError(f"process {pid} still alive after {timeout}s")
     finally:
         os.close(fd)
 
@@ -471,6 +469,10 @@ class Libvirt:
     def list_api(self) -> int:
         return len(self.conn.listAllDomains(0))
 
+    def list_api_state(self) -> list:
+        """What GET /1.0/instances also gives: each domain's state."""
+        return [d.state() for d in self.conn.listAllDomains(0)]
+
     def pid(self, name: str) -> int:
         return int((self.run_dir / "qemu" / f"{name}.pid").read_text().strip())
 
@@ -774,6 +776,7 @@ def main() -> int:
             ops.append(("list.lv_virsh", lv.list_virsh))
             if have_lv_api:
                 ops.append(("list.lv_api", lv.list_api))
+                ops.append(("list_state.lv_api", lv.list_api_state))
         k = i % len(ops)
         for key, fn in ops[k:] + ops[:k]:
             add(key, timed(fn))

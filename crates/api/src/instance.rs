@@ -293,6 +293,12 @@ pub struct InstanceState {
     /// The accelerator in use and why it was chosen (while active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accel: Option<AccelDecision>,
+    /// A managed save exists: the next start resumes the saved guest.
+    #[serde(default)]
+    pub saved: bool,
+    /// The snapshot the instance currently descends from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_snapshot: Option<String>,
 }
 
 /// An instance as the API returns it.

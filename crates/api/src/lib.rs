@@ -9,6 +9,8 @@ mod error;
 mod event;
 mod host;
 mod instance;
+mod operation;
+mod snapshot;
 
 pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
@@ -19,6 +21,11 @@ pub use instance::{
     Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, Graphics,
     GraphicsAdapter, GraphicsType, Instance, InstanceSpec, InstanceState, InstanceStatus,
     LifecycleAction, MachineKind, StateAction, StatePut,
+};
+
+pub use operation::{Operation, OperationStatus, Progress};
+pub use snapshot::{
+    ClonePost, RestorePost, SavePost, Snapshot, SnapshotDisk, SnapshotKind, SnapshotsPost,
 };
 
 /// The API version prefix of every resource path.

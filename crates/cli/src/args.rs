@@ -83,6 +83,100 @@ pub enum Command {
     Host(HostCommand),
     /// Follow lifecycle events as they happen.
     Monitor,
+    /// Snapshots of an instance: internal or external, with or without memory.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Clone an instance: full copies of its disks, or linked qcow2 overlays.
+    Clone {
+        source: String,
+        name: String,
+        /// qcow2 overlays on the source's frozen disks instead of full copies.
+        #[arg(long)]
+        linked: bool,
+        /// Clone the state of this snapshot.
+        #[arg(long)]
+        from_snapshot: Option<String>,
+        /// Return at once with the operation id.
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Save a running instance's memory and stop it; `start` resumes it.
+    Save {
+        name: String,
+        /// Write the state to this file instead (restore it with `restore`).
+        #[arg(long)]
+        file: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Resume an instance from a file written by `save --file`.
+    Restore {
+        file: String,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Long-running operations.
+    #[command(subcommand)]
+    Operation(OperationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot (with memory by default when the instance runs).
+    Create {
+        name: String,
+        snapshot: String,
+        /// Freeze the disk files and write to new overlays (default: inside qcow2).
+        #[arg(long)]
+        external: bool,
+        /// Save the memory (the default for a running instance).
+        #[arg(long, conflicts_with = "no_memory")]
+        memory: bool,
+        /// Disks only, even for a running instance.
+        #[arg(long)]
+        no_memory: bool,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// The snapshot tree; `*` marks the current snapshot.
+    List {
+        name: String,
+    },
+    Show {
+        name: String,
+        snapshot: String,
+    },
+    /// Bring the instance back to a snapshot (its running state too, with memory).
+    Revert {
+        name: String,
+        snapshot: String,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Delete a snapshot; the others keep their content.
+    Delete {
+        name: String,
+        snapshot: String,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperationCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// Wait for an operation with a progress bar.
+    Wait {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,12 +3,13 @@
 mod args;
 mod commands;
 mod output;
+mod progress;
 
 use clap::Parser;
 use ferrovirt_client::{Client, ClientError};
 
 use crate::args::{Cli, Command, HostCommand};
-use crate::commands::{console, host, instance, monitor, state};
+use crate::commands::{console, host, instance, monitor, operation, snapshot, state};
 
 #[tokio::main]
 async fn main() {
@@ -58,5 +59,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Host(HostCommand::Check) => host::check(&c, f).await,
         Command::Host(HostCommand::Info) => host::info(&c, f).await,
         Command::Monitor => monitor::follow(&c, f).await,
+        Command::Snapshot(cmd) => snapshot::run(&c, f, cmd).await,
+        Command::Clone {
+            source,
+            name,
+            linked,
+            from_snapshot,
+            detach,
+        } => {
+            let req = ferrovirt_api::ClonePost {
+                name,
+                linked,
+                from_snapshot,
+            };
+            snapshot::clone(&c, &source, req, detach).await
+        }
+        Command::Save { name, file, detach } => snapshot::save(&c, &name, file, detach).await,
+        Command::Restore { file, detach } => snapshot::restore(&c, &file, detach).await,
+        Command::Operation(cmd) => operation::run(&c, f, cmd).await,
     }
 }

@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrovirt_api::{ErrorBody, Event, HostCheck, HostInfo, Instance, StateAction, StatePut};
+use ferrovirt_api::{
+    ClonePost, ErrorBody, Event, HostCheck, HostInfo, Instance, Operation, RestorePost, SavePost,
+    Snapshot, SnapshotsPost, StateAction, StatePut,
+};
 use futures::{SinkExt, Stream, StreamExt};
 use reqwest::Method;
 use serde::Serialize;
@@ -199,6 +202,138 @@ impl Client {
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?
             .to_vec())
+    }
+
+    pub async fn snapshots(&self, name: &str) -> Result<Vec<Snapshot>, ClientError> {
+        self.get(&format!("/1.0/instances/{}/snapshots", enc(name)))
+            .await
+    }
+
+    pub async fn snapshot(&self, name: &str, snap: &str) -> Result<Snapshot, ClientError> {
+        self.get(&format!(
+            "/1.0/instances/{}/snapshots/{}",
+            enc(name),
+            enc(snap)
+        ))
+        .await
+    }
+
+    /// Starts taking a snapshot; returns the operation.
+    pub async fn create_snapshot(
+        &self,
+        name: &str,
+        req: &SnapshotsPost,
+    ) -> Result<Operation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/1.0/instances/{}/snapshots", enc(name)),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn revert_snapshot(&self, name: &str, snap: &str) -> Result<Operation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!(
+                "/1.0/instances/{}/snapshots/{}/revert",
+                enc(name),
+                enc(snap)
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn delete_snapshot(&self, name: &str, snap: &str) -> Result<Operation, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/1.0/instances/{}/snapshots/{}", enc(name), enc(snap)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn clone_instance(
+        &self,
+        name: &str,
+        req: &ClonePost,
+    ) -> Result<Operation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/1.0/instances/{}/clone", enc(name)),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn save_instance(
+        &self,
+        name: &str,
+        req: &SavePost,
+    ) -> Result<Operation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/1.0/instances/{}/save", enc(name)),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn restore(&self, req: &RestorePost) -> Result<Operation, ClientError> {
+        self.call(Method::POST, "/1.0/restore", Some(req)).await
+    }
+
+    pub async fn operations(&self) -> Result<Vec<Operation>, ClientError> {
+        self.get("/1.0/operations").await
+    }
+
+    pub async fn operation(&self, id: &str) -> Result<Operation, ClientError> {
+        self.get(&format!("/1.0/operations/{}", enc(id))).await
+    }
+
+    /// Waits up to `timeout_secs` for the operation to finish; returns it either way.
+    pub async fn wait_operation(
+        &self,
+        id: &str,
+        timeout_secs: f64,
+    ) -> Result<Operation, ClientError> {
+        self.get(&format!(
+            "/1.0/operations/{}/wait?timeout={timeout_secs}",
+            enc(id)
+        ))
+        .await
+    }
+
+    pub async fn cancel_operation(&self, id: &str) -> Result<Operation, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/1.0/operations/{}", enc(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Waits for an operation to finish; a failed or cancelled one becomes
+    /// an error carrying its message.
+    pub async fn finish(&self, op: &Operation) -> Result<Operation, ClientError> {
+        loop {
+            let op = self.wait_operation(&op.id.to_string(), 30.0).await?;
+            match op.status {
+                ferrovirt_api::OperationStatus::Running => continue,
+                ferrovirt_api::OperationStatus::Success => return Ok(op),
+                _ => {
+                    return Err(ClientError::Api(ErrorBody {
+                        error: op
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| format!("{} failed", op.description)),
+                        code: 500,
+                        details: None,
+                    }));
+                }
+            }
+        }
     }
 
     pub async fn host_info(&self) -> Result<HostInfo, ClientError> {

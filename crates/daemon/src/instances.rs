@@ -21,6 +21,8 @@ pub async fn create(d: &Daemon, spec: InstanceSpec) -> Result<Instance, Error> {
         status: InstanceStatus::Shutoff,
         reason: "defined".into(),
         created_at: Daemon::now(),
+        managed_save: None,
+        current_snapshot: None,
     };
     d.store
         .insert_instance(&rec)
@@ -75,7 +77,16 @@ fn merge(target: &mut Value, patch: Value) {
 
 pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
     let _guard = d.locks.lock(name).await;
-    d.record(name)?;
+    let rec = d.record(name)?;
+    let files = crate::snapshots::chain_files(d, name, &rec.spec);
+    let users = crate::snapshots::files_backing_other_instances(d, &files, name).await;
+    if !users.is_empty() {
+        return Err(Error::conflict(format!(
+            "instance {name} backs the disks of linked clone(s) {}; delete them first",
+            users.join(", ")
+        )));
+    }
+    let ours = crate::snapshots::owned_files(d, name, &rec.spec);
     if d.runtime(name).is_some() {
         if !force {
             return Err(Error::conflict(format!(
@@ -84,6 +95,13 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
         }
         lifecycle::stop_locked(d, name, true, Duration::ZERO).await?;
     }
+    for file in &ours {
+        let _ = std::fs::remove_file(file);
+    }
+    if let Some(save) = &rec.managed_save {
+        let _ = std::fs::remove_file(save);
+    }
+    let _ = std::fs::remove_dir_all(d.config.state_dir.join("snapshots").join(name));
     d.store
         .delete_instance(name)
         .map_err(store_err("deleting the instance"))?;

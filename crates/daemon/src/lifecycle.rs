@@ -38,18 +38,58 @@ pub async fn change_state(d: &Daemon, name: &str, req: &StatePut) -> Result<(), 
     }
 }
 
-fn running(d: &Daemon, name: &str) -> Result<Arc<VmRuntime>, Error> {
+pub fn running(d: &Daemon, name: &str) -> Result<Arc<VmRuntime>, Error> {
     d.runtime(name)
         .ok_or_else(|| Error::conflict(format!("instance {name} is not running")))
 }
 
-fn qmp_err(name: &str, doing: &str) -> impl Fn(ferrovirt_qmp::Error) -> Error {
+pub fn qmp_err(name: &str, doing: &str) -> impl Fn(ferrovirt_qmp::Error) -> Error {
     let what = format!("cannot {doing} instance {name}");
     move |e| Error::internal(format!("{what}: {}", chain(&e)))
 }
 
-/// Starts an instance; the caller holds its lock.
+/// Where a starting guest's state comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// A fresh boot.
+    Boot,
+    /// An internal snapshot with memory.
+    Snapshot(String),
+    /// A memory state file (managed save, `save --file`, external snapshot).
+    File { path: String, offset: u64 },
+}
+
+/// Starts an instance (resuming its managed save if it has one); the caller
+/// holds its lock.
 pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rec = d.record(name)?;
+    let saved = rec
+        .managed_save
+        .filter(|p| std::path::Path::new(p).exists());
+    match saved {
+        Some(path) => {
+            let resume = Resume::File {
+                path: path.clone(),
+                offset: crate::save::HEADER_SIZE,
+            };
+            start_from(d, name, resume, None).await?;
+            let _ = std::fs::remove_file(&path);
+            d.store
+                .set_managed_save(name, None)
+                .map_err(crate::daemon::store_err("clearing the managed save"))?;
+            Ok(())
+        }
+        None => start_from(d, name, Resume::Boot, None).await,
+    }
+}
+
+/// Starts an instance from `resume`; the caller holds its lock.
+pub async fn start_from(
+    d: &Daemon,
+    name: &str,
+    resume: Resume,
+    ctx: Option<&crate::operations::OpCtx>,
+) -> Result<(), Error> {
     let rec = d.record(name)?;
     if d.runtime(name).is_some() {
         return Err(Error::conflict(format!(
@@ -60,7 +100,12 @@ pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     let qemu = d.qemu()?;
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
-    let cmd = ferrovirt_qemu::build(&qemu.binary, &spec, &accel, &paths);
+    let mode = match &resume {
+        Resume::Boot => ferrovirt_qemu::StartMode::Boot,
+        Resume::Snapshot(tag) => ferrovirt_qemu::StartMode::LoadSnapshot(tag.clone()),
+        Resume::File { .. } => ferrovirt_qemu::StartMode::Incoming,
+    };
+    let cmd = ferrovirt_qemu::build_with(&qemu.binary, &spec, &accel, &paths, &mode);
     let pid = process::launch(&cmd, &paths)
         .await
         .map_err(|e| Error::internal(format!("cannot start instance {name}: {}", chain(&e))))?;
@@ -88,6 +133,15 @@ pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
         paths.runtime_dir.join("accel.json"),
         serde_json::to_vec(&accel).unwrap_or_default(),
     );
+    if let Resume::File { path, offset } = &resume {
+        qmp.execute(
+            "migrate-incoming",
+            Some(serde_json::json!({"uri": format!("file:{path},offset={offset}")})),
+        )
+        .await
+        .map_err(qmp_err(name, "load the saved state of"))?;
+        crate::qmp_jobs::wait_migration(&qmp, ctx, "loading the saved memory", false).await?;
+    }
     qmp.execute("cont", None)
         .await
         .map_err(qmp_err(name, "continue"))?;

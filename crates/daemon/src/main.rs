@@ -3,6 +3,7 @@
 //! QEMUs run detached: stopping or killing the daemon leaves every VM
 //! running, and the next start re-attaches to them (see `reconcile`).
 
+mod clone;
 mod config;
 mod console;
 mod daemon;
@@ -12,9 +13,13 @@ mod instances;
 mod json;
 mod lifecycle;
 mod monitor;
+mod operations;
+mod qmp_jobs;
 mod reconcile;
 mod routes;
 mod runtime;
+mod save;
+mod snapshots;
 
 use std::path::Path;
 

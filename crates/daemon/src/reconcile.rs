@@ -58,6 +58,9 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
             }
         }
     }
+    for rec in &records {
+        crate::snapshots::recover(d, &rec.spec.name).await;
+    }
     kill_orphans(d, &owned);
     for rec in records {
         let name = &rec.spec.name;

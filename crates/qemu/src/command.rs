@@ -37,6 +37,28 @@ pub fn build(
     accel: &AccelDecision,
     paths: &InstancePaths,
 ) -> QemuCommand {
+    build_with(binary, spec, accel, paths, &StartMode::Boot)
+}
+
+/// How the guest's state begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartMode {
+    /// A fresh boot.
+    Boot,
+    /// Load an internal snapshot with memory (`-loadvm`).
+    LoadSnapshot(String),
+    /// Wait for a migration stream (`-incoming defer`), e.g. a saved state.
+    Incoming,
+}
+
+/// [`build`] with an explicit [`StartMode`].
+pub fn build_with(
+    binary: &str,
+    spec: &InstanceSpec,
+    accel: &AccelDecision,
+    paths: &InstancePaths,
+    mode: &StartMode,
+) -> QemuCommand {
     let mut a = Args::default();
     a.opt("-name", format!("guest={},debug-threads=on", spec.name));
     if let Some(uuid) = spec.uuid {
@@ -78,6 +100,11 @@ pub fn build(
     boot(&mut a, spec);
     disks(&mut a, spec);
     graphics(&mut a, spec, paths);
+    match mode {
+        StartMode::Boot => {}
+        StartMode::LoadSnapshot(tag) => a.opt("-loadvm", tag.clone()),
+        StartMode::Incoming => a.opt("-incoming", "defer"),
+    }
     a.opt("-D", paths.qemu_log().display().to_string());
     a.opt("-pidfile", paths.pidfile().display().to_string());
     a.flag("-daemonize");

@@ -9,9 +9,10 @@
 
 pub mod command;
 pub mod host;
+pub mod img;
 pub mod paths;
 pub mod probe;
 pub mod process;
 
-pub use command::{QemuCommand, build};
+pub use command::{QemuCommand, StartMode, build, build_with};
 pub use paths::InstancePaths;

@@ -12,6 +12,9 @@ use ferrovirt_api::{InstanceSpec, InstanceStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
+mod snapshot;
+pub use snapshot::{SnapshotRecord, SnapshotState};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the state database {path}")]
@@ -41,6 +44,10 @@ pub struct InstanceRecord {
     pub status: InstanceStatus,
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// The managed save file the next start resumes from.
+    pub managed_save: Option<String>,
+    /// The snapshot the instance descends from.
+    pub current_snapshot: Option<String>,
 }
 
 /// Durable storage of the daemon's objects.
@@ -58,13 +65,25 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     fn get_instance(&self, name: &str) -> Result<Option<InstanceRecord>, StoreError>;
     fn list_instances(&self) -> Result<Vec<InstanceRecord>, StoreError>;
-    /// Removes an instance; `false` if it did not exist.
+    /// Removes an instance and its snapshots; `false` if it did not exist.
     fn delete_instance(&self, name: &str) -> Result<bool, StoreError>;
+    /// Records (or clears) the managed save file of an instance.
+    fn set_managed_save(&self, name: &str, file: Option<&str>) -> Result<(), StoreError>;
+    /// Records (or clears) the snapshot the instance descends from.
+    fn set_current_snapshot(&self, name: &str, snapshot: Option<&str>) -> Result<(), StoreError>;
+
+    /// Adds or replaces a snapshot record.
+    fn put_snapshot(&self, rec: &SnapshotRecord) -> Result<(), StoreError>;
+    fn snapshots(&self, instance: &str) -> Result<Vec<SnapshotRecord>, StoreError>;
+    /// Removes a snapshot and re-parents its children to its parent, in one
+    /// transaction.
+    fn delete_snapshot(&self, instance: &str, name: &str) -> Result<(), StoreError>;
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE instances (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE instances (
             name TEXT PRIMARY KEY NOT NULL,
             uuid TEXT NOT NULL UNIQUE,
             spec TEXT NOT NULL,
@@ -72,7 +91,19 @@ fn migrations() -> Migrations<'static> {
             reason TEXT NOT NULL DEFAULT '',
             created_at TEXT NOT NULL
         );",
-    )])
+        ),
+        M::up(
+            "ALTER TABLE instances ADD COLUMN managed_save TEXT;
+             ALTER TABLE instances ADD COLUMN current_snapshot TEXT;
+             CREATE TABLE snapshots (
+                instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                parent TEXT,
+                record TEXT NOT NULL,
+                PRIMARY KEY (instance, name)
+             );",
+        ),
+    ])
 }
 
 /// SQLite store in WAL mode.
@@ -95,6 +126,8 @@ impl SqliteStore {
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         migrations().to_latest(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -115,12 +148,30 @@ fn status_from_str(s: &str) -> InstanceStatus {
     }
 }
 
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
 fn row_to_record(
-    name: String,
-    spec: String,
-    status: String,
-    reason: String,
-    created: String,
+    (name, spec, status, reason, created, managed_save, current_snapshot): Row,
 ) -> Result<InstanceRecord, StoreError> {
     let spec = serde_json::from_str(&spec).map_err(|source| StoreError::Corrupt {
         name: name.clone(),
@@ -133,10 +184,13 @@ fn row_to_record(
         created_at: DateTime::parse_from_rfc3339(&created)
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_default(),
+        managed_save,
+        current_snapshot,
     })
 }
 
-const SELECT: &str = "SELECT name, spec, status, reason, created_at FROM instances";
+const SELECT: &str =
+    "SELECT name, spec, status, reason, created_at, managed_save, current_snapshot FROM instances";
 
 impl Store for SqliteStore {
     fn insert_instance(&self, rec: &InstanceRecord) -> Result<(), StoreError> {
@@ -189,25 +243,16 @@ impl Store for SqliteStore {
     fn get_instance(&self, name: &str) -> Result<Option<InstanceRecord>, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row(&format!("{SELECT} WHERE name = ?1"), [name], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
+            .query_row(&format!("{SELECT} WHERE name = ?1"), [name], read_row)
             .optional()?;
-        row.map(|(n, s, st, re, c)| row_to_record(n, s, st, re, c))
-            .transpose()
+        row.map(row_to_record).transpose()
     }
 
     fn list_instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY name"))?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
-        rows.map(|row| {
-            let (n, s, st, re, c) = row?;
-            row_to_record(n, s, st, re, c)
-        })
-        .collect()
+        let rows = stmt.query_map([], read_row)?;
+        rows.map(|row| row_to_record(row?)).collect()
     }
 
     fn delete_instance(&self, name: &str) -> Result<bool, StoreError> {
@@ -215,6 +260,97 @@ impl Store for SqliteStore {
             .conn()
             .execute("DELETE FROM instances WHERE name = ?1", [name])?
             > 0)
+    }
+
+    fn set_managed_save(&self, name: &str, file: Option<&str>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE instances SET managed_save = ?2 WHERE name = ?1",
+            params![name, file],
+        )?;
+        Ok(())
+    }
+
+    fn set_current_snapshot(&self, name: &str, snapshot: Option<&str>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE instances SET current_snapshot = ?2 WHERE name = ?1",
+            params![name, snapshot],
+        )?;
+        Ok(())
+    }
+
+    fn put_snapshot(&self, rec: &SnapshotRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(rec).expect("snapshot serializes");
+        self.conn().execute(
+            "INSERT INTO snapshots (instance, name, parent, record) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance, name) DO UPDATE SET parent = ?3, record = ?4",
+            params![rec.instance, rec.name, rec.parent, json],
+        )?;
+        Ok(())
+    }
+
+    fn snapshots(&self, instance: &str) -> Result<Vec<SnapshotRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, record FROM snapshots WHERE instance = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([instance], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (name, json) = row?;
+            serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
+                name: format!("{instance}/{name}"),
+                source,
+            })
+        })
+        .collect()
+    }
+
+    fn delete_snapshot(&self, instance: &str, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let parent: Option<String> = tx
+            .query_row(
+                "SELECT parent FROM snapshots WHERE instance = ?1 AND name = ?2",
+                params![instance, name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let children: Vec<(String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT name, record FROM snapshots WHERE instance = ?1 AND parent = ?2",
+            )?;
+            stmt.query_map(params![instance, name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (child, json) in children {
+            let mut rec: SnapshotRecord =
+                serde_json::from_str(&json).map_err(|source| StoreError::Corrupt {
+                    name: format!("{instance}/{child}"),
+                    source,
+                })?;
+            rec.parent = parent.clone();
+            tx.execute(
+                "UPDATE snapshots SET parent = ?3, record = ?4 WHERE instance = ?1 AND name = ?2",
+                params![
+                    instance,
+                    child,
+                    parent,
+                    serde_json::to_string(&rec).expect("serializes")
+                ],
+            )?;
+        }
+        tx.execute(
+            "UPDATE instances SET current_snapshot = ?3 WHERE name = ?1 AND current_snapshot = ?2",
+            params![instance, name, parent],
+        )?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE instance = ?1 AND name = ?2",
+            params![instance, name],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -231,7 +367,54 @@ mod tests {
             status: InstanceStatus::Shutoff,
             reason: "defined".into(),
             created_at: Utc::now(),
+            managed_save: None,
+            current_snapshot: None,
         }
+    }
+
+    fn snap(instance: &str, name: &str, parent: Option<&str>) -> SnapshotRecord {
+        SnapshotRecord {
+            instance: instance.into(),
+            name: name.into(),
+            kind: Default::default(),
+            description: String::new(),
+            parent: parent.map(str::to_owned),
+            memory: false,
+            taken_while: InstanceStatus::Shutoff,
+            disks: vec![],
+            overlays: vec![],
+            memory_file: None,
+            state: SnapshotState::Ready,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn snapshot_tree_relinks_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db")).unwrap();
+        s.insert_instance(&rec("vm")).unwrap();
+        s.put_snapshot(&snap("vm", "a", None)).unwrap();
+        s.put_snapshot(&snap("vm", "b", Some("a"))).unwrap();
+        s.put_snapshot(&snap("vm", "c", Some("b"))).unwrap();
+        s.put_snapshot(&snap("vm", "d", Some("b"))).unwrap();
+        s.set_current_snapshot("vm", Some("b")).unwrap();
+        s.delete_snapshot("vm", "b").unwrap();
+        let all = s.snapshots("vm").unwrap();
+        let parent_of = |n: &str| all.iter().find(|r| r.name == n).unwrap().parent.clone();
+        assert_eq!(all.len(), 3);
+        assert_eq!(parent_of("c").as_deref(), Some("a"));
+        assert_eq!(parent_of("d").as_deref(), Some("a"));
+        assert_eq!(
+            s.get_instance("vm")
+                .unwrap()
+                .unwrap()
+                .current_snapshot
+                .as_deref(),
+            Some("a")
+        );
+        s.delete_instance("vm").unwrap();
+        assert!(s.snapshots("vm").unwrap().is_empty(), "cascade");
     }
 
     fn uuid_for(name: &str) -> String {

@@ -4,4 +4,6 @@ pub mod console;
 pub mod host;
 pub mod instance;
 pub mod monitor;
+pub mod operation;
+pub mod snapshot;
 pub mod state;

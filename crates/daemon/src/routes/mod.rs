@@ -5,9 +5,11 @@ mod events;
 mod host;
 mod instances;
 mod openapi;
+mod operations;
+mod snapshots;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::daemon::Daemon;
 
@@ -33,6 +35,30 @@ pub fn router(d: Daemon) -> Router {
             "/1.0/instances/{name}/state",
             get(instances::state).put(instances::change_state),
         )
+        .route(
+            "/1.0/instances/{name}/snapshots",
+            get(snapshots::list).post(snapshots::create),
+        )
+        .route(
+            "/1.0/instances/{name}/snapshots/{snapshot}",
+            get(snapshots::show).delete(snapshots::delete),
+        )
+        .route(
+            "/1.0/instances/{name}/snapshots/{snapshot}/revert",
+            post(snapshots::revert),
+        )
+        .route(
+            "/1.0/instances/{name}/clone",
+            post(snapshots::clone_instance),
+        )
+        .route("/1.0/instances/{name}/save", post(snapshots::save_instance))
+        .route("/1.0/restore", post(snapshots::restore))
+        .route("/1.0/operations", get(operations::list))
+        .route(
+            "/1.0/operations/{id}",
+            get(operations::show).delete(operations::cancel),
+        )
+        .route("/1.0/operations/{id}/wait", get(operations::wait))
         .route("/1.0/instances/{name}/console", get(console::attach))
         .route("/1.0/instances/{name}/logs/{log}", get(console::log))
         .fallback(host::not_found)

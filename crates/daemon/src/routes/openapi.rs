@@ -1,6 +1,6 @@
 use utoipa::OpenApi;
 
-use super::{console, events, host, instances};
+use super::{console, events, host, instances, operations, snapshots};
 
 /// The OpenAPI document, generated from the wire types and handlers.
 #[derive(OpenApi)]
@@ -20,6 +20,18 @@ use super::{console, events, host, instances};
         host::info,
         host::check,
         events::stream,
+        snapshots::list,
+        snapshots::show,
+        snapshots::create,
+        snapshots::revert,
+        snapshots::delete,
+        snapshots::clone_instance,
+        snapshots::save_instance,
+        snapshots::restore,
+        operations::list,
+        operations::show,
+        operations::wait,
+        operations::cancel,
     ),
     components(schemas(
         ferrovirt_api::ErrorBody,
@@ -28,7 +40,13 @@ use super::{console, events, host, instances};
         ferrovirt_api::InstanceSpec,
         ferrovirt_api::StatePut,
         ferrovirt_api::HostInfo,
-        ferrovirt_api::HostCheck
+        ferrovirt_api::HostCheck,
+        ferrovirt_api::Operation,
+        ferrovirt_api::Snapshot,
+        ferrovirt_api::SnapshotsPost,
+        ferrovirt_api::ClonePost,
+        ferrovirt_api::SavePost,
+        ferrovirt_api::RestorePost
     ))
 )]
 pub struct ApiDoc;

@@ -1,0 +1,208 @@
+//! Cloning an instance: full (a sparse copy of every writable disk) or
+//! linked (qcow2 overlays on frozen files of the source), from the current
+//! state or from a snapshot. The clone gets a new name and UUID; read-only
+//! disks (cdroms) are shared.
+//!
+//! The source's current files are never shared with a clone while they can
+//! still change: a linked clone first freezes them with an external
+//! snapshot named `clone-<new>`, which stays (protected) while the clone
+//! uses it; a full clone of a running source copies from a temporary
+//! external snapshot that is merged away afterwards.
+
+use std::path::Path;
+
+use ferrovirt_api::{ClonePost, EventKind, InstanceStatus, SnapshotKind, SnapshotsPost};
+use ferrovirt_core::{Error, ValidSpec, name};
+use ferrovirt_qemu::img;
+use ferrovirt_store::InstanceRecord;
+
+use crate::daemon::{Daemon, store_err};
+use crate::operations::OpCtx;
+use crate::snapshots::{self, writable_disks};
+
+fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
+    move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
+}
+
+/// Checks a clone request before the operation starts.
+pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
+    name::validate("name", &req.name)?;
+    d.record(source)?;
+    if d.store
+        .get_instance(&req.name)
+        .map_err(store_err("reading instances"))?
+        .is_some()
+    {
+        return Err(Error::conflict(format!(
+            "instance {} already exists",
+            req.name
+        )));
+    }
+    if let Some(snap) = &req.from_snapshot {
+        let s = snapshots::view(d, source, snap)?;
+        if req.linked && s.kind == SnapshotKind::Internal {
+            return Err(Error::validation(
+                "linked",
+                format!("a linked clone needs an external snapshot; {snap} is internal"),
+            ));
+        }
+    } else if req.linked
+        && snapshots::records(d, source)?
+            .iter()
+            .any(|r| r.kind == SnapshotKind::Internal)
+    {
+        return Err(Error::validation(
+            "linked",
+            format!(
+                "{source} uses internal snapshots; a linked clone needs to freeze its disks with an external one"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the clone's copy of disk `i` goes: next to the source's disk.
+fn clone_file(source_disk: &str, clone: &str, i: usize, format: &str) -> String {
+    let dir = Path::new(source_disk).parent().unwrap_or(Path::new("/"));
+    dir.join(format!("{clone}-disk{i}.{format}"))
+        .display()
+        .to_string()
+}
+
+pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Result<(), Error> {
+    check(d, source, &req)?;
+    let src = d.record(source)?;
+    // Which files hold the state to clone, and from which internal tag.
+    let (files, tag, temp) = match (&req.from_snapshot, req.linked) {
+        (Some(snap), _) => {
+            let s = snapshots::view(d, source, snap)?;
+            match s.kind {
+                SnapshotKind::External => (
+                    s.disks
+                        .iter()
+                        .map(|x| (x.frozen.clone(), x.format.clone()))
+                        .collect(),
+                    None,
+                    None,
+                ),
+                SnapshotKind::Internal => (live_files(&src.spec), Some(snap.clone()), None),
+            }
+        }
+        (None, true) => {
+            let frozen = freeze(d, ctx, source, &format!("clone-{}", req.name)).await?;
+            (frozen, None, None)
+        }
+        (None, false) if d.runtime(source).is_some() => {
+            let temp = format!(
+                "clone-tmp-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            let frozen = freeze(d, ctx, source, &temp).await?;
+            (frozen, None, Some(temp))
+        }
+        (None, false) => (live_files(&src.spec), None, None),
+    };
+    let mut spec = src.spec.clone();
+    spec.name = req.name.clone();
+    spec.uuid = None;
+    spec.autostart = false;
+    let indexes: Vec<usize> = writable_disks(&spec).iter().map(|(i, _)| *i).collect();
+    let mut created: Vec<String> = Vec::new();
+    let result = async {
+        let total = indexes.len().max(1) as f64;
+        for (n, (i, (file, format))) in indexes.iter().zip(&files).enumerate() {
+            let out_format = if req.linked { "qcow2" } else { format.as_str() };
+            let dst = clone_file(file, &req.name, *i, out_format);
+            if Path::new(&dst).exists() {
+                return Err(Error::conflict(format!("{dst} already exists")));
+            }
+            created.push(dst.clone());
+            if req.linked {
+                img::create_overlay(Path::new(&dst), Path::new(file), format)
+                    .await
+                    .map_err(img_err(format!("cannot create {dst}")))?;
+            } else {
+                let stage = format!("copying disk {i}");
+                let copy = img::convert(
+                    Path::new(file),
+                    Path::new(&dst),
+                    format,
+                    tag.as_deref(),
+                    |p| ctx.progress(&stage, (n as f64 * 100.0 + p) / total, None),
+                );
+                tokio::select! {
+                    r = copy => r.map_err(img_err(format!("cannot copy {file}")))?,
+                    _ = ctx.cancelled() => return Err(Error::conflict("the clone was cancelled")),
+                }
+            }
+            spec.disks[*i].path = dst;
+            spec.disks[*i].format = if out_format == "qcow2" {
+                ferrovirt_api::DiskFormat::Qcow2
+            } else {
+                ferrovirt_api::DiskFormat::Raw
+            };
+        }
+        let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+        d.store
+            .insert_instance(&InstanceRecord {
+                spec,
+                status: InstanceStatus::Shutoff,
+                reason: format!("cloned from {source}"),
+                created_at: Daemon::now(),
+                managed_save: None,
+                current_snapshot: None,
+            })
+            .map_err(store_err("saving the clone"))?;
+        Ok(())
+    }
+    .await;
+    if let Some(temp) = temp
+        && let Err(e) = snapshots::delete(d, ctx, source, &temp).await
+    {
+        tracing::error!(instance = source, snapshot = temp, error = %e, "cannot remove the temporary clone snapshot");
+    }
+    match result {
+        Ok(()) => {
+            d.events.emit(
+                EventKind::Created,
+                &req.name,
+                Some(format!("cloned from {source}")),
+            );
+            Ok(())
+        }
+        Err(e) => {
+            for f in created {
+                let _ = std::fs::remove_file(f);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn live_files(spec: &ferrovirt_api::InstanceSpec) -> Vec<(String, String)> {
+    writable_disks(spec)
+        .iter()
+        .map(|(_, x)| (x.path.clone(), x.format.as_str().to_owned()))
+        .collect()
+}
+
+/// Takes a disk-only external snapshot of `source` and returns the files it froze.
+async fn freeze(
+    d: &Daemon,
+    ctx: &OpCtx,
+    source: &str,
+    snap: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let req = SnapshotsPost {
+        name: snap.to_owned(),
+        kind: SnapshotKind::External,
+        memory: Some(false),
+        description: "frozen disks for a clone".into(),
+    };
+    snapshots::create(d, ctx, source, req).await?;
+    Ok(snapshots::view(d, source, snap)?
+        .disks
+        .into_iter()
+        .map(|x| (x.frozen, x.format))
+        .collect())
+}

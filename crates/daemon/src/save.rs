@@ -1,0 +1,188 @@
+//! Save and restore: the guest's memory state written to a file, QEMU
+//! stopped, and later the same guest resumed where it was.
+//!
+//! A save file is a header (magic + the instance spec as JSON) in the first
+//! [`HEADER_SIZE`] bytes, then QEMU's migration stream (`file:` migration at
+//! that offset). The managed save of an instance lives in the state dir and
+//! the next `start` resumes from it; `save --file` writes anywhere and
+//! `restore FILE` brings it back, defining the instance if needed.
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use ferrovirt_api::{EventKind, InstanceSpec, InstanceStatus};
+use ferrovirt_core::{Error, ValidSpec};
+use ferrovirt_store::InstanceRecord;
+
+use crate::daemon::{Daemon, store_err};
+use crate::lifecycle::{self, Resume, qmp_err, running};
+use crate::monitor;
+use crate::operations::OpCtx;
+
+/// Bytes reserved for the header before the migration stream.
+pub const HEADER_SIZE: u64 = 64 * 1024;
+const MAGIC: &[u8] = b"FERROVIRT-SAVE 1\n";
+
+/// Where the managed save of an instance lives.
+pub fn managed_path(d: &Daemon, name: &str) -> PathBuf {
+    d.config.state_dir.join("save").join(format!("{name}.sav"))
+}
+
+/// Saves a running instance's memory to `file` (or its managed save) and
+/// stops it. On failure the guest keeps running as before.
+pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> Result<(), Error> {
+    let _guard = d.locks.lock(name).await;
+    let rec = d.record(name)?;
+    let rt = running(d, name)?;
+    let managed = file.is_none();
+    let path = file
+        .map(PathBuf::from)
+        .unwrap_or_else(|| managed_path(d, name));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let was_running = rec.status == InstanceStatus::Running;
+    rt.qmp
+        .execute("stop", None)
+        .await
+        .map_err(qmp_err(name, "pause"))?;
+    let uri = format!("file:{},offset={HEADER_SIZE}", path.display());
+    let written = crate::qmp_jobs::migrate(&rt.qmp, Some(ctx), "saving memory", &uri).await;
+    let written = written.and_then(|()| write_header(&path, &rec.spec));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&path);
+        if was_running {
+            let _ = rt.qmp.execute("cont", None).await;
+        }
+        return Err(e);
+    }
+    rt.intent().stopping = true;
+    rt.expect_exit(
+        InstanceStatus::Shutoff,
+        &if managed {
+            "saved; the next start resumes it".to_owned()
+        } else {
+            format!("saved to {}", path.display())
+        },
+    );
+    rt.quit().await;
+    rt.qmp.closed().await;
+    monitor::finish_exit(d, name, &rt);
+    if managed {
+        d.store
+            .set_managed_save(name, Some(&path.display().to_string()))
+            .map_err(store_err("recording the managed save"))?;
+    }
+    Ok(())
+}
+
+fn write_header(path: &Path, spec: &InstanceSpec) -> Result<(), Error> {
+    let mut header = MAGIC.to_vec();
+    serde_json::to_writer(&mut header, spec).expect("spec serializes");
+    header.push(b'\n');
+    if header.len() as u64 > HEADER_SIZE {
+        return Err(Error::internal(
+            "the instance spec does not fit in the save header",
+        ));
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+    f.write_all_at(&header, 0)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Reads the instance spec from a save file's header.
+pub fn read_header(path: &Path) -> Result<InstanceSpec, Error> {
+    let bad = |why: String| Error::validation("file", format!("{}: {why}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
+    let mut header = vec![0u8; HEADER_SIZE as usize];
+    f.read_exact(&mut header)
+        .map_err(|_| bad("too short to be a Ferrovirt save file".into()))?;
+    let rest = header
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("not a Ferrovirt save file".into()))?;
+    let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    serde_json::from_slice(&rest[..end]).map_err(|e| bad(format!("corrupt header: {e}")))
+}
+
+/// Restores a save file: defines its instance if it does not exist, then
+/// resumes the guest from the file. Returns the instance's name.
+pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> {
+    let spec = read_header(file)?;
+    let name = spec.name.clone();
+    let _guard = d.locks.lock(&name).await;
+    match d
+        .store
+        .get_instance(&name)
+        .map_err(store_err("reading the instance"))?
+    {
+        Some(existing) => {
+            if existing.spec.uuid != spec.uuid {
+                return Err(Error::conflict(format!(
+                    "instance {name} exists and is not the instance saved in {}",
+                    file.display()
+                )));
+            }
+            if d.runtime(&name).is_some() {
+                return Err(Error::conflict(format!(
+                    "instance {name} is already running"
+                )));
+            }
+        }
+        None => {
+            let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+            d.store
+                .insert_instance(&InstanceRecord {
+                    spec,
+                    status: InstanceStatus::Shutoff,
+                    reason: format!("restored from {}", file.display()),
+                    created_at: Daemon::now(),
+                    managed_save: None,
+                    current_snapshot: None,
+                })
+                .map_err(store_err("saving the instance"))?;
+            d.events.emit(EventKind::Created, &name, None);
+        }
+    }
+    let resume = Resume::File {
+        path: file.display().to_string(),
+        offset: HEADER_SIZE,
+    };
+    lifecycle::start_from(d, &name, resume, Some(ctx)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn header_round_trip_and_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sav");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(HEADER_SIZE + 10)
+            .unwrap();
+        let spec: InstanceSpec = serde_json::from_value(serde_json::json!({"name": "vm"})).unwrap();
+        write_header(&path, &spec).unwrap();
+        assert_eq!(read_header(&path).unwrap(), spec);
+        let junk = dir.path().join("junk");
+        std::fs::File::create(&junk)
+            .unwrap()
+            .write_all(&[7u8; 70000])
+            .unwrap();
+        let err = read_header(&junk).unwrap_err();
+        assert!(
+            err.message.contains("not a Ferrovirt save file"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.field.as_deref(), Some("file"));
+    }
+}

@@ -1,0 +1,486 @@
+//! External snapshots: each writable disk's current file is frozen and a new
+//! qcow2 overlay on top of it takes the writes; the memory (optional) goes to
+//! its own file. Deleting a snapshot merges its frozen file away: committed
+//! into when its only child is the live disk, streamed into its children
+//! otherwise, so the other snapshots keep their content.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use ferrovirt_api::{DiskFormat, InstanceSpec, InstanceStatus, SnapshotDisk};
+use ferrovirt_core::Error;
+use ferrovirt_qemu::img;
+use ferrovirt_store::{SnapshotRecord, SnapshotState};
+use serde_json::json;
+
+use super::{records, writable_disks};
+use crate::daemon::{Daemon, store_err};
+use crate::lifecycle::{self, Resume, qmp_err};
+use crate::operations::OpCtx;
+use crate::qmp_jobs::{self, node_of_file, run_job};
+
+fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
+    move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
+}
+
+/// `<dir of disk>/<instance>-disk<i>.<tag>.qcow2`: files Ferrovirt creates
+/// carry the instance's name, so it only ever deletes its own files.
+pub fn overlay_path(disk: &str, instance: &str, index: usize, tag: &str) -> PathBuf {
+    let dir = Path::new(disk).parent().unwrap_or(Path::new("/"));
+    dir.join(format!("{instance}-disk{index}.{tag}.qcow2"))
+}
+
+fn is_ours(path: &str, instance: &str) -> bool {
+    Path::new(path)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .is_some_and(|f| f.starts_with(&format!("{instance}-disk")))
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
+/// Files frozen by the instance's snapshots.
+pub fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
+    records(d, instance)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| r.disks.iter().map(|disk| disk.frozen.clone()))
+        .collect()
+}
+
+/// The disk files Ferrovirt created for the instance (overlays of its
+/// snapshots and reverts), which go when the instance goes.
+pub fn owned_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
+    chain_files(d, instance, spec)
+        .into_iter()
+        .filter(|f| is_ours(f, instance))
+        .collect()
+}
+
+/// Other instances whose disks' backing chains contain one of `files`
+/// (linked clones): those files must stay.
+pub async fn files_backing_other_instances(
+    d: &Daemon,
+    files: &[String],
+    instance: &str,
+) -> Vec<String> {
+    let mut users = Vec::new();
+    for rec in d.store.list_instances().unwrap_or_default() {
+        if rec.spec.name == instance {
+            continue;
+        }
+        for disk in &rec.spec.disks {
+            let chain = img::backing_chain(Path::new(&disk.path))
+                .await
+                .unwrap_or_default();
+            if chain.iter().skip(1).any(|i| files.contains(&i.filename)) {
+                users.push(rec.spec.name.clone());
+                break;
+            }
+        }
+    }
+    users
+}
+
+pub async fn create(
+    d: &Daemon,
+    ctx: &OpCtx,
+    spec: &InstanceSpec,
+    mut snap: SnapshotRecord,
+) -> Result<(), Error> {
+    let instance = snap.instance.clone();
+    for (i, disk) in writable_disks(spec) {
+        let overlay = overlay_path(&disk.path, &instance, i, &snap.name);
+        if overlay.exists() {
+            return Err(Error::conflict(format!(
+                "{} already exists; remove it or pick another snapshot name",
+                overlay.display()
+            )));
+        }
+        snap.disks.push(SnapshotDisk {
+            frozen: disk.path.clone(),
+            format: disk.format.as_str().to_owned(),
+        });
+        snap.overlays.push(overlay.display().to_string());
+    }
+    if snap.memory {
+        let dir = d.config.state_dir.join("snapshots").join(&instance);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        snap.memory_file = Some(dir.join(format!("{}.mem", snap.name)).display().to_string());
+    }
+    d.store
+        .put_snapshot(&snap)
+        .map_err(store_err("recording the snapshot"))?;
+    match take(d, ctx, &snap).await {
+        Ok(()) => {
+            let mut new_spec = spec.clone();
+            point_disks_at(&mut new_spec, &snap.overlays);
+            d.store
+                .update_spec(&new_spec)
+                .map_err(store_err("recording the new disk files"))?;
+            snap.state = SnapshotState::Ready;
+            d.store
+                .put_snapshot(&snap)
+                .map_err(store_err("recording the snapshot"))
+        }
+        Err(e) => {
+            discard(&snap);
+            let _ = d.store.delete_snapshot(&instance, &snap.name);
+            Err(e)
+        }
+    }
+}
+
+fn point_disks_at(spec: &mut InstanceSpec, files: &[String]) {
+    let indexes: Vec<usize> = writable_disks(spec).iter().map(|(i, _)| *i).collect();
+    for (i, file) in indexes.into_iter().zip(files) {
+        spec.disks[i].path = file.clone();
+        spec.disks[i].format = DiskFormat::Qcow2;
+    }
+}
+
+/// Removes the files a failed or half-made snapshot created.
+fn discard(snap: &SnapshotRecord) {
+    for f in snap.overlays.iter().chain(snap.memory_file.iter()) {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+async fn take(d: &Daemon, ctx: &OpCtx, snap: &SnapshotRecord) -> Result<(), Error> {
+    let Some(rt) = d.runtime(&snap.instance) else {
+        for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
+            img::create_overlay(Path::new(overlay), Path::new(&disk.frozen), &disk.format)
+                .await
+                .map_err(img_err(format!("cannot create {overlay}")))?;
+        }
+        return Ok(());
+    };
+    let name = &snap.instance;
+    let was_running = snap.taken_while == InstanceStatus::Running;
+    // Pause so the memory and all disks are captured at one instant.
+    rt.qmp
+        .execute("stop", None)
+        .await
+        .map_err(qmp_err(name, "pause"))?;
+    let result = async {
+        if let Some(mem) = &snap.memory_file {
+            qmp_jobs::migrate(&rt.qmp, Some(ctx), "saving memory", &format!("file:{mem}")).await?;
+        }
+        let mut actions = Vec::new();
+        for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
+            let size = img::info(Path::new(&disk.frozen))
+                .await
+                .map_err(img_err(format!("cannot read {}", disk.frozen)))?
+                .virtual_size;
+            img::create_overlay_sized(
+                Path::new(overlay),
+                Path::new(&disk.frozen),
+                &disk.format,
+                size,
+            )
+            .await
+            .map_err(img_err(format!("cannot create {overlay}")))?;
+            let top = node_of_file(&rt.qmp, &disk.frozen).await?.ok_or_else(|| {
+                Error::internal(format!("QEMU of {name} does not have {} open", disk.frozen))
+            })?;
+            let node = format!("ov{}", short_id());
+            rt.qmp
+                .execute(
+                    "blockdev-add",
+                    Some(json!({"driver": "qcow2", "node-name": node,
+                        "file": {"driver": "file", "filename": overlay}, "backing": null})),
+                )
+                .await
+                .map_err(qmp_err(name, "open the overlay of"))?;
+            actions
+                .push(json!({"type": "blockdev-snapshot", "data": {"node": top, "overlay": node}}));
+        }
+        if !actions.is_empty() {
+            rt.qmp
+                .execute("transaction", Some(json!({"actions": actions})))
+                .await
+                .map_err(qmp_err(name, "switch to the overlays of"))?;
+        }
+        Ok(())
+    }
+    .await;
+    if was_running {
+        let _ = rt.qmp.execute("cont", None).await;
+    }
+    result
+}
+
+pub async fn revert(
+    d: &Daemon,
+    ctx: &OpCtx,
+    instance: &str,
+    s: &SnapshotRecord,
+) -> Result<(), Error> {
+    let rec = d.record(instance)?;
+    let writable = writable_disks(&rec.spec).len();
+    if writable != s.disks.len() {
+        return Err(Error::conflict(format!(
+            "instance {instance} has {writable} writable disks but snapshot {} captured {}",
+            s.name,
+            s.disks.len()
+        )));
+    }
+    if d.runtime(instance).is_some() {
+        lifecycle::stop_locked(d, instance, true, std::time::Duration::ZERO).await?;
+    }
+    let frozen = frozen_by_snapshots(d, instance);
+    let mut spec = d.record(instance)?.spec;
+    let mut new_files = Vec::new();
+    for ((i, disk), snap_disk) in writable_disks(&spec).into_iter().zip(&s.disks) {
+        let overlay = overlay_path(
+            &disk.path,
+            instance,
+            i,
+            &format!("{}-{}", s.name, short_id()),
+        );
+        img::create_overlay(&overlay, Path::new(&snap_disk.frozen), &snap_disk.format)
+            .await
+            .map_err(img_err(format!("cannot create {}", overlay.display())))?;
+        new_files.push(overlay.display().to_string());
+    }
+    // The state since the last snapshot is discarded, as a revert means.
+    let old: Vec<String> = writable_disks(&spec)
+        .iter()
+        .map(|(_, d)| d.path.clone())
+        .collect();
+    point_disks_at(&mut spec, &new_files);
+    d.store
+        .update_spec(&spec)
+        .map_err(store_err("recording the new disk files"))?;
+    for f in old {
+        if is_ours(&f, instance) && !frozen.contains(&f) {
+            let _ = std::fs::remove_file(&f);
+        }
+    }
+    match &s.memory_file {
+        Some(mem) => {
+            let resume = Resume::File {
+                path: mem.clone(),
+                offset: 0,
+            };
+            lifecycle::start_from(d, instance, resume, Some(ctx)).await?;
+            if s.taken_while == InstanceStatus::Paused
+                && let Some(rt) = d.runtime(instance)
+            {
+                let _ = rt.qmp.execute("stop", None).await;
+                d.set_status(
+                    instance,
+                    InstanceStatus::Paused,
+                    &format!("reverted to snapshot {}", s.name),
+                    None,
+                );
+            }
+        }
+        None => d.set_status(
+            instance,
+            InstanceStatus::Shutoff,
+            &format!("reverted to snapshot {}", s.name),
+            None,
+        ),
+    }
+    Ok(())
+}
+
+pub async fn delete(
+    d: &Daemon,
+    ctx: &OpCtx,
+    instance: &str,
+    s: &SnapshotRecord,
+) -> Result<(), Error> {
+    let frozen: Vec<String> = s.disks.iter().map(|x| x.frozen.clone()).collect();
+    let users = files_backing_other_instances(d, &frozen, instance).await;
+    if !users.is_empty() {
+        return Err(Error::conflict(format!(
+            "snapshot {} of {instance} backs the disks of linked clone(s) {}; delete them first",
+            s.name,
+            users.join(", ")
+        )));
+    }
+    let others: HashSet<String> = records(d, instance)?
+        .iter()
+        .filter(|r| r.name != s.name)
+        .flat_map(|r| {
+            r.disks
+                .iter()
+                .chain([])
+                .map(|x| x.frozen.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (j, snap_disk) in s.disks.iter().enumerate() {
+        merge_away(d, ctx, instance, j, snap_disk, &others).await?;
+    }
+    if let Some(mem) = &s.memory_file {
+        let _ = std::fs::remove_file(mem);
+    }
+    Ok(())
+}
+
+/// Every file of the instance's disk chains that Ferrovirt knows of.
+pub fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
+    let mut files: Vec<String> = records(d, instance)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| {
+            r.overlays
+                .iter()
+                .cloned()
+                .chain(r.disks.iter().map(|x| x.frozen.clone()))
+                .collect::<Vec<_>>()
+        })
+        .chain(spec.disks.iter().map(|x| x.path.clone()))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Removes frozen file F of disk `j` from the chains without changing what
+/// any remaining snapshot or the live disk contains.
+async fn merge_away(
+    d: &Daemon,
+    ctx: &OpCtx,
+    instance: &str,
+    j: usize,
+    f: &SnapshotDisk,
+    frozen_by_others: &HashSet<String>,
+) -> Result<(), Error> {
+    let mut spec = d.record(instance)?.spec;
+    let live_index = writable_disks(&spec).get(j).map(|(i, _)| *i);
+    let live = live_index.map(|i| spec.disks[i].path.clone());
+    let mut children = Vec::new();
+    for c in chain_files(d, instance, &spec) {
+        if Path::new(&c).exists()
+            && let Ok(info) = img::info(Path::new(&c)).await
+            && info.full_backing_filename.as_deref() == Some(f.frozen.as_str())
+        {
+            children.push(c);
+        }
+    }
+    let backing = img::info(Path::new(&f.frozen))
+        .await
+        .map_err(img_err(format!("cannot read {}", f.frozen)))?
+        .full_backing_filename;
+    let rt = d.runtime(instance);
+    let stage = "merging the snapshot's disk state";
+    // The frozen file's only child is the live disk: write the live disk's
+    // data down into it and make it the live disk again.
+    if let ([child], Some(live), Some(index)) = (children.as_slice(), &live, live_index)
+        && child == live
+        && is_ours(child, instance)
+        && !frozen_by_others.contains(child)
+        && !frozen_by_others.contains(&f.frozen)
+    {
+        match &rt {
+            Some(rt) => {
+                let top = qmp_jobs::root_node_of(&rt.qmp, child)
+                    .await?
+                    .unwrap_or_default();
+                let base = node_of_file(&rt.qmp, &f.frozen).await?.unwrap_or_default();
+                run_job(
+                    &rt.qmp,
+                    Some(ctx),
+                    stage,
+                    "block-commit",
+                    json!({"job-id": format!("commit{}", short_id()), "device": top,
+                           "base-node": base, "auto-dismiss": false}),
+                )
+                .await?;
+                qmp_jobs::drop_node(&rt.qmp, &top).await;
+            }
+            None => img::commit(Path::new(child))
+                .await
+                .map_err(img_err(format!("cannot commit {child}")))?,
+        }
+        spec.disks[index].path = f.frozen.clone();
+        spec.disks[index].format = if f.format == "raw" {
+            DiskFormat::Raw
+        } else {
+            DiskFormat::Qcow2
+        };
+        d.store
+            .update_spec(&spec)
+            .map_err(store_err("recording the disk file"))?;
+        let _ = std::fs::remove_file(child);
+        return Ok(());
+    }
+    // Otherwise pull F's data into each child and skip F in the chain.
+    let backing_format = match &backing {
+        Some(b) => Some(
+            img::info(Path::new(b))
+                .await
+                .map_err(img_err(format!("cannot read {b}")))?
+                .format,
+        ),
+        None => None,
+    };
+    for child in &children {
+        let node = match &rt {
+            Some(rt) => node_of_file(&rt.qmp, child).await?,
+            None => None,
+        };
+        match (&rt, node) {
+            (Some(rt), Some(node)) => {
+                let mut args = json!({"job-id": format!("stream{}", short_id()),
+                                      "device": node, "auto-dismiss": false});
+                if let Some(b) = &backing {
+                    args["base-node"] = json!(node_of_file(&rt.qmp, b).await?.unwrap_or_default());
+                }
+                run_job(&rt.qmp, Some(ctx), stage, "block-stream", args).await?;
+                if let Some(gone) = node_of_file(&rt.qmp, &f.frozen).await? {
+                    qmp_jobs::drop_node(&rt.qmp, &gone).await;
+                }
+            }
+            _ => {
+                let b = backing.as_deref().zip(backing_format.as_deref());
+                img::rebase(Path::new(child), b.map(|(p, fmt)| (Path::new(p), fmt)))
+                    .await
+                    .map_err(img_err(format!("cannot rebase {child}")))?;
+            }
+        }
+    }
+    if is_ours(&f.frozen, instance)
+        && !frozen_by_others.contains(&f.frozen)
+        && Some(&f.frozen) != live.as_ref()
+    {
+        let _ = std::fs::remove_file(&f.frozen);
+    }
+    Ok(())
+}
+
+/// A snapshot interrupted by a daemon restart is complete when the disks
+/// already use its overlays (in the spec or in the running QEMU); otherwise
+/// its files are removed.
+pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
+    let Ok(rec) = d.record(&s.instance) else {
+        return false;
+    };
+    let live: Vec<String> = writable_disks(&rec.spec)
+        .iter()
+        .map(|(_, x)| x.path.clone())
+        .collect();
+    if live == s.overlays {
+        return true;
+    }
+    if let Some(rt) = d.runtime(&s.instance) {
+        if s.memory {
+            let _ = qmp_jobs::wait_migration(&rt.qmp, None, "saving memory", true).await;
+        }
+        let active = qmp_jobs::active_files(&rt.qmp).await.unwrap_or_default();
+        if !s.overlays.is_empty() && s.overlays.iter().all(|o| active.contains(o)) {
+            let mut spec = rec.spec.clone();
+            point_disks_at(&mut spec, &s.overlays);
+            return d.store.update_spec(&spec).is_ok();
+        }
+    }
+    discard(s);
+    false
+}
