@@ -169,6 +169,11 @@ cleanup() {
     find "$d/machine" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
   [[ $CREATED_RUN_LIBVIRT -eq 1 ]] && rmdir /run/libvirt 2>/dev/null
+  # keep the daemons' logs of the last run (bench/results/logs is git-ignored)
+  mkdir -p "$RESULTS/logs" && rm -f "$RESULTS/logs/"*
+  for f in ferrovirtd.log lv/libvirtd.log lv/libvirtd.out lv-smoke.log apt.log; do
+    [[ -s "$T/$f" ]] && cp "$T/$f" "$RESULTS/logs/${f//\//-}"
+  done
   # the bind mounts lived in libvirtd's mount namespace, gone with it
   rm -rf "$T"
   say "done (exit $rc, $(($(date +%s) - BENCH_T0)) s in all)"
@@ -195,6 +200,24 @@ if [[ $LIBVIRT -eq 1 ]]; then
   fi
 else
   LV_SKIP_REASON="--no-libvirt"
+fi
+
+# ---------------------------------------------------------------- page cache
+# The file-backed part of a daemon's VmRSS depends on how much of its binary
+# and libraries the page cache holds when it starts (this host's DAMON reclaim
+# pages out file pages unused for a minute). Read them all first, so both
+# daemons start from the same, warm state.
+prewarm() {
+  local f
+  for f in "$@"; do
+    [[ -e "$f" ]] || continue
+    cat "$f" >/dev/null 2>&1
+    ldd "$f" 2>/dev/null | awk '/=> \// {print $3}' | while read -r lib; do cat "$lib" >/dev/null 2>&1; done
+  done
+}
+prewarm "$BIN/ferrovirtd" "$BIN/ferrovirt" "$QEMU"
+if [[ -z "$LV_SKIP_REASON" ]]; then
+  prewarm /usr/sbin/libvirtd "$(command -v virsh)" /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/*.so
 fi
 
 # ---------------------------------------------------------------- ferrovirtd
@@ -287,7 +310,7 @@ EOF
 )
 args=(--out "$T/raw.json" --tmp "$T" --runs "$RUNS" --instances "$INSTANCES" --running "$RUNNING"
       --qemu "$QEMU" --guest "$T/guest.json" --fv-cli "$BIN/ferrovirt" --fv-socket "$T/api.sock"
-      --fv-state-dir "$T/state" --fv-pid "$FV_PID" --meta "$META")
+      --fv-state-dir "$T/state" --fv-pid "$FV_PID" --meta "$META" --reaper-pid "$PPID")
 [[ $GRACEFUL -eq 0 ]] && args+=(--no-graceful)
 if [[ -z "$LV_SKIP_REASON" ]]; then
   args+=(--lv-uri "$LV_URI" --lv-pid "$LV_PID" --lv-run-dir "$T/lv/run")

@@ -207,6 +207,27 @@ async fn external_chain_survives_deleting_the_middle_snapshot() {
     assert_eq!(names, vec!["e1", "e3"]);
     assert_eq!(snaps[1].parent.as_deref(), Some("e1"));
 
+    // Clones of a snapshot's state: full and linked.
+    for (name, linked, from, want) in [("from-e1", false, "e1", "1"), ("from-e3", true, "e3", "3")]
+    {
+        let req = ClonePost {
+            name: name.into(),
+            linked,
+            from_snapshot: Some(from.into()),
+        };
+        c.finish(&c.clone_instance("ext", &req).await.unwrap())
+            .await
+            .expect("clone from snapshot");
+        let mut cch = boot(c, name).await;
+        mount(&mut cch).await;
+        assert_eq!(
+            sh(&mut cch, "cat /mnt/v").await,
+            format!("{want}\n"),
+            "{name}"
+        );
+        c.delete_instance(name, true).await.unwrap();
+    }
+
     for (s, want) in [("e1", "1"), ("e3", "3"), ("e1", "1")] {
         revert(c, "ext", s).await;
         assert_eq!(

@@ -67,15 +67,86 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def rss_settled(pid: int, settle: float = 1.0, samples: int = 5) -> int:
-    """Median VmRSS over a few samples after `settle` seconds."""
+def mem_detail(pid: int) -> dict[str, int]:
+    """VmRSS and its anonymous / file-backed parts, and PSS (KiB)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[k] = int(v.split()[0])
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                out["Pss"] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def rss_settled(pid: int, settle: float = 1.0, samples: int = 5) -> dict[str, int]:
+    """mem_detail() of the sample with the median VmRSS, over a few samples
+    taken after `settle` seconds."""
     time.sleep(settle)
     vals = []
     for _ in range(samples):
-        vals.append(rss_kib(pid))
+        vals.append(mem_detail(pid))
         time.sleep(0.1)
-    vals.sort()
+    vals.sort(key=lambda d: d.get("VmRSS", 0))
     return vals[len(vals) // 2]
+
+
+class ForeignLoad:
+    """Samples, once a second, what else runs on the host: QEMUs this run did
+    not start, cargo/rustc, and the load average. Benchmarks on a shared
+    2-core machine are only as good as that is quiet."""
+
+    def __init__(self, ours: set[int]):
+        import threading
+        self.ours = ours
+        self.samples = self.qemu = self.build = 0
+        self.max_load = 0.0
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self) -> None:
+        while not self.stop.wait(1.0):
+            q = b = 0
+            procs: dict[int, tuple[str, int]] = {}
+            for d in Path("/proc").iterdir():
+                if not d.name.isdigit():
+                    continue
+                try:
+                    stat = (d / "stat").read_text()
+                except OSError:
+                    continue
+                procs[int(d.name)] = (stat[stat.index("(") + 1:stat.rindex(")")],
+                                      int(stat.rsplit(")", 1)[1].split()[1]))
+
+            def mine(pid: int) -> bool:  # is one of our processes an ancestor?
+                for _ in range(64):
+                    if pid in self.ours:
+                        return True
+                    if pid <= 1 or pid not in procs:
+                        return False
+                    pid = procs[pid][1]
+                return False
+
+            for pid, (comm, ppid) in procs.items():
+                if comm.startswith("qemu-system") and not mine(ppid):
+                    q += 1
+                elif comm in ("cargo", "rustc", "cc1", "cc1plus", "ld", "cargo-nextest"):
+                    b += 1
+            self.samples += 1
+            self.qemu += q > 0
+            self.build += b > 0
+            self.max_load = max(self.max_load, float(Path("/proc/loadavg").read_text().split()[0]))
+
+    def result(self) -> dict:
+        self.stop.set()
+        self.t.join(timeout=5)
+        return {"samples": self.samples, "with_foreign_qemu": self.qemu,
+                "with_cargo_or_rustc": self.build, "max_loadavg_1min": self.max_load}
 
 
 def wait_gone(pid: int, timeout: float = 30.0) -> None:
@@ -549,6 +620,8 @@ def main() -> int:
     ap.add_argument("--lv-pid", type=int)
     ap.add_argument("--lv-run-dir")
     ap.add_argument("--meta", default="{}", help="JSON merged into meta")
+    ap.add_argument("--reaper-pid", type=int, default=0,
+                    help="the subreaper the daemonized QEMUs of this run are re-parented to")
     a = ap.parse_args()
 
     T = Path(a.tmp)
@@ -588,11 +661,14 @@ def main() -> int:
               "rss_defined": a.rss_defined, "memory_mib": a.memory,
               "graceful": not a.no_graceful}
 
+    ours = {a.reaper_pid, a.fv_pid, os.getpid()} | ({a.lv_pid} if a.lv_pid else set())
+    foreign = ForeignLoad(ours)
+
     def daemon_rss(key: str) -> None:
         rss[key] = {"ferrovirtd": rss_settled(a.fv_pid)}
         if lv is not None:
-            rss[key]["libvirtd"] = rss_kib(a.lv_pid)
-        log(f"RSS {key}: {rss[key]}")
+            rss[key]["libvirtd"] = rss_settled(a.lv_pid, settle=0)
+        log(f"RSS {key}: " + ", ".join(f"{k} {v['VmRSS']} KiB" for k, v in rss[key].items()))
 
     # ---- idle memory (before the bench opens its own libvirt connection)
     daemon_rss("idle")
@@ -744,8 +820,8 @@ def main() -> int:
                 dpid = a.fv_pid if side == "fv" else a.lv_pid
                 dname = "ferrovirtd" if side == "fv" else "libvirtd"
                 rss.setdefault(key, {})[dname] = rss_settled(dpid)
-                rss[key][f"qemu_total_{side}"] = sum(rss_kib(m.pid(n)) for n in names)
-                log(f"RSS {key}: {rss[key]}")
+                rss[key][f"qemu_total_{side}"] = {"VmRSS": sum(rss_kib(m.pid(n)) for n in names)}
+                log(f"RSS {key}: {dname} {rss[key][dname]['VmRSS']} KiB")
                 for n in names:
                     if side == "fv":
                         fv.stop_force_api(n)
@@ -789,6 +865,7 @@ def main() -> int:
         for n in lv.running():
             lv.destroy_virsh(n)
 
+    meta["foreign_activity"] = foreign.result()
     out = {"meta": meta, "config": config, "samples_ms": samples, "rss_kib": rss,
            "notes": notes}
     Path(a.out).write_text(json.dumps(out, indent=1))

@@ -124,16 +124,28 @@ pub fn read_pid(paths: &InstancePaths) -> Option<u32> {
 /// looks for the instance's QMP socket on the command line, so a recycled
 /// PID is never mistaken for the VM.
 pub fn is_alive(pid: u32, paths: &InstancePaths) -> bool {
+    running(pid) && cmdline_is_ours(pid, paths) == Some(true)
+}
+
+/// Whether the PID exists and is not a zombie.
+fn running(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next());
-    if matches!(state, None | Some("Z") | Some("X")) {
-        return false;
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// `Some(true)` if the command line names the instance's QMP socket,
+/// `Some(false)` if it is another program, `None` if it is unreadable or
+/// empty (a process in the middle of exiting has no command line).
+fn cmdline_is_ours(pid: u32, paths: &InstancePaths) -> Option<bool> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if cmdline.is_empty() {
+        return None;
     }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let needle = paths.qmp_socket().display().to_string();
-    String::from_utf8_lossy(&cmdline).contains(&needle)
+    Some(String::from_utf8_lossy(&cmdline).contains(&needle))
 }
 
 /// Kills QEMU at once.
@@ -141,10 +153,11 @@ pub fn kill_now(pid: u32) {
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
-/// Waits until the process is gone; `false` on timeout.
+/// Waits until the process has really exited (it may linger a moment with
+/// no command line while the kernel tears it down); `false` on timeout.
 pub async fn wait_gone(pid: u32, paths: &InstancePaths, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    while is_alive(pid, paths) {
+    while running(pid) && cmdline_is_ours(pid, paths) != Some(false) {
         if Instant::now() >= deadline {
             return false;
         }
