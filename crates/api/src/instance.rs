@@ -35,6 +35,9 @@ pub struct InstanceSpec {
     pub boot: BootConfig,
     #[serde(default)]
     pub disks: Vec<Disk>,
+    /// Network interfaces.
+    #[serde(default)]
+    pub nics: Vec<crate::Nic>,
     /// Whether the instance has a serial console (ttyS0).
     #[serde(default = "default_true")]
     pub serial: bool,

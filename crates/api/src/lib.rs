@@ -9,6 +9,7 @@ mod error;
 mod event;
 mod host;
 mod instance;
+mod network;
 mod operation;
 mod snapshot;
 
@@ -23,6 +24,9 @@ pub use instance::{
     LifecycleAction, MachineKind, StateAction, StatePut,
 };
 
+pub use network::{
+    DhcpHost, Ipv4Config, Lease, MacvtapMode, Network, NetworkSpec, NetworkType, Nic, NicModel,
+};
 pub use operation::{Operation, OperationStatus, Progress};
 pub use snapshot::{
     ClonePost, RestorePost, SavePost, Snapshot, SnapshotDisk, SnapshotKind, SnapshotsPost,

@@ -11,7 +11,7 @@ use ferrovirt_client::{Client, ClientError};
 use crate::args::{Cli, Command, HostCommand};
 use crate::commands::{console, host, instance, monitor, operation, snapshot, state};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
