@@ -95,7 +95,8 @@ async fn openapi_document_is_generated_from_the_types() {
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(bin("ferrovirtd"))
-        .args(["--log-format", "json", "--socket"])
+        // Outside any test namespace: it must not touch networking.
+        .args(["--no-default-network", "--log-format", "json", "--socket"])
         .arg(dir.path().join("s.sock"))
         .arg("--state-dir")
         .arg(dir.path().join("state"))

@@ -42,11 +42,37 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A ferrovirtd of the test's own.
+/// A ferrovirtd of the test's own, inside a network namespace of its own
+/// (`netns`): whatever it does to networking stays there.
 pub struct TestDaemon {
     pub dir: tempfile::TempDir,
+    pub netns: String,
     child: Option<Child>,
     pub client: Client,
+}
+
+/// Runs `ip ARGS`, panicking on failure.
+pub fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command inside a namespace; returns (success, stdout+stderr).
+pub fn in_netns(netns: &str, cmd: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(cmd)
+        .output()
+        .expect("ip netns exec");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
 }
 
 impl TestDaemon {
@@ -56,8 +82,20 @@ impl TestDaemon {
             .tempdir()
             .expect("temp dir");
         let client = Client::new(dir.path().join("api.sock")).expect("client");
+        let netns = format!(
+            "fv-{}-{}",
+            std::process::id(),
+            dir.path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("fv-e2e-")
+        );
+        ip(&["netns", "add", &netns]);
+        in_netns(&netns, &["ip", "link", "set", "lo", "up"]);
         let mut d = Self {
             dir,
+            netns,
             child: None,
             client,
         };
@@ -81,7 +119,9 @@ impl TestDaemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(bin("ferrovirtd"))
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .arg(bin("ferrovirtd"))
             .arg("--socket")
             .arg(self.socket())
             .arg("--state-dir")
@@ -182,6 +222,24 @@ impl Drop for TestDaemon {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // Everything still running in the namespace (dnsmasq, OVS) goes too.
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &self.netns])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
         if std::thread::panicking() {
             eprintln!("--- ferrovirtd log ---\n{}", self.log());
         }

@@ -302,6 +302,18 @@ pub struct InstanceState {
     /// The snapshot the instance currently descends from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_snapshot: Option<String>,
+    /// Addresses the NICs leased from their networks' DHCP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<NicAddress>,
+}
+
+/// An address of a NIC, from its network's DHCP leases.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NicAddress {
+    pub mac: String,
+    pub network: String,
+    pub ip: String,
 }
 
 /// An instance as the API returns it.

@@ -21,7 +21,7 @@ pub use host::{
 pub use instance::{
     Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, Graphics,
     GraphicsAdapter, GraphicsType, Instance, InstanceSpec, InstanceState, InstanceStatus,
-    LifecycleAction, MachineKind, StateAction, StatePut,
+    LifecycleAction, MachineKind, NicAddress, StateAction, StatePut,
 };
 
 pub use network::{

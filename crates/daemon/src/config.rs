@@ -26,6 +26,9 @@ pub struct Config {
     /// QEMU system emulator binary.
     #[arg(long, env = "FERROVIRT_QEMU", default_value = ferrovirt_qemu::probe::DEFAULT_BINARY)]
     pub qemu: String,
+    /// Do not create the `default` NAT network on the first start.
+    #[arg(long, env = "FERROVIRT_NO_DEFAULT_NETWORK")]
+    pub no_default_network: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -48,7 +48,7 @@ impl std::ops::Deref for Daemon {
 /// Maps a store failure to a user-facing error naming what was being done.
 pub fn store_err(doing: &str) -> impl Fn(StoreError) -> Error + '_ {
     move |e| match e {
-        StoreError::Duplicate(name) => Error::conflict(format!("instance {name} already exists")),
+        StoreError::Duplicate(what) => Error::conflict(format!("{what} already exists")),
         other => Error::internal(format!(
             "{doing} failed: {}",
             ferrovirt_core::error::chain(&other)
@@ -159,10 +159,30 @@ impl Daemon {
                 accel,
                 saved: rec.managed_save.is_some(),
                 current_snapshot: rec.current_snapshot.clone(),
+                addresses: self.addresses(&rec.spec),
             },
             spec: rec.spec,
             created_at: rec.created_at,
         }
+    }
+
+    /// The NICs' addresses from their networks' leases.
+    fn addresses(&self, spec: &ferrovirt_api::InstanceSpec) -> Vec<ferrovirt_api::NicAddress> {
+        spec.nics
+            .iter()
+            .filter_map(|nic| {
+                let mac = nic.mac.as_deref()?.to_lowercase();
+                let lease = crate::networks::leases(self, &nic.network)
+                    .ok()?
+                    .into_iter()
+                    .find(|l| l.mac == mac)?;
+                Some(ferrovirt_api::NicAddress {
+                    mac,
+                    network: nic.network.clone(),
+                    ip: lease.ip,
+                })
+            })
+            .collect()
     }
 
     pub fn now() -> chrono::DateTime<Utc> {

@@ -13,7 +13,8 @@ use crate::daemon::{Daemon, store_err};
 use crate::lifecycle;
 
 pub async fn create(d: &Daemon, spec: InstanceSpec) -> Result<Instance, Error> {
-    let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    crate::networks::nics::prepare(d, &mut spec)?;
     let name = spec.name.clone();
     let _guard = d.locks.lock(&name).await;
     let rec = InstanceRecord {
@@ -38,7 +39,8 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
     if spec.uuid.is_none() {
         spec.uuid = old.spec.uuid;
     }
-    let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    crate::networks::nics::prepare(d, &mut spec)?;
     check_update(&old.spec, &spec, d.runtime(name).is_some())?;
     d.store
         .update_spec(&spec)
@@ -126,4 +128,47 @@ mod tests {
         );
         assert_eq!(doc, serde_json::json!({"b": {"c": 5, "d": 3}, "e": [1]}));
     }
+}
+
+/// Adds a NIC (hot-plugged when the instance runs).
+pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<Instance, Error> {
+    let _guard = d.locks.lock(name).await;
+    let mut spec = d.record(name)?.spec;
+    spec.nics.push(nic);
+    crate::networks::nics::prepare(d, &mut spec)?;
+    let nic = spec.nics.last().cloned().expect("just pushed");
+    if let Some(rt) = d.runtime(name) {
+        crate::networks::nics::plug(d, &rt.qmp, &spec, &nic).await?;
+    }
+    d.store
+        .update_spec(&spec)
+        .map_err(store_err("saving the instance"))?;
+    d.events.emit(
+        EventKind::Updated,
+        name,
+        Some(format!("NIC {} added", nic.mac.unwrap_or_default())),
+    );
+    d.record(name).map(|r| d.view(r))
+}
+
+/// Removes the NIC with `mac` (hot-unplugged when the instance runs).
+pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, Error> {
+    let _guard = d.locks.lock(name).await;
+    let mut spec = d.record(name)?.spec;
+    let mac = mac.to_lowercase();
+    let index = spec
+        .nics
+        .iter()
+        .position(|n| n.mac.as_deref() == Some(mac.as_str()))
+        .ok_or_else(|| Error::not_found(format!("instance {name} has no NIC {mac}")))?;
+    let nic = spec.nics.remove(index);
+    if let Some(rt) = d.runtime(name) {
+        crate::networks::nics::unplug(d, &rt.qmp, &nic).await?;
+    }
+    d.store
+        .update_spec(&spec)
+        .map_err(store_err("saving the instance"))?;
+    d.events
+        .emit(EventKind::Updated, name, Some(format!("NIC {mac} removed")));
+    d.record(name).map(|r| d.view(r))
 }

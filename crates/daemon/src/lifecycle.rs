@@ -101,8 +101,7 @@ pub async fn start_from(
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
     let mode = match &resume {
-        Resume::Boot => ferrovirt_qemu::StartMode::Boot,
-        Resume::Snapshot(tag) => ferrovirt_qemu::StartMode::LoadSnapshot(tag.clone()),
+        Resume::Boot | Resume::Snapshot(_) => ferrovirt_qemu::StartMode::Boot,
         Resume::File { .. } => ferrovirt_qemu::StartMode::Incoming,
     };
     let cmd = ferrovirt_qemu::build_with(&qemu.binary, &spec, &accel, &paths, &mode);
@@ -133,6 +132,26 @@ pub async fn start_from(
         paths.runtime_dir.join("accel.json"),
         serde_json::to_vec(&accel).unwrap_or_default(),
     );
+    // NICs are plugged before any saved state is loaded: the state expects
+    // the same devices.
+    let cleanup_spec = spec.clone();
+    let dd = d.clone();
+    revert.add(move || crate::networks::nics::cleanup(&dd, &cleanup_spec));
+    for nic in &spec.nics {
+        crate::networks::nics::plug(d, &qmp, &spec, nic).await?;
+    }
+    if let Resume::Snapshot(tag) = &resume {
+        let devices = crate::snapshots::internal_nodes(&spec);
+        crate::qmp_jobs::run_job(
+            &qmp,
+            ctx,
+            "loading the snapshot",
+            "snapshot-load",
+            serde_json::json!({"job-id": format!("load-{tag}"), "tag": tag,
+                               "vmstate": devices.first(), "devices": devices}),
+        )
+        .await?;
+    }
     if let Resume::File { path, offset } = &resume {
         qmp.execute(
             "migrate-incoming",

@@ -13,6 +13,7 @@ mod instances;
 mod json;
 mod lifecycle;
 mod monitor;
+mod networks;
 mod operations;
 mod qmp_jobs;
 mod reconcile;
@@ -82,6 +83,12 @@ async fn main() -> anyhow::Result<()> {
     let d = Daemon::new(config.clone(), Box::new(store), qemu);
     let accel = ferrovirt_core::accel::decide(ferrovirt_api::Accelerator::Auto, &d.virt)?;
     tracing::info!(accel = accel.accel, reason = accel.reason, "accelerator");
+    networks::reconcile(&d).await;
+    if !config.no_default_network
+        && let Err(e) = networks::ensure_default(&d).await
+    {
+        tracing::error!(error = %e, "cannot create the default network");
+    }
     reconcile::reconcile(&d).await?;
     tracing::info!(socket = %config.socket.display(), "serving the API");
     let app = routes::router(d);

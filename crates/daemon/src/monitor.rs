@@ -58,6 +58,9 @@ pub fn finish_exit(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) -> Option<Instan
         "QEMU exited unexpectedly (killed or crashed)".to_owned(),
     ));
     process::clean_runtime(&rt.paths);
+    if let Ok(rec) = d.record(name) {
+        crate::networks::nics::cleanup(d, &rec.spec);
+    }
     let kind = match status {
         InstanceStatus::Crashed => EventKind::Crashed,
         _ => EventKind::Stopped,

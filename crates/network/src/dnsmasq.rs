@@ -21,7 +21,11 @@ pub fn config(spec: &NetworkSpec, plan: &Ipv4Plan, files: &DnsmasqFiles<'_>) -> 
     let bridge = crate::bridge_name(&spec.name);
     let domain = spec.domain.clone().unwrap_or_else(|| spec.name.clone());
     let mut c = String::new();
-    let _ = writeln!(c, "# Written by ferrovirtd for network {}; do not edit.", spec.name);
+    let _ = writeln!(
+        c,
+        "# Written by ferrovirtd for network {}; do not edit.",
+        spec.name
+    );
     let _ = writeln!(c, "pid-file={}", files.pid.display());
     let _ = writeln!(c, "interface={bridge}");
     let _ = writeln!(c, "bind-interfaces");
@@ -48,7 +52,11 @@ pub fn config(spec: &NetworkSpec, plan: &Ipv4Plan, files: &DnsmasqFiles<'_>) -> 
     let _ = writeln!(c, "dhcp-no-override");
     let _ = writeln!(c, "dhcp-leasefile={}", files.leases.display());
     let _ = writeln!(c, "dhcp-hostsfile={}", files.hosts.display());
-    let _ = writeln!(c, "addn-hosts={}", files.hosts.with_extension("names").display());
+    let _ = writeln!(
+        c,
+        "addn-hosts={}",
+        files.hosts.with_extension("names").display()
+    );
     if spec.kind == NetworkType::Isolated {
         // No default route: guests only reach each other.
         let _ = writeln!(c, "dhcp-option=option:router");
@@ -102,7 +110,9 @@ mod tests {
 
     #[test]
     fn leases_parse() {
-        let l = parse_leases("1700000000 52:54:00:AA:bb:cc 192.168.122.50 vm1 01:52:54\n1700000001 52:54:00:00:00:01 192.168.122.51 * *\nbad\n");
+        let l = parse_leases(
+            "1700000000 52:54:00:AA:bb:cc 192.168.122.50 vm1 01:52:54\n1700000001 52:54:00:00:00:01 192.168.122.51 * *\nbad\n",
+        );
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].mac, "52:54:00:aa:bb:cc");
         assert_eq!(l[0].hostname.as_deref(), Some("vm1"));

@@ -21,7 +21,10 @@ pub fn ruleset(nets: &[FirewallNet]) -> String {
     let mut s = String::new();
     // `add` then `delete` makes the delete valid whether or not the table exists.
     s.push_str("add table inet ferrovirt\ndelete table inet ferrovirt\n");
-    let nets: Vec<&FirewallNet> = nets.iter().filter(|n| n.kind != NetworkType::Open).collect();
+    let nets: Vec<&FirewallNet> = nets
+        .iter()
+        .filter(|n| n.kind != NetworkType::Open)
+        .collect();
     if nets.is_empty() {
         return s;
     }
@@ -29,7 +32,11 @@ pub fn ruleset(nets: &[FirewallNet]) -> String {
     s.push_str("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n");
     for n in nets.iter().filter(|n| n.kind == NetworkType::Isolated) {
         let br = crate::bridge_name(&n.name);
-        let _ = writeln!(s, "\t\t# isolated {}: the host offers DHCP and DNS only", n.name);
+        let _ = writeln!(
+            s,
+            "\t\t# isolated {}: the host offers DHCP and DNS only",
+            n.name
+        );
         let _ = writeln!(s, "\t\tiifname \"{br}\" udp dport {{ 53, 67 }} accept");
         let _ = writeln!(s, "\t\tiifname \"{br}\" tcp dport 53 accept");
         let _ = writeln!(s, "\t\tiifname \"{br}\" drop");

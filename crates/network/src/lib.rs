@@ -10,6 +10,7 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod host;
 pub mod plan;
 
 /// The bridge of a managed network.

@@ -27,7 +27,10 @@ pub fn ipv4_plan(cfg: &Ipv4Config) -> Result<Ipv4Plan, Error> {
     let net: Ipv4Net = cfg.address.parse().map_err(|_| {
         Error::validation(
             "ipv4.address",
-            format!("{:?} is not an address with a prefix, e.g. 192.168.150.1/24", cfg.address),
+            format!(
+                "{:?} is not an address with a prefix, e.g. 192.168.150.1/24",
+                cfg.address
+            ),
         )
     })?;
     let subnet = net.trunc();
@@ -56,7 +59,10 @@ pub fn ipv4_plan(cfg: &Ipv4Config) -> Result<Ipv4Plan, Error> {
     };
     for (field, a) in [("ipv4.dhcp_start", dhcp_start), ("ipv4.dhcp_end", dhcp_end)] {
         if !subnet.contains(&a) || a == subnet.network() || a == subnet.broadcast() {
-            return Err(Error::validation(field, format!("{a} is outside the subnet {subnet}")));
+            return Err(Error::validation(
+                field,
+                format!("{a} is outside the subnet {subnet}"),
+            ));
         }
     }
     if u32::from(dhcp_start) > u32::from(dhcp_end) {
@@ -97,11 +103,17 @@ pub fn check_mac(field: &str, mac: &str) -> Result<(), Error> {
             .iter()
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
     if !ok {
-        return Err(Error::validation(field, format!("{mac:?} is not a MAC address like 52:54:00:12:34:56")));
+        return Err(Error::validation(
+            field,
+            format!("{mac:?} is not a MAC address like 52:54:00:12:34:56"),
+        ));
     }
     let first = u8::from_str_radix(parts[0], 16).unwrap_or(1);
     if first & 1 == 1 {
-        return Err(Error::validation(field, format!("{mac} is a multicast address")));
+        return Err(Error::validation(
+            field,
+            format!("{mac} is a multicast address"),
+        ));
     }
     Ok(())
 }
@@ -112,14 +124,24 @@ pub fn check_spec(spec: &NetworkSpec) -> Result<(), Error> {
     if spec.name.len() > crate::MAX_NAME {
         return Err(Error::validation(
             "name",
-            format!("network names are at most {} characters (they name host interfaces)", crate::MAX_NAME),
+            format!(
+                "network names are at most {} characters (they name host interfaces)",
+                crate::MAX_NAME
+            ),
         ));
     }
-    let needs_parent = matches!(spec.kind, NetworkType::Bridge | NetworkType::Macvtap | NetworkType::Ovs);
+    let needs_parent = matches!(
+        spec.kind,
+        NetworkType::Bridge | NetworkType::Macvtap | NetworkType::Ovs
+    );
     match (&spec.parent, needs_parent) {
         (None, true) => Err(Error::validation(
             "parent",
-            format!("a {:?} network needs the host interface it attaches to", spec.kind).to_lowercase(),
+            format!(
+                "a {:?} network needs the host interface it attaches to",
+                spec.kind
+            )
+            .to_lowercase(),
         )),
         (Some(_), false) => Err(Error::validation(
             "parent",
@@ -143,7 +165,9 @@ pub fn free_subnet(used: &[Ipv4Net]) -> Option<Ipv4Net> {
     let candidates = (122..=254u8)
         .map(|c| Ipv4Net::new(Ipv4Addr::new(192, 168, c, 0), 24).expect("valid"))
         .chain((0..=255u8).map(|c| Ipv4Net::new(Ipv4Addr::new(10, 254, c, 0), 24).expect("valid")));
-    candidates.into_iter().find(|c| !used.iter().any(|u| overlaps(c, u)))
+    candidates
+        .into_iter()
+        .find(|c| !used.iter().any(|u| overlaps(c, u)))
 }
 
 /// The default config for a free subnet: gateway .1.
@@ -177,19 +201,41 @@ mod tests {
         assert_eq!(p.dhcp_start, Ipv4Addr::new(192, 168, 150, 2));
         assert_eq!(p.dhcp_end, Ipv4Addr::new(192, 168, 150, 254));
         let field = |c| ipv4_plan(&c).unwrap_err().field;
-        assert_eq!(field(cfg("192.168.150.1/24", Some("192.168.151.5"), None)).as_deref(), Some("ipv4.dhcp_start"));
-        assert_eq!(field(cfg("192.168.150.1/24", None, Some("10.0.0.9"))).as_deref(), Some("ipv4.dhcp_end"));
-        assert_eq!(field(cfg("192.168.150.0/24", None, None)).as_deref(), Some("ipv4.address"));
-        assert_eq!(field(cfg("nonsense", None, None)).as_deref(), Some("ipv4.address"));
-        assert_eq!(field(cfg("192.168.150.1/24", Some("192.168.150.1"), None)).as_deref(), Some("ipv4.dhcp_start"));
+        assert_eq!(
+            field(cfg("192.168.150.1/24", Some("192.168.151.5"), None)).as_deref(),
+            Some("ipv4.dhcp_start")
+        );
+        assert_eq!(
+            field(cfg("192.168.150.1/24", None, Some("10.0.0.9"))).as_deref(),
+            Some("ipv4.dhcp_end")
+        );
+        assert_eq!(
+            field(cfg("192.168.150.0/24", None, None)).as_deref(),
+            Some("ipv4.address")
+        );
+        assert_eq!(
+            field(cfg("nonsense", None, None)).as_deref(),
+            Some("ipv4.address")
+        );
+        assert_eq!(
+            field(cfg("192.168.150.1/24", Some("192.168.150.1"), None)).as_deref(),
+            Some("ipv4.dhcp_start")
+        );
         let mut c = cfg("192.168.150.1/24", None, None);
-        c.hosts.push(DhcpHost { mac: "01:00:00:00:00:01".into(), ip: "192.168.150.9".into(), name: None });
+        c.hosts.push(DhcpHost {
+            mac: "01:00:00:00:00:01".into(),
+            ip: "192.168.150.9".into(),
+            name: None,
+        });
         assert_eq!(field(c).as_deref(), Some("ipv4.hosts[0].mac"));
     }
 
     #[test]
     fn free_subnets_avoid_used_ones() {
-        let used: Vec<Ipv4Net> = vec!["192.168.122.0/24".parse().unwrap(), "192.168.0.0/17".parse().unwrap()];
+        let used: Vec<Ipv4Net> = vec![
+            "192.168.122.0/24".parse().unwrap(),
+            "192.168.0.0/17".parse().unwrap(),
+        ];
         assert_eq!(free_subnet(&used).unwrap().to_string(), "192.168.128.0/24");
         let all: Vec<Ipv4Net> = vec!["192.168.0.0/16".parse().unwrap()];
         assert_eq!(free_subnet(&all).unwrap().to_string(), "10.254.0.0/24");

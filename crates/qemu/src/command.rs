@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 
 use crate::InstancePaths;
 
+/// Hot-pluggable PCIe root ports of a q35 instance (`rp0`…): NICs and
+/// later disks are plugged behind them, so they can also be unplugged.
+pub const ROOT_PORTS: usize = 8;
+
 /// A QEMU invocation: binary and arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuCommand {
@@ -45,8 +49,6 @@ pub fn build(
 pub enum StartMode {
     /// A fresh boot.
     Boot,
-    /// Load an internal snapshot with memory (`-loadvm`).
-    LoadSnapshot(String),
     /// Wait for a migration stream (`-incoming defer`), e.g. a saved state.
     Incoming,
 }
@@ -97,12 +99,17 @@ pub fn build_with(
     if spec.machine != MachineKind::Microvm {
         a.device(json!({"driver": "pvpanic", "id": "pvpanic0"}));
     }
+    if spec.machine == MachineKind::Q35 {
+        for i in 0..ROOT_PORTS {
+            a.device(json!({"driver": "pcie-root-port", "id": format!("rp{i}"),
+                            "chassis": i + 1, "bus": "pcie.0"}));
+        }
+    }
     boot(&mut a, spec);
     disks(&mut a, spec);
     graphics(&mut a, spec, paths);
     match mode {
         StartMode::Boot => {}
-        StartMode::LoadSnapshot(tag) => a.opt("-loadvm", tag.clone()),
         StartMode::Incoming => a.opt("-incoming", "defer"),
     }
     a.opt("-D", paths.qemu_log().display().to_string());

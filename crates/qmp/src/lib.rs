@@ -160,6 +160,63 @@ impl Qmp {
         }
     }
 
+    /// Runs `getfd`, handing QEMU the file descriptor `fd` under `name`
+    /// (SCM_RIGHTS on the QMP socket), e.g. a TAP device for `netdev_add`.
+    pub async fn send_fd(&self, name: &str, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), Error> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::os::fd::{AsRawFd, RawFd};
+        if *self.closed.borrow() {
+            return Err(Error::Closed);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let line = format!(
+            "{}\n",
+            json!({"execute": "getfd", "arguments": {"fdname": name}, "id": id})
+        );
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending map").insert(id, tx);
+        let fds: [RawFd; 1] = [fd.as_raw_fd()];
+        {
+            let writer = self.writer.lock().await;
+            let sock: &tokio::net::UnixStream = writer.as_ref();
+            loop {
+                sock.writable().await?;
+                let sent = sock.try_io(tokio::io::Interest::WRITABLE, || {
+                    sendmsg::<()>(
+                        sock.as_raw_fd(),
+                        &[std::io::IoSlice::new(line.as_bytes())],
+                        &[ControlMessage::ScmRights(&fds)],
+                        MsgFlags::empty(),
+                        None,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+                match sent {
+                    Ok(n) if n == line.len() => break,
+                    Ok(_) => {
+                        return Err(Error::Io(std::io::Error::other("short write of getfd")));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            }
+        }
+        match tokio::time::timeout(DEFAULT_TIMEOUT, rx).await {
+            Err(_) => Err(Error::Timeout {
+                command: "getfd".into(),
+            }),
+            Ok(Err(_)) => Err(Error::Closed),
+            Ok(Ok(r)) => r.map(drop).map_err(|e| match e {
+                Error::Command { class, desc, .. } => Error::Command {
+                    command: "getfd".into(),
+                    class,
+                    desc,
+                },
+                other => other,
+            }),
+        }
+    }
+
     /// A new receiver of events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<QmpEvent> {
         self.events.subscribe()

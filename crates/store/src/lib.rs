@@ -27,7 +27,7 @@ pub enum StoreError {
     Migrate(#[from] rusqlite_migration::Error),
     #[error("state database query failed")]
     Sql(#[from] rusqlite::Error),
-    #[error("instance {0} already exists")]
+    #[error("{0} already exists")]
     Duplicate(String),
     #[error("stored record of {name} is unreadable")]
     Corrupt {
@@ -78,6 +78,20 @@ pub trait Store: Send + Sync {
     /// Removes a snapshot and re-parents its children to its parent, in one
     /// transaction.
     fn delete_snapshot(&self, instance: &str, name: &str) -> Result<(), StoreError>;
+
+    /// Adds a network; fails with [`StoreError::Duplicate`] if the name is taken.
+    fn insert_network(&self, rec: &NetworkRecord) -> Result<(), StoreError>;
+    /// Replaces a network's spec and desired state.
+    fn update_network(&self, rec: &NetworkRecord) -> Result<(), StoreError>;
+    fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError>;
+    fn delete_network(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// A network as stored: its spec and whether it should be running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRecord {
+    pub spec: ferrovirt_api::NetworkSpec,
+    pub active: bool,
 }
 
 fn migrations() -> Migrations<'static> {
@@ -101,6 +115,13 @@ fn migrations() -> Migrations<'static> {
                 parent TEXT,
                 record TEXT NOT NULL,
                 PRIMARY KEY (instance, name)
+             );",
+        ),
+        M::up(
+            "CREATE TABLE networks (
+                name TEXT PRIMARY KEY NOT NULL,
+                spec TEXT NOT NULL,
+                active INTEGER NOT NULL
              );",
         ),
     ])
@@ -212,7 +233,7 @@ impl Store for SqliteStore {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Err(StoreError::Duplicate(rec.spec.name.clone()))
+                Err(StoreError::Duplicate(format!("instance {}", rec.spec.name)))
             }
             other => other.map(drop).map_err(Into::into),
         }
@@ -304,6 +325,62 @@ impl Store for SqliteStore {
             })
         })
         .collect()
+    }
+
+    fn insert_network(&self, rec: &NetworkRecord) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(&rec.spec).expect("spec serializes");
+        let res = self.conn().execute(
+            "INSERT INTO networks (name, spec, active) VALUES (?1, ?2, ?3)",
+            params![rec.spec.name, spec, rec.active],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(format!("network {}", rec.spec.name)))
+            }
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    fn update_network(&self, rec: &NetworkRecord) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(&rec.spec).expect("spec serializes");
+        self.conn().execute(
+            "UPDATE networks SET spec = ?2, active = ?3 WHERE name = ?1",
+            params![rec.spec.name, spec, rec.active],
+        )?;
+        Ok(())
+    }
+
+    fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT name, spec, active FROM networks ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (name, spec, active) = row?;
+            Ok(NetworkRecord {
+                spec: serde_json::from_str(&spec).map_err(|source| StoreError::Corrupt {
+                    name: format!("network {name}"),
+                    source,
+                })?,
+                active,
+            })
+        })
+        .collect()
+    }
+
+    fn delete_network(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM networks WHERE name = ?1", [name])?
+            > 0)
     }
 
     fn delete_snapshot(&self, instance: &str, name: &str) -> Result<(), StoreError> {
@@ -431,7 +508,7 @@ mod tests {
             s.insert_instance(&rec("bb")).unwrap();
             assert!(matches!(
                 s.insert_instance(&rec("a")),
-                Err(StoreError::Duplicate(n)) if n == "a"
+                Err(StoreError::Duplicate(n)) if n == "instance a"
             ));
             s.set_status("a", InstanceStatus::Running, "booted")
                 .unwrap();

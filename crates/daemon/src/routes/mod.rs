@@ -4,6 +4,7 @@ mod console;
 mod events;
 mod host;
 mod instances;
+mod networks;
 mod openapi;
 mod operations;
 mod snapshots;
@@ -53,6 +54,23 @@ pub fn router(d: Daemon) -> Router {
         )
         .route("/1.0/instances/{name}/save", post(snapshots::save_instance))
         .route("/1.0/restore", post(snapshots::restore))
+        .route("/1.0/networks", get(networks::list).post(networks::create))
+        .route(
+            "/1.0/networks/{name}",
+            get(networks::show)
+                .put(networks::replace)
+                .delete(networks::delete),
+        )
+        .route(
+            "/1.0/networks/{name}/state",
+            axum::routing::put(networks::change_state),
+        )
+        .route("/1.0/networks/{name}/leases", get(networks::leases))
+        .route("/1.0/instances/{name}/nics", post(networks::add_nic))
+        .route(
+            "/1.0/instances/{name}/nics/{mac}",
+            axum::routing::delete(networks::remove_nic),
+        )
         .route("/1.0/operations", get(operations::list))
         .route(
             "/1.0/operations/{id}",

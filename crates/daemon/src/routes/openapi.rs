@@ -1,6 +1,6 @@
 use utoipa::OpenApi;
 
-use super::{console, events, host, instances, operations, snapshots};
+use super::{console, events, host, instances, networks, operations, snapshots};
 
 /// The OpenAPI document, generated from the wire types and handlers.
 #[derive(OpenApi)]
@@ -32,6 +32,15 @@ use super::{console, events, host, instances, operations, snapshots};
         operations::show,
         operations::wait,
         operations::cancel,
+        networks::list,
+        networks::create,
+        networks::show,
+        networks::replace,
+        networks::delete,
+        networks::change_state,
+        networks::leases,
+        networks::add_nic,
+        networks::remove_nic,
     ),
     components(schemas(
         ferrovirt_api::ErrorBody,
@@ -46,7 +55,11 @@ use super::{console, events, host, instances, operations, snapshots};
         ferrovirt_api::SnapshotsPost,
         ferrovirt_api::ClonePost,
         ferrovirt_api::SavePost,
-        ferrovirt_api::RestorePost
+        ferrovirt_api::RestorePost,
+        ferrovirt_api::Network,
+        ferrovirt_api::NetworkSpec,
+        ferrovirt_api::Lease,
+        ferrovirt_api::Nic
     ))
 )]
 pub struct ApiDoc;

@@ -21,7 +21,7 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
 }
 
 /// Node names of the writable disks (as the command-line builder names them).
-fn nodes(spec: &InstanceSpec) -> Vec<String> {
+pub fn nodes(spec: &InstanceSpec) -> Vec<String> {
     writable_disks(spec)
         .iter()
         .map(|(i, _)| format!("disk{i}"))
@@ -146,7 +146,7 @@ pub async fn revert(
         lifecycle::stop_locked(d, instance, true, std::time::Duration::ZERO).await?;
     }
     if s.memory {
-        // -loadvm restores the disks and the memory together.
+        // snapshot-load restores the disks and the memory together.
         lifecycle::start_from(d, instance, Resume::Snapshot(s.name.clone()), Some(ctx)).await?;
         if let Some(rt) = d.runtime(instance) {
             resume_as_taken(d, instance, &rt, s).await;

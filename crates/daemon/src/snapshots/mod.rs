@@ -17,6 +17,7 @@ use crate::daemon::{Daemon, store_err};
 use crate::operations::OpCtx;
 
 pub use external::{chain_files, files_backing_other_instances, owned_files};
+pub use internal::nodes as internal_nodes;
 
 /// Disks whose content changes, i.e. what a snapshot must capture.
 pub fn writable_disks(spec: &InstanceSpec) -> Vec<(usize, &Disk)> {
