@@ -16,6 +16,9 @@ fi
 apt-get update -qq
 apt-get install -y -qq -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 # Test guest ingredients and host tools: busybox for the guest, cpio/xz/zstd to
-# unpack the Debian kernel, iproute2 for namespaces.
+# unpack the Debian kernel, iproute2 for links and namespaces.
 apt-get install -y -qq busybox-static cpio xz-utils zstd iproute2 procps >/dev/null
+# Networks: dnsmasq for DHCP/DNS, nft for the firewall, Open vSwitch; ping
+# for the network tests.
+apt-get install -y -qq dnsmasq-base nftables openvswitch-switch iputils-ping >/dev/null
 qemu-system-x86_64 --version | head -n1

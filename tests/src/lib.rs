@@ -49,6 +49,8 @@ pub struct TestDaemon {
     pub netns: String,
     child: Option<Child>,
     pub client: Client,
+    /// Extra environment of the daemon (applied at its next start).
+    pub env: Vec<(String, String)>,
 }
 
 /// Runs `ip ARGS`, panicking on failure.
@@ -98,6 +100,7 @@ impl TestDaemon {
             netns,
             child: None,
             client,
+            env: Vec::new(),
         };
         d.spawn().await;
         d
@@ -129,6 +132,7 @@ impl TestDaemon {
             .arg("--runtime-dir")
             .arg(self.runtime_dir())
             .env("FERROVIRT_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -326,4 +330,69 @@ pub fn alive(pid: u32) -> bool {
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+/// The udhcpc script the test guest uses to apply a lease.
+const DHCP_SCRIPT: &str = r#"#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/$mask" dev "$interface"
+	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+	: >/etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	[ -n "$domain" ] && echo "search $domain" >>/etc/resolv.conf
+	;;
+deconfig)
+	ip addr flush dev "$interface"
+	ip link set "$interface" up
+	;;
+esac
+exit 0
+"#;
+
+/// Runs DHCP on the guest's `iface`, sending `hostname`; returns the address.
+pub async fn dhcp(ch: &mut CommandChannel<DuplexStream>, iface: &str, hostname: &str) -> String {
+    let script = DHCP_SCRIPT.replace('\'', "'\\''");
+    let setup = format!(
+        "mkdir -p /etc && printf '%s' '{script}' > /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh && ip link set {iface} up"
+    );
+    let out = ch.run(&setup, CMD).await.expect("dhcp setup");
+    assert_eq!(out.exit_code, 0, "{}", out.output);
+    let cmd = format!(
+        "udhcpc -i {iface} -n -q -t 15 -T 1 -s /tmp/dhcp.sh -x hostname:{hostname} 2>&1; ip -4 -o addr show {iface}"
+    );
+    let out = ch.run(&cmd, Duration::from_secs(40)).await.expect("udhcpc");
+    assert_eq!(out.exit_code, 0, "udhcpc failed: {}", out.output);
+    out.output
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no address after DHCP: {}", out.output))
+        .to_owned()
+}
+
+/// Sets a static address on the guest's `iface`.
+pub async fn static_ip(ch: &mut CommandChannel<DuplexStream>, iface: &str, cidr: &str) {
+    let out = ch
+        .run(
+            &format!("ip link set {iface} up && ip addr add {cidr} dev {iface}"),
+            CMD,
+        )
+        .await
+        .expect("static ip");
+    assert_eq!(out.exit_code, 0, "{}", out.output);
+}
+
+/// Whether the guest can ping `ip` (3 tries).
+pub async fn ping(ch: &mut CommandChannel<DuplexStream>, ip: &str) -> bool {
+    ch.run(
+        &format!("ping -c 1 -W 1 {ip} || ping -c 1 -W 1 {ip} || ping -c 1 -W 2 {ip}"),
+        CMD,
+    )
+    .await
+    .expect("ping")
+    .exit_code
+        == 0
 }

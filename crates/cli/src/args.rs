@@ -118,6 +118,94 @@ pub enum Command {
     /// Long-running operations.
     #[command(subcommand)]
     Operation(OperationCommand),
+    /// Virtual networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Network interfaces of an instance (hot-plugged when it runs).
+    #[command(subcommand)]
+    Nic(NicCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Define a network and start it.
+    Create(Box<NetworkCreateArgs>),
+    List,
+    Show {
+        name: String,
+    },
+    /// Edit a network's spec in $EDITOR.
+    Edit {
+        name: String,
+    },
+    /// Delete a network (refused while instances use it).
+    Delete {
+        name: String,
+    },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    /// DHCP leases, with the instance owning each MAC.
+    Leases {
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// YAML spec file; flags override its fields.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// nat, routed, isolated, open, bridge, macvtap or ovs.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// The host's address and prefix on the network, e.g. 192.168.150.1/24
+    /// (a free subnet is chosen when absent).
+    #[arg(long)]
+    pub ipv4: Option<String>,
+    #[arg(long)]
+    pub dhcp_start: Option<String>,
+    #[arg(long)]
+    pub dhcp_end: Option<String>,
+    /// Static DHCP host MAC,IP[,NAME]; repeatable.
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// bridge: the host bridge; macvtap: the host interface; ovs: the OVS bridge.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// macvtap: vepa, bridge, private or passthrough.
+    #[arg(long)]
+    pub mode: Option<String>,
+    #[arg(long)]
+    pub no_autostart: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NicCommand {
+    /// Add a NIC.
+    Add {
+        name: String,
+        #[arg(long)]
+        network: String,
+        /// virtio, e1000 or rtl8139.
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        /// ovs networks: access VLAN.
+        #[arg(long)]
+        vlan: Option<u16>,
+    },
+    /// Remove the NIC with this MAC.
+    Remove { name: String, mac: String },
+    /// List an instance's NICs and their addresses.
+    List { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +298,9 @@ pub struct CreateArgs {
     /// An ISO image attached as a cdrom.
     #[arg(long)]
     pub cdrom: Option<String>,
+    /// NETWORK[,model=virtio|e1000|rtl8139][,mac=MAC][,vlan=N]; repeatable.
+    #[arg(long = "nic")]
+    pub nics: Vec<String>,
     /// pc, q35 or microvm.
     #[arg(long)]
     pub machine: Option<String>,

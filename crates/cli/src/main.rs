@@ -9,7 +9,7 @@ use clap::Parser;
 use ferrovirt_client::{Client, ClientError};
 
 use crate::args::{Cli, Command, HostCommand};
-use crate::commands::{console, host, instance, monitor, operation, snapshot, state};
+use crate::commands::{console, host, instance, monitor, network, operation, snapshot, state};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -77,5 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Save { name, file, detach } => snapshot::save(&c, &name, file, detach).await,
         Command::Restore { file, detach } => snapshot::restore(&c, &file, detach).await,
         Command::Operation(cmd) => operation::run(&c, f, cmd).await,
+        Command::Network(cmd) => network::run(&c, f, cmd).await,
+        Command::Nic(cmd) => network::nic(&c, f, cmd).await,
     }
 }

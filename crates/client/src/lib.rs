@@ -336,6 +336,86 @@ impl Client {
         }
     }
 
+    pub async fn networks(&self) -> Result<Vec<ferrovirt_api::Network>, ClientError> {
+        self.get("/1.0/networks").await
+    }
+
+    pub async fn network(&self, name: &str) -> Result<ferrovirt_api::Network, ClientError> {
+        self.get(&format!("/1.0/networks/{}", enc(name))).await
+    }
+
+    /// Defines and starts a network from a spec given as JSON.
+    pub async fn create_network(
+        &self,
+        spec: &serde_json::Value,
+    ) -> Result<ferrovirt_api::Network, ClientError> {
+        self.call(Method::POST, "/1.0/networks", Some(spec)).await
+    }
+
+    pub async fn replace_network(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> Result<ferrovirt_api::Network, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/1.0/networks/{}", enc(name)),
+            Some(spec),
+        )
+        .await
+    }
+
+    pub async fn delete_network(&self, name: &str) -> Result<(), ClientError> {
+        self.send(
+            Method::DELETE,
+            &format!("/1.0/networks/{}", enc(name)),
+            None::<&()>,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `start` or `stop` a network.
+    pub async fn network_action(
+        &self,
+        name: &str,
+        action: &str,
+    ) -> Result<ferrovirt_api::Network, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/1.0/networks/{}/state", enc(name)),
+            Some(&serde_json::json!({ "action": action })),
+        )
+        .await
+    }
+
+    pub async fn leases(&self, name: &str) -> Result<Vec<ferrovirt_api::Lease>, ClientError> {
+        self.get(&format!("/1.0/networks/{}/leases", enc(name)))
+            .await
+    }
+
+    pub async fn add_nic(
+        &self,
+        name: &str,
+        nic: &ferrovirt_api::Nic,
+    ) -> Result<Instance, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/1.0/instances/{}/nics", enc(name)),
+            Some(nic),
+        )
+        .await
+    }
+
+    pub async fn remove_nic(&self, name: &str, mac: &str) -> Result<Instance, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/1.0/instances/{}/nics/{}", enc(name), enc(mac)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn host_info(&self) -> Result<HostInfo, ClientError> {
         self.get("/1.0/host").await
     }

@@ -115,21 +115,6 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc7396() {
-        let mut doc = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
-        merge(
-            &mut doc,
-            serde_json::json!({"a": null, "b": {"c": 5}, "e": [1]}),
-        );
-        assert_eq!(doc, serde_json::json!({"b": {"c": 5, "d": 3}, "e": [1]}));
-    }
-}
-
 /// Adds a NIC (hot-plugged when the instance runs).
 pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<Instance, Error> {
     let _guard = d.locks.lock(name).await;
@@ -171,4 +156,19 @@ pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, E
     d.events
         .emit(EventKind::Updated, name, Some(format!("NIC {mac} removed")));
     d.record(name).map(|r| d.view(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc7396() {
+        let mut doc = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge(
+            &mut doc,
+            serde_json::json!({"a": null, "b": {"c": 5}, "e": [1]}),
+        );
+        assert_eq!(doc, serde_json::json!({"b": {"c": 5, "d": 3}, "e": [1]}));
+    }
 }

@@ -46,6 +46,9 @@ pub fn ruleset(nets: &[FirewallNet]) -> String {
     for n in &nets {
         let br = crate::bridge_name(&n.name);
         let sub = n.subnet;
+        // Guests on one bridge always reach each other (this matters when
+        // br_netfilter hands bridged traffic to this hook).
+        let _ = writeln!(s, "\t\tiifname \"{br}\" oifname \"{br}\" accept");
         match n.kind {
             NetworkType::Nat => {
                 let _ = writeln!(s, "\t\t# nat {}", n.name);

@@ -42,6 +42,28 @@ fn set_if<T: serde::Serialize>(map: &mut Map<String, Value>, key: &str, v: Optio
     }
 }
 
+/// `NETWORK[,model=M][,mac=MAC][,vlan=N]`
+pub fn parse_nic(arg: &str) -> anyhow::Result<Value> {
+    let mut parts = arg.split(',');
+    let mut nic = Map::new();
+    nic.insert("network".into(), json!(parts.next().unwrap_or_default()));
+    for opt in parts {
+        match opt.split_once('=') {
+            Some(("model", v)) => nic.insert("model".into(), json!(v)),
+            Some(("mac", v)) => nic.insert("mac".into(), json!(v)),
+            Some(("vlan", v)) => nic.insert(
+                "vlan".into(),
+                json!(
+                    v.parse::<u16>()
+                        .with_context(|| format!("--nic {arg}: bad vlan {v:?}"))?
+                ),
+            ),
+            _ => bail!("--nic {arg}: unknown option {opt:?}; use model=, mac= or vlan="),
+        };
+    }
+    Ok(Value::Object(nic))
+}
+
 /// Builds the spec from `-f` and the flags (flags win).
 pub fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
     let mut spec = match &a.file {
@@ -75,6 +97,13 @@ pub fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
         set_if(boot, "kernel", a.kernel.clone());
         set_if(boot, "initrd", a.initrd.clone());
         set_if(boot, "cmdline", a.cmdline.clone());
+    }
+    if !a.nics.is_empty() {
+        let nics = m.entry("nics").or_insert(json!([]));
+        let nics = nics.as_array_mut().context("nics must be a list")?;
+        for n in &a.nics {
+            nics.push(parse_nic(n)?);
+        }
     }
     if !a.disks.is_empty() || a.cdrom.is_some() {
         let disks = m.entry("disks").or_insert(json!([]));
@@ -146,7 +175,24 @@ pub async fn show(c: &Client, f: Format, name: &str) -> anyhow::Result<()> {
 /// Opens the spec in $EDITOR, re-opening it while the daemon refuses it.
 pub async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
     let inst: Instance = c.instance(name).await?;
-    let mut text = serde_norway::to_string(&inst.spec)?;
+    let text = serde_norway::to_string(&inst.spec)?;
+    if edit_loop(name, text, |spec| async move {
+        c.replace_instance(name, &spec).await.map(drop)
+    })
+    .await?
+    {
+        println!("Instance {name} updated.");
+    }
+    Ok(())
+}
+
+/// Edits `text` in $EDITOR and hands the result to `save` until it is
+/// accepted or the user gives up. Returns `false` when nothing changed.
+pub async fn edit_loop<F, Fut>(name: &str, mut text: String, save: F) -> anyhow::Result<bool>
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
@@ -169,20 +215,14 @@ pub async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
         let edited = std::fs::read_to_string(file.path())?;
         if edited == text {
             println!("No changes.");
-            return Ok(());
+            return Ok(false);
         }
         let result = match yaml_to_json(&edited, "the edited spec") {
-            Ok(spec) => c
-                .replace_instance(name, &spec)
-                .await
-                .map_err(anyhow::Error::from),
+            Ok(spec) => save(spec).await.map_err(anyhow::Error::from),
             Err(e) => Err(e),
         };
         match result {
-            Ok(_) => {
-                println!("Instance {name} updated.");
-                return Ok(());
-            }
+            Ok(()) => return Ok(true),
             Err(e) => {
                 let msg = match e.downcast_ref::<ClientError>() {
                     Some(ClientError::Api(b)) => b.error.clone(),

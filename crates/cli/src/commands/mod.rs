@@ -4,6 +4,7 @@ pub mod console;
 pub mod host;
 pub mod instance;
 pub mod monitor;
+pub mod network;
 pub mod operation;
 pub mod snapshot;
 pub mod state;
