@@ -221,10 +221,18 @@ if [[ -z "$LV_SKIP_REASON" ]]; then
 fi
 
 # ---------------------------------------------------------------- ferrovirtd
+# Both daemons run in a private network namespace (only a loopback, down):
+# the benchmark's VMs have no NIC, and whatever a daemon does with networks at
+# start-up (a default NAT network, a firewall table) stays out of the host.
+links_before=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
 say "starting ferrovirtd ($PROFILE)"
 mkdir -p "$T/state" "$T/run"
-"$BIN/ferrovirtd" --socket "$T/api.sock" --state-dir "$T/state" --runtime-dir "$T/run" \
-  --qemu "$QEMU" >"$T/ferrovirtd.log" 2>&1 &
+fv_args=(--socket "$T/api.sock" --state-dir "$T/state" --runtime-dir "$T/run" --qemu "$QEMU")
+# Newer ferrovirtd versions create a `default` NAT network on first start.
+if "$BIN/ferrovirtd" --help 2>/dev/null | grep -q -- --no-default-network; then
+  fv_args+=(--no-default-network)
+fi
+FERROVIRT_NO_DEFAULT_NETWORK=1 unshare --net "$BIN/ferrovirtd" "${fv_args[@]}" >"$T/ferrovirtd.log" 2>&1 &
 FV_PID=$!
 for _ in $(seq 300); do
   curl -sf --unix-socket "$T/api.sock" http://x/1.0/instances >/dev/null 2>&1 && break
@@ -232,6 +240,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 curl -sf --unix-socket "$T/api.sock" http://x/1.0/instances >/dev/null || die "ferrovirtd did not come up"
+[[ "$(cat /proc/$FV_PID/comm)" == ferrovirtd ]] || die "unexpected process behind ferrovirtd's PID"
 
 # ---------------------------------------------------------------- libvirtd
 start_libvirtd() {
@@ -256,7 +265,7 @@ stdio_handler = "file"
 EOF
   if [[ ! -d /run/libvirt ]]; then mkdir /run/libvirt; CREATED_RUN_LIBVIRT=1; fi
   LV_URI="qemu:///system?socket=$lv/sock/libvirt-sock"
-  unshare --mount --propagation private bash "$HERE/lib/libvirtd-ns.sh" "$lv" >"$lv/libvirtd.out" 2>&1 &
+  unshare --mount --propagation private --net bash "$HERE/lib/libvirtd-ns.sh" "$lv" >"$lv/libvirtd.out" 2>&1 &
   LV_PID=$!
   local i
   for ((i = 0; i < 600; i++)); do
@@ -281,7 +290,7 @@ EOF
   fi
 }
 if [[ -z "$LV_SKIP_REASON" ]]; then
-  say "starting libvirtd $(libvirtd --version | awk '{print $NF}') in a private mount namespace"
+  say "starting libvirtd $(libvirtd --version | awk '{print $NF}') in private mount and network namespaces"
   start_libvirtd
 fi
 if [[ -n "$LV_SKIP_REASON" ]]; then
@@ -289,6 +298,9 @@ if [[ -n "$LV_SKIP_REASON" ]]; then
 fi
 
 # ---------------------------------------------------------------- measure
+links_after=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
+# (cannot be the daemons' doing, they are in their own network namespaces)
+[[ "$links_before" == "$links_after" ]] || say "warning: host network interfaces changed meanwhile: [$links_before] -> [$links_after]"
 others=$(pgrep -c '^qemu-system' || true)
 [[ "$others" -gt 0 ]] && say "warning: $others other QEMU process(es) running on this host: figures will be noisier"
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -300,6 +312,8 @@ print(json.dumps({
   "runs": $RUNS,
   "profile": "$PROFILE",
   "ferrovirt_commit": "$COMMIT",
+  "ferrovirtd_binary": "$BIN/ferrovirtd",
+  "ferrovirtd_binary_mtime": "$(date -u -r "$BIN/ferrovirtd" '+%Y-%m-%d %H:%M:%S UTC')",
   "qemu_version": "$("$QEMU" --version | head -n1 | sed 's/QEMU emulator version //')",
   "libvirt_version": $( [[ -z "$LV_SKIP_REASON" ]] && echo "\"$(libvirtd --version | awk '{print $NF}')\"" || echo None ),
   "libvirt_skipped": $( [[ -n "$LV_SKIP_REASON" ]] && printf '%s' "$LV_SKIP_REASON" | "$PY" -c 'import json,sys; print(json.dumps(sys.stdin.read()))' || echo None ),

@@ -323,6 +323,13 @@ async fn linked_and_full_clones_boot_and_diverge() {
     let full = c.instance("full").await.unwrap();
     assert_ne!(linked.spec.uuid, c.instance("src").await.unwrap().spec.uuid);
     assert_ne!(linked.spec.uuid, full.spec.uuid);
+    let src_mac = c.instance("src").await.unwrap().spec.nics[0].mac.clone();
+    assert!(
+        linked.spec.nics[0].mac.is_some() && linked.spec.nics[0].mac != src_mac,
+        "new MAC"
+    );
+    assert_ne!(full.spec.nics[0].mac, src_mac);
+    assert_ne!(full.spec.nics[0].mac, linked.spec.nics[0].mac);
     let chain = std::process::Command::new("qemu-img")
         .args(["info", "-U", "--output=json"])
         .arg(&linked.spec.disks[0].path)

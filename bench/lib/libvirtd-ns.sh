@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs inside `unshare --mount --propagation private`: gives a private libvirtd
+# Runs inside `unshare --mount --propagation private --net`: gives a private libvirtd
 # its own /etc/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt
 # and /run/libvirt (bind mounts of directories under $1, seen only by this
 # mount namespace, i.e. by libvirtd and the QEMUs it starts), then becomes

@@ -84,7 +84,8 @@ def main() -> int:
     w(f"Machine: {meta.get('cpus')} × {meta.get('cpu_model')}, "
       f"{meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux {meta.get('kernel')}. "
       f"QEMU {meta.get('qemu_version', '?')}, libvirt {meta.get('libvirt_version', 'skipped')}, "
-      f"Ferrovirt {meta.get('ferrovirt_commit', '?')} ({meta.get('profile', '?')} build).\n")
+      f"Ferrovirt {meta.get('ferrovirt_commit', '?')} (HEAD at run time; {meta.get('profile', '?')} "
+      f"build of {meta.get('ferrovirtd_binary_mtime', '?')}).\n")
     w("## Latency (median, lower is better)\n")
     w("| Operation | " + " | ".join(c[1] for c in COLS) + " |")
     w("|---|" + "---:|" * len(COLS))

@@ -106,6 +106,9 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
     spec.name = req.name.clone();
     spec.uuid = None;
     spec.autostart = false;
+    for nic in &mut spec.nics {
+        nic.mac = None;
+    }
     let indexes: Vec<usize> = writable_disks(&spec).iter().map(|(i, _)| *i).collect();
     let mut created: Vec<String> = Vec::new();
     let result = async {
@@ -142,7 +145,8 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                 ferrovirt_api::DiskFormat::Raw
             };
         }
-        let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+        let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+        crate::networks::nics::prepare(d, &mut spec)?;
         d.store
             .insert_instance(&InstanceRecord {
                 spec,
