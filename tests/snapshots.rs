@@ -293,11 +293,9 @@ async fn linked_and_full_clones_boot_and_diverge() {
     let d = TestDaemon::start().await;
     let c = &d.client;
     let dir = tempfile::tempdir().unwrap();
-    create(
-        c,
-        spec_with_disk("src", &qcow2(dir.path(), "src.qcow2", 64), "qcow2"),
-    )
-    .await;
+    let mut src = spec_with_disk("src", &qcow2(dir.path(), "src.qcow2", 64), "qcow2");
+    src["nics"] = json!([{"network": "default"}]);
+    create(c, src).await;
     let mut ch = boot(c, "src").await;
     sh(&mut ch, "mke2fs -F /dev/vda >/dev/null").await;
     mount(&mut ch).await;
