@@ -72,3 +72,18 @@ pub struct HostInfo {
     pub qemu: QemuInfo,
     pub qemu_img_version: Option<String>,
 }
+
+/// A one-time join token: who the server is (certificate fingerprint and
+/// addresses) and a secret that buys trust for the client presenting it.
+/// Encoded as URL-safe base64 of this JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JoinToken {
+    /// The name the client will be trusted as.
+    pub name: String,
+    /// SHA-256 of the server's certificate.
+    pub fingerprint: String,
+    /// The server's TLS addresses.
+    pub addresses: Vec<String>,
+    pub secret: String,
+}

@@ -16,7 +16,8 @@ mod snapshot;
 pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
 pub use host::{
-    AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, MachineType, QemuInfo,
+    AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, JoinToken, MachineType,
+    QemuInfo,
 };
 pub use instance::{
     Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, Graphics,

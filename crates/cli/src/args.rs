@@ -11,6 +11,12 @@ pub struct Cli {
     /// The daemon's API socket.
     #[arg(long, global = true, env = "FERROVIRT_SOCKET", default_value = ferrovirt_client::DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// Act on this remote host (see `ferrovirt remote add`) instead of the local daemon.
+    #[arg(long, global = true, env = "FERROVIRT_REMOTE")]
+    pub remote: Option<String>,
+    /// Where the CLI keeps its TLS identity and remotes (default ~/.config/ferrovirt).
+    #[arg(long, global = true, env = "FERROVIRT_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
     /// Output format of lists and details.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -121,6 +127,9 @@ pub enum Command {
     /// Virtual networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Other Ferrovirt hosts reached over TLS.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Network interfaces of an instance (hot-plugged when it runs).
     #[command(subcommand)]
     Nic(NicCommand),
@@ -273,6 +282,24 @@ pub enum HostCommand {
     Check,
     /// CPUs, memory, accelerator, machine types and CPU models.
     Info,
+    /// Make a one-time join token for a client or host called NAME.
+    Token { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Register a remote host with a join token from `ferrovirt host token`.
+    Add {
+        name: String,
+        /// HOST:PORT of its TLS listener (default: the token's first address).
+        address: Option<String>,
+        #[arg(long)]
+        token: String,
+    },
+    List,
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod remotes;
 
 use clap::Parser;
 use ferrovirt_client::{Client, ClientError};
@@ -24,7 +25,11 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let c = Client::new(&cli.socket)?;
+    let config_dir = cli.config_dir.clone().unwrap_or_else(remotes::default_dir);
+    let c = match &cli.remote {
+        Some(name) => remotes::client(&config_dir, name)?,
+        None => Client::new(&cli.socket)?,
+    };
     let f = cli.format;
     match cli.command {
         Command::Create(args) => instance::create(&c, f, *args).await,
@@ -58,6 +63,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs { name } => console::history(&c, &name, "qemu").await,
         Command::Host(HostCommand::Check) => host::check(&c, f).await,
         Command::Host(HostCommand::Info) => host::info(&c, f).await,
+        Command::Host(HostCommand::Token { name }) => {
+            println!("{}", c.new_token(&name).await?);
+            Ok(())
+        }
+        Command::Remote(cmd) => commands::remote::run(&config_dir, f, cmd).await,
         Command::Monitor => monitor::follow(&c, f).await,
         Command::Snapshot(cmd) => snapshot::run(&c, f, cmd).await,
         Command::Clone {

@@ -33,23 +33,50 @@ pub enum ClientError {
     Protocol(String),
 }
 
-/// A client bound to one daemon socket.
+/// A client bound to one daemon: its local unix socket, or a remote host
+/// over mutual TLS.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     socket: PathBuf,
+    base: String,
 }
-
-const BASE: &str = "http://ferrovirt";
 
 impl Client {
     pub fn new(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
         let socket = socket.as_ref().to_path_buf();
+        ferrovirt_tls::install_default_provider();
         let http = reqwest::Client::builder()
             .unix_socket(socket.clone())
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(Self { http, socket })
+        Ok(Self {
+            http,
+            socket,
+            base: "http://ferrovirt".into(),
+        })
+    }
+
+    /// A client of the host at `address` (`host:port`) over TLS, presenting
+    /// `identity` and accepting only the server whose certificate has
+    /// `fingerprint`.
+    pub fn remote(
+        address: &str,
+        identity: &ferrovirt_tls::Identity,
+        fingerprint: &str,
+    ) -> Result<Self, ClientError> {
+        ferrovirt_tls::install_default_provider();
+        let tls = ferrovirt_tls::client_config(identity, fingerprint)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(Self {
+            http,
+            socket: PathBuf::from(address),
+            base: format!("https://{address}"),
+        })
     }
 
     pub fn socket(&self) -> &Path {
@@ -75,7 +102,7 @@ impl Client {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<reqwest::Response, ClientError> {
-        let mut req = self.http.request(method, format!("{BASE}{path}"));
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             req = req.json(body);
         }
@@ -89,6 +116,32 @@ impl Client {
             Ok(body) => ClientError::Api(body),
             Err(_) => ClientError::Protocol(format!("HTTP {status}: {text}")),
         })
+    }
+
+    /// Makes a one-time join token on this host for a client called `name`.
+    pub async fn new_token(&self, name: &str) -> Result<String, ClientError> {
+        let reply: serde_json::Value = self
+            .call(
+                Method::POST,
+                "/1.0/host/tokens",
+                Some(&serde_json::json!({"name": name})),
+            )
+            .await?;
+        reply["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Protocol("no token in the answer".into()))
+    }
+
+    /// Redeems a join token's secret: this client's certificate becomes trusted.
+    pub async fn redeem_token(&self, secret: &str) -> Result<(), ClientError> {
+        self.send(
+            Method::POST,
+            "/1.0/host/trust",
+            Some(&serde_json::json!({"secret": secret})),
+        )
+        .await
+        .map(drop)
     }
 
     async fn call<T: DeserializeOwned>(
@@ -520,4 +573,20 @@ fn enc(segment: &str) -> String {
         }
     }
     out
+}
+
+/// Encodes a join token for people to copy around.
+pub fn encode_token(t: &ferrovirt_api::JoinToken) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(t).expect("token serializes"))
+}
+
+/// Decodes a join token.
+pub fn decode_token(text: &str) -> Option<ferrovirt_api::JoinToken> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }

@@ -5,6 +5,8 @@ use ferrovirt_api::{ErrorBody, ErrorDetails};
 pub enum ErrorKind {
     /// The request is malformed or a field is invalid (400).
     Validation,
+    /// The client may not do this (403).
+    Forbidden,
     /// The named object does not exist (404).
     NotFound,
     /// The request conflicts with the current state (409).
@@ -17,6 +19,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             Self::Validation => 400,
+            Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::Internal => 500,
@@ -26,6 +29,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Validation => "validation",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::Internal => "internal",
@@ -57,6 +61,14 @@ impl Error {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
             kind: ErrorKind::Validation,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Forbidden,
             message: message.into(),
             field: None,
         }

@@ -26,6 +26,10 @@ pub struct Config {
     /// QEMU system emulator binary.
     #[arg(long, env = "FERROVIRT_QEMU", default_value = ferrovirt_qemu::probe::DEFAULT_BINARY)]
     pub qemu: String,
+    /// Also serve the API over TLS (mutual, trust by certificate
+    /// fingerprint) on this address, e.g. `10.0.0.2:8443`. No plaintext TCP.
+    #[arg(long, env = "FERROVIRT_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Do not create the `default` NAT network on the first start.
     #[arg(long, env = "FERROVIRT_NO_DEFAULT_NETWORK")]
     pub no_default_network: bool,

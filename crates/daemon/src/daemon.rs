@@ -36,6 +36,9 @@ pub struct Inner {
     pub qemu: Result<QemuInfo, String>,
     pub virt: HostVirt,
     pub limits: HostLimits,
+    /// This host's TLS certificate: served on the TLS listener and presented
+    /// to other hosts (migration).
+    pub identity: ferrovirt_tls::Identity,
 }
 
 impl std::ops::Deref for Daemon {
@@ -57,7 +60,12 @@ pub fn store_err(doing: &str) -> impl Fn(StoreError) -> Error + '_ {
 }
 
 impl Daemon {
-    pub fn new(config: Config, store: Box<dyn Store>, qemu: Result<QemuInfo, String>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Box<dyn Store>,
+        qemu: Result<QemuInfo, String>,
+        identity: ferrovirt_tls::Identity,
+    ) -> Self {
         let limits = HostLimits {
             memory_mib: ferrovirt_qemu::host::memory_mib(),
             cpu_models: qemu
@@ -75,6 +83,7 @@ impl Daemon {
             qemu,
             virt: ferrovirt_qemu::host::virt(),
             limits,
+            identity,
         }))
     }
 

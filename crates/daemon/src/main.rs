@@ -17,6 +17,7 @@ mod networks;
 mod operations;
 mod qmp_jobs;
 mod reconcile;
+mod remote;
 mod routes;
 mod runtime;
 mod save;
@@ -80,7 +81,13 @@ async fn main() -> anyhow::Result<()> {
         Ok(q) => tracing::info!(binary = q.binary, version = q.version, "QEMU probed"),
         Err(e) => tracing::error!(error = e, "QEMU is unusable; instances cannot start"),
     }
-    let d = Daemon::new(config.clone(), Box::new(store), qemu);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "ferrovirt".into());
+    let identity =
+        ferrovirt_tls::Identity::load_or_create(&config.state_dir.join("tls"), "server", &hostname)
+            .context("cannot load the TLS identity")?;
+    let d = Daemon::new(config.clone(), Box::new(store), qemu, identity);
     let accel = ferrovirt_core::accel::decide(ferrovirt_api::Accelerator::Auto, &d.virt)?;
     tracing::info!(accel = accel.accel, reason = accel.reason, "accelerator");
     networks::reconcile(&d).await;
@@ -91,7 +98,15 @@ async fn main() -> anyhow::Result<()> {
     }
     reconcile::reconcile(&d).await?;
     tracing::info!(socket = %config.socket.display(), "serving the API");
-    let app = routes::router(d);
+    let app = routes::router(d.clone());
+    if let Some(addr) = config.listen {
+        let (d, app) = (d.clone(), app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = remote::serve(d, addr, app).await {
+                tracing::error!(error = %e, "the TLS listener failed");
+            }
+        });
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

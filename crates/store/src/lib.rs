@@ -85,6 +85,17 @@ pub trait Store: Send + Sync {
     fn update_network(&self, rec: &NetworkRecord) -> Result<(), StoreError>;
     fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError>;
     fn delete_network(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Trusts a client certificate (by SHA-256 fingerprint).
+    fn trust(&self, fingerprint: &str, name: &str) -> Result<(), StoreError>;
+    fn is_trusted(&self, fingerprint: &str) -> Result<bool, StoreError>;
+    /// `(fingerprint, name)` of every trusted certificate.
+    fn trusted(&self) -> Result<Vec<(String, String)>, StoreError>;
+    fn untrust(&self, fingerprint: &str) -> Result<bool, StoreError>;
+    /// Records a one-time join token (its secret's hash) valid until `expires` (unix time).
+    fn add_token(&self, secret_hash: &str, name: &str, expires: i64) -> Result<(), StoreError>;
+    /// Consumes a token: the name it was made for, if it exists and has not expired.
+    fn take_token(&self, secret_hash: &str, now: i64) -> Result<Option<String>, StoreError>;
 }
 
 /// A network as stored: its spec and whether it should be running.
@@ -122,6 +133,17 @@ fn migrations() -> Migrations<'static> {
                 name TEXT PRIMARY KEY NOT NULL,
                 spec TEXT NOT NULL,
                 active INTEGER NOT NULL
+             );",
+        ),
+        M::up(
+            "CREATE TABLE trusted_certificates (
+                fingerprint TEXT PRIMARY KEY NOT NULL,
+                name TEXT NOT NULL
+             );
+             CREATE TABLE join_tokens (
+                secret_hash TEXT PRIMARY KEY NOT NULL,
+                name TEXT NOT NULL,
+                expires INTEGER NOT NULL
              );",
         ),
     ])
@@ -383,6 +405,68 @@ impl Store for SqliteStore {
             > 0)
     }
 
+    fn trust(&self, fingerprint: &str, name: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO trusted_certificates (fingerprint, name) VALUES (?1, ?2)
+             ON CONFLICT (fingerprint) DO UPDATE SET name = ?2",
+            params![fingerprint, name],
+        )?;
+        Ok(())
+    }
+
+    fn is_trusted(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM trusted_certificates WHERE fingerprint = ?1",
+                [fingerprint],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    fn trusted(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT fingerprint, name FROM trusted_certificates ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn untrust(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM trusted_certificates WHERE fingerprint = ?1",
+            [fingerprint],
+        )? > 0)
+    }
+
+    fn add_token(&self, secret_hash: &str, name: &str, expires: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO join_tokens (secret_hash, name, expires) VALUES (?1, ?2, ?3)",
+            params![secret_hash, name, expires],
+        )?;
+        Ok(())
+    }
+
+    fn take_token(&self, secret_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let row: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT name, expires FROM join_tokens WHERE secret_hash = ?1",
+                [secret_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        tx.execute(
+            "DELETE FROM join_tokens WHERE secret_hash = ?1 OR expires < ?2",
+            params![secret_hash, now],
+        )?;
+        tx.commit()?;
+        Ok(row.filter(|(_, exp)| *exp >= now).map(|(name, _)| name))
+    }
+
     fn delete_snapshot(&self, instance: &str, name: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -464,6 +548,21 @@ mod tests {
             state: SnapshotState::Ready,
             created_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn trust_and_one_time_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db")).unwrap();
+        s.add_token("h1", "host-b", 100).unwrap();
+        assert_eq!(s.take_token("h1", 50).unwrap().as_deref(), Some("host-b"));
+        assert_eq!(s.take_token("h1", 50).unwrap(), None, "one time");
+        s.add_token("h2", "late", 10).unwrap();
+        assert_eq!(s.take_token("h2", 50).unwrap(), None, "expired");
+        s.trust("ab", "host-b").unwrap();
+        assert!(s.is_trusted("ab").unwrap() && !s.is_trusted("cd").unwrap());
+        assert_eq!(s.trusted().unwrap(), vec![("ab".into(), "host-b".into())]);
+        assert!(s.untrust("ab").unwrap());
     }
 
     #[test]

@@ -6,5 +6,6 @@ pub mod instance;
 pub mod monitor;
 pub mod network;
 pub mod operation;
+pub mod remote;
 pub mod snapshot;
 pub mod state;

@@ -51,3 +51,64 @@ pub async fn check(State(d): State<Daemon>) -> ApiResult<axum::Json<HostCheck>> 
         accel: accel::decide(ferrovirt_api::Accelerator::Auto, &facts.virt)?,
     }))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPost {
+    /// Name the joining client will be trusted as.
+    name: String,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TokenReply {
+    /// Pass to `ferrovirt remote add NAME URL --token TOKEN` on the client.
+    pub token: String,
+}
+
+/// Make a one-time join token (valid one hour).
+#[utoipa::path(post, path = "/1.0/host/tokens", request_body = TokenPost,
+    responses((status = 200, body = TokenReply)))]
+pub async fn token(
+    State(d): State<Daemon>,
+    crate::json::Json(req): crate::json::Json<TokenPost>,
+) -> ApiResult<axum::Json<TokenReply>> {
+    let t = crate::remote::new_token(&d, &req.name)?;
+    Ok(axum::Json(TokenReply {
+        token: ferrovirt_client::encode_token(&t),
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPost {
+    /// The secret of a join token.
+    secret: String,
+}
+
+/// Trust the calling client's certificate, in exchange for a join token.
+#[utoipa::path(post, path = "/1.0/host/trust", request_body = TrustPost,
+    responses((status = 200), (status = 403, body = ferrovirt_api::ErrorBody)))]
+pub async fn trust(
+    State(d): State<Daemon>,
+    peer: Option<axum::Extension<crate::remote::Peer>>,
+    crate::json::Json(req): crate::json::Json<TrustPost>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let name = crate::remote::redeem(&d, peer.as_ref().map(|p| &p.0), &req.secret)?;
+    Ok(axum::Json(serde_json::json!({"trusted_as": name})))
+}
+
+/// Trusted client certificates.
+#[utoipa::path(get, path = "/1.0/host/trust", responses((status = 200)))]
+pub async fn trusted(State(d): State<Daemon>) -> ApiResult<axum::Json<serde_json::Value>> {
+    let list = d
+        .store
+        .trusted()
+        .map_err(crate::daemon::store_err("reading trusted certificates"))?;
+    Ok(axum::Json(serde_json::json!(
+        list.into_iter()
+            .map(
+                |(fingerprint, name)| serde_json::json!({"fingerprint": fingerprint, "name": name})
+            )
+            .collect::<Vec<_>>()
+    )))
+}

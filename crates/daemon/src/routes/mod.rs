@@ -20,6 +20,8 @@ pub fn router(d: Daemon) -> Router {
         .route("/1.0/openapi.json", get(openapi::document))
         .route("/1.0/host", get(host::info))
         .route("/1.0/host/check", get(host::check))
+        .route("/1.0/host/tokens", post(host::token))
+        .route("/1.0/host/trust", get(host::trusted).post(host::trust))
         .route("/1.0/events", get(events::stream))
         .route(
             "/1.0/instances",
@@ -80,5 +82,9 @@ pub fn router(d: Daemon) -> Router {
         .route("/1.0/instances/{name}/console", get(console::attach))
         .route("/1.0/instances/{name}/logs/{log}", get(console::log))
         .fallback(host::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            d.clone(),
+            crate::remote::authorize,
+        ))
         .with_state(d)
 }
