@@ -51,6 +51,8 @@ pub struct TestDaemon {
     pub client: Client,
     /// Extra environment of the daemon (applied at its next start).
     pub env: Vec<(String, String)>,
+    /// Extra arguments of the daemon (applied at its next start).
+    pub args: Vec<String>,
 }
 
 /// Runs `ip ARGS`, panicking on failure.
@@ -101,6 +103,7 @@ impl TestDaemon {
             child: None,
             client,
             env: Vec::new(),
+            args: Vec::new(),
         };
         d.spawn().await;
         d
@@ -131,6 +134,7 @@ impl TestDaemon {
             .arg(self.state_dir())
             .arg("--runtime-dir")
             .arg(self.runtime_dir())
+            .args(&self.args)
             .env("FERROVIRT_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

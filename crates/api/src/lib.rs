@@ -9,6 +9,7 @@ mod error;
 mod event;
 mod host;
 mod instance;
+mod migration;
 mod network;
 mod operation;
 mod snapshot;
@@ -25,6 +26,7 @@ pub use instance::{
     LifecycleAction, MachineKind, NicAddress, StateAction, StatePut,
 };
 
+pub use migration::{IncomingPost, IncomingReply, MigratePost, MigrationTarget};
 pub use network::{
     DhcpHost, Ipv4Config, Lease, MacvtapMode, Network, NetworkSpec, NetworkType, Nic, NicModel,
 };

@@ -18,6 +18,9 @@ pub struct Operation {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What it produced, e.g. a migration's measured downtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
     pub may_cancel: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -130,6 +130,8 @@ pub enum Command {
     /// Other Ferrovirt hosts reached over TLS.
     #[command(subcommand)]
     Remote(RemoteCommand),
+    /// Move an instance to another host: live (running) or --offline.
+    Migrate(Box<MigrateArgs>),
     /// Network interfaces of an instance (hot-plugged when it runs).
     #[command(subcommand)]
     Nic(NicCommand),
@@ -345,4 +347,34 @@ pub struct CreateArgs {
     /// Start the instance once created.
     #[arg(long)]
     pub start: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    pub name: String,
+    /// The remote to move it to (see `ferrovirt remote add`).
+    #[arg(long)]
+    pub to: String,
+    /// Move the definition of a stopped instance (shared storage).
+    #[arg(long)]
+    pub offline: bool,
+    /// Copy the disks to the destination while the guest runs.
+    #[arg(long)]
+    pub copy_storage: bool,
+    /// Switch to post-copy after the first pass over memory.
+    #[arg(long)]
+    pub postcopy: bool,
+    #[arg(long)]
+    pub auto_converge: bool,
+    /// Bandwidth limit in MiB/s.
+    #[arg(long)]
+    pub bandwidth: Option<u64>,
+    /// Longest acceptable pause at the switch-over, in ms.
+    #[arg(long)]
+    pub max_downtime: Option<u64>,
+    /// Compress the memory stream (multifd + zstd).
+    #[arg(long)]
+    pub compress: bool,
+    #[arg(long = "async")]
+    pub detach: bool,
 }

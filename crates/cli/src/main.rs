@@ -68,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Remote(cmd) => commands::remote::run(&config_dir, f, cmd).await,
+        Command::Migrate(args) => commands::remote::migrate(&c, &config_dir, *args).await,
         Command::Monitor => monitor::follow(&c, f).await,
         Command::Snapshot(cmd) => snapshot::run(&c, f, cmd).await,
         Command::Clone {

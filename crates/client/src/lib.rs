@@ -118,6 +118,39 @@ impl Client {
         })
     }
 
+    /// POSTs `body` to `path` and decodes the answer (host-to-host calls).
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// DELETEs `path`.
+    pub async fn delete_path(&self, path: &str) -> Result<(), ClientError> {
+        self.send(Method::DELETE, path, None::<&()>).await.map(drop)
+    }
+
+    /// `GET /1.0`: whether the server answers at all.
+    pub async fn server_info(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/1.0").await
+    }
+
+    /// Starts a migration of `name`; returns the operation.
+    pub async fn migrate(
+        &self,
+        name: &str,
+        req: &ferrovirt_api::MigratePost,
+    ) -> Result<Operation, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/1.0/instances/{}/migrate", enc(name)),
+            Some(req),
+        )
+        .await
+    }
+
     /// Makes a one-time join token on this host for a client called `name`.
     pub async fn new_token(&self, name: &str) -> Result<String, ClientError> {
         let reply: serde_json::Value = self

@@ -57,6 +57,9 @@ pub enum Resume {
     Snapshot(String),
     /// A memory state file (managed save, `save --file`, external snapshot).
     File { path: String, offset: u64 },
+    /// An incoming live migration: QEMU waits for the stream and stays
+    /// paused until the source has finished.
+    Incoming(crate::migration::IncomingSetup),
 }
 
 /// Starts an instance (resuming its managed save if it has one); the caller
@@ -102,7 +105,7 @@ pub async fn start_from(
     let paths = d.paths(name);
     let mode = match &resume {
         Resume::Boot | Resume::Snapshot(_) => ferrovirt_qemu::StartMode::Boot,
-        Resume::File { .. } => ferrovirt_qemu::StartMode::Incoming,
+        Resume::File { .. } | Resume::Incoming(_) => ferrovirt_qemu::StartMode::Incoming,
     };
     let cmd = ferrovirt_qemu::build_with(&qemu.binary, &spec, &accel, &paths, &mode);
     let pid = process::launch(&cmd, &paths)
@@ -161,9 +164,14 @@ pub async fn start_from(
         .map_err(qmp_err(name, "load the saved state of"))?;
         crate::qmp_jobs::wait_migration(&qmp, ctx, "loading the saved memory", false).await?;
     }
-    qmp.execute("cont", None)
-        .await
-        .map_err(qmp_err(name, "continue"))?;
+    let incoming = matches!(resume, Resume::Incoming(_));
+    if let Resume::Incoming(setup) = &resume {
+        crate::migration::listen(&qmp, &spec, setup).await?;
+    } else {
+        qmp.execute("cont", None)
+            .await
+            .map_err(qmp_err(name, "continue"))?;
+    }
     let rt = Arc::new(VmRuntime {
         pid,
         qmp,
@@ -175,12 +183,16 @@ pub async fn start_from(
     });
     d.register(name, rt.clone());
     revert.success();
-    d.set_status(
-        name,
-        InstanceStatus::Running,
-        "started",
-        Some(EventKind::Started),
-    );
+    if incoming {
+        d.set_status(name, InstanceStatus::Paused, "incoming migration", None);
+    } else {
+        d.set_status(
+            name,
+            InstanceStatus::Running,
+            "started",
+            Some(EventKind::Started),
+        );
+    }
     tokio::spawn(monitor::run(d.clone(), name.to_owned(), rt, events));
     Ok(())
 }

@@ -12,6 +12,7 @@ mod events;
 mod instances;
 mod json;
 mod lifecycle;
+mod migration;
 mod monitor;
 mod networks;
 mod operations;
@@ -97,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::error!(error = %e, "cannot create the default network");
     }
     reconcile::reconcile(&d).await?;
+    migration::reconcile(&d).await;
     tracing::info!(socket = %config.socket.display(), "serving the API");
     let app = routes::router(d.clone());
     if let Some(addr) = config.listen {

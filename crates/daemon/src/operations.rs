@@ -76,6 +76,11 @@ impl OpCtx {
         });
     }
 
+    /// Records what the operation produced.
+    pub fn set_result(&self, value: serde_json::Value) {
+        self.entry.state.send_modify(|op| op.result = Some(value));
+    }
+
     pub fn is_cancelled(&self) -> bool {
         *self.entry.cancel.borrow()
     }
@@ -109,6 +114,7 @@ impl Operations {
             resources,
             progress: None,
             error: None,
+            result: None,
             may_cancel,
             created_at: now,
             updated_at: now,

@@ -4,6 +4,7 @@ mod console;
 mod events;
 mod host;
 mod instances;
+mod migrations;
 mod networks;
 mod openapi;
 mod operations;
@@ -72,6 +73,16 @@ pub fn router(d: Daemon) -> Router {
         .route(
             "/1.0/instances/{name}/nics/{mac}",
             axum::routing::delete(networks::remove_nic),
+        )
+        .route("/1.0/instances/{name}/migrate", post(migrations::migrate))
+        .route("/1.0/migrations/incoming", post(migrations::incoming))
+        .route(
+            "/1.0/migrations/incoming/{name}",
+            axum::routing::delete(migrations::abort),
+        )
+        .route(
+            "/1.0/migrations/incoming/{name}/finish",
+            post(migrations::finish),
         )
         .route("/1.0/operations", get(operations::list))
         .route(

@@ -1,6 +1,6 @@
 use utoipa::OpenApi;
 
-use super::{console, events, host, instances, networks, operations, snapshots};
+use super::{console, events, host, instances, migrations, networks, operations, snapshots};
 
 /// The OpenAPI document, generated from the wire types and handlers.
 #[derive(OpenApi)]
@@ -44,6 +44,10 @@ use super::{console, events, host, instances, networks, operations, snapshots};
         networks::leases,
         networks::add_nic,
         networks::remove_nic,
+        migrations::migrate,
+        migrations::incoming,
+        migrations::finish,
+        migrations::abort,
     ),
     components(schemas(
         ferrovirt_api::ErrorBody,
@@ -62,7 +66,10 @@ use super::{console, events, host, instances, networks, operations, snapshots};
         ferrovirt_api::Network,
         ferrovirt_api::NetworkSpec,
         ferrovirt_api::Lease,
-        ferrovirt_api::Nic
+        ferrovirt_api::Nic,
+        ferrovirt_api::MigratePost,
+        ferrovirt_api::IncomingPost,
+        ferrovirt_api::IncomingReply
     ))
 )]
 pub struct ApiDoc;
