@@ -301,3 +301,151 @@ fn enter_netns(name: &str) {
     let f = std::fs::File::open(format!("/run/netns/{name}")).expect("netns");
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_migration_moves_definition_and_disks() {
+    let (a, b) = two_hosts().await;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("cold.qcow2");
+    assert!(
+        std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&disk)
+            .arg("32M")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut spec = guest_spec("cold");
+    spec["disks"] = json!([{"path": disk.display().to_string(), "format": "qcow2"}]);
+    create(&a.client, spec).await;
+    a.client.action("cold", StateAction::Start).await.unwrap();
+    let mut ch = channel(&a.client, "cold").await;
+    ch.wait_ready(BOOT).await.unwrap();
+    sh(
+        &mut ch,
+        "echo cold-data | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null",
+    )
+    .await;
+    a.client
+        .change_state(
+            "cold",
+            &ferrovirt_api::StatePut {
+                action: StateAction::Stop,
+                force: true,
+                timeout: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let raw = dir.path().join("check.raw");
+    assert!(
+        std::process::Command::new("qemu-img")
+            .args(["convert", "-O", "raw"])
+            .arg(&disk)
+            .arg(&raw)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        std::fs::read(&raw).unwrap().starts_with(b"cold-data"),
+        "the source disk holds the data"
+    );
+
+    let mut req = request(target(&b).await);
+    req.offline = true;
+    req.copy_storage = true;
+    let op = a.client.migrate("cold", &req).await.expect("migrate");
+    a.client.finish(&op).await.expect("offline migration");
+    assert!(a.client.instance("cold").await.is_err());
+    let on_b = b.client.instance("cold").await.unwrap();
+    assert_eq!(
+        on_b.state.status,
+        InstanceStatus::Shutoff,
+        "it stays stopped"
+    );
+    assert!(
+        on_b.spec.disks[0]
+            .path
+            .starts_with(&b.state_dir().display().to_string())
+    );
+    b.client.action("cold", StateAction::Start).await.unwrap();
+    let mut ch = channel(&b.client, "cold").await;
+    ch.wait_ready(BOOT).await.unwrap();
+    assert_eq!(sh(&mut ch, "head -c 9 /dev/vda").await, "cold-data");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_options_and_prechecks() {
+    let (a, b) = two_hosts().await;
+    create(&a.client, guest_spec("opt")).await;
+    a.client.action("opt", StateAction::Start).await.unwrap();
+    let mut ch = channel(&a.client, "opt").await;
+    ch.wait_ready(BOOT).await.unwrap();
+    let c0 = counter(&mut ch).await;
+
+    // Post-copy with auto-converge there, compression with limits back.
+    let mut req = request(target(&b).await);
+    req.postcopy = true;
+    req.auto_converge = true;
+    a.client
+        .finish(&a.client.migrate("opt", &req).await.unwrap())
+        .await
+        .expect("post-copy");
+    let mut ch = channel(&b.client, "opt").await;
+    assert!(counter(&mut ch).await >= c0);
+    let mut req = request(target(&a).await);
+    req.compress = true;
+    req.bandwidth = Some(512);
+    req.max_downtime = Some(500);
+    b.client
+        .finish(&b.client.migrate("opt", &req).await.unwrap())
+        .await
+        .expect("compressed");
+    let mut ch = channel(&a.client, "opt").await;
+    assert!(counter(&mut ch).await >= c0);
+
+    // A name clash on the destination.
+    create(&b.client, guest_spec("opt")).await;
+    let op = a
+        .client
+        .migrate("opt", &request(target(&b).await))
+        .await
+        .unwrap();
+    let err = a.client.finish(&op).await.unwrap_err().to_string();
+    assert!(
+        err.contains("instance opt already exists on the destination"),
+        "{err}"
+    );
+    // A network the destination lacks.
+    a.client
+        .create_network(
+            &json!({"name": "only-a", "type": "isolated", "ipv4": {"address": "10.97.0.1/24"}}),
+        )
+        .await
+        .unwrap();
+    a.client
+        .add_nic(
+            "opt",
+            &serde_json::from_value(json!({"network": "only-a"})).unwrap(),
+        )
+        .await
+        .unwrap();
+    b.client.delete_instance("opt", true).await.unwrap();
+    let op = a
+        .client
+        .migrate("opt", &request(target(&b).await))
+        .await
+        .unwrap();
+    let err = a.client.finish(&op).await.unwrap_err().to_string();
+    assert!(
+        err.contains("the destination has no network only-a"),
+        "{err}"
+    );
+    // The source is untouched by refused migrations.
+    let mut ch = channel(&a.client, "opt").await;
+    assert!(counter(&mut ch).await >= c0);
+    assert!(b.client.instance("opt").await.is_err());
+}

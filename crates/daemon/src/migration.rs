@@ -386,12 +386,6 @@ pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
             "instance {name} has snapshots, which do not migrate yet; delete them first"
         )));
     }
-    if req.offline && req.copy_storage {
-        return Err(Error::validation(
-            "copy_storage",
-            "offline migration copies definitions only; use shared storage or migrate live",
-        ));
-    }
     if req.postcopy && req.copy_storage {
         return Err(Error::validation(
             "postcopy",
@@ -472,7 +466,7 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         .map_err(remote_err("the migration"))?;
     let result = match d.runtime(name) {
         Some(rt) => live(d, ctx, &rt, &rec.spec, &req, &reply, &dest).await,
-        None => Ok(()),
+        None => offline_copy(ctx, &rec.spec, &req, &reply).await,
     };
     let path = format!("/1.0/migrations/incoming/{name}");
     if let Err(e) = result {
@@ -704,4 +698,51 @@ async fn follow(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Offline with `copy_storage`: the destination's paused QEMU exports its
+/// new, empty disks over NBD and qemu-img fills them.
+async fn offline_copy(
+    ctx: &OpCtx,
+    spec: &InstanceSpec,
+    req: &MigratePost,
+    reply: &IncomingReply,
+) -> Result<(), Error> {
+    if !req.copy_storage {
+        return Ok(());
+    }
+    let port = reply
+        .nbd_port
+        .ok_or_else(|| Error::internal("the destination gave no NBD port"))?;
+    let disks = writable_disks(spec);
+    let total = disks.len().max(1) as f64;
+    for (n, (i, disk)) in disks.into_iter().enumerate() {
+        ctx.progress(&format!("copying disk {i}"), n as f64 * 100.0 / total, None);
+        let target = format!("nbd://{}:{port}/disk{i}", reply.host);
+        let copy = tokio::process::Command::new("qemu-img")
+            .args([
+                "convert",
+                "-n",
+                "-f",
+                disk.format.as_str(),
+                "-O",
+                "raw",
+                &disk.path,
+                &target,
+            ])
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::select! {
+            out = copy => out.map_err(|e| Error::internal(format!("cannot run qemu-img: {e}")))?,
+            _ = ctx.cancelled() => return Err(Error::conflict("the migration was cancelled")),
+        };
+        if !out.status.success() {
+            return Err(Error::internal(format!(
+                "copying {} failed: {}",
+                disk.path,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
 }
