@@ -449,3 +449,58 @@ async fn migration_options_and_prechecks() {
     assert!(counter(&mut ch).await >= c0);
     assert!(b.client.instance("opt").await.is_err());
 }
+
+/// Runs the CLI inside `d`'s namespace against `d`, with config dir `dir`.
+fn cli_in(d: &TestDaemon, dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &d.netns])
+        .arg(bin("ferrovirt"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .env("FERROVIRT_SOCKET", d.socket())
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_remote_add_and_migrate() {
+    let (a, b) = two_hosts().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, token, _) = b.cli(&["host", "token", "admin"]);
+    assert!(ok, "{token}");
+    let (ok, out) = cli_in(
+        &a,
+        dir.path(),
+        &["remote", "add", "hostb", "--token", token.trim()],
+    );
+    assert!(ok && out.contains("Remote hostb added"), "{out}");
+    let (ok, out) = cli_in(
+        &a,
+        dir.path(),
+        &["remote", "add", "again", "--token", token.trim()],
+    );
+    assert!(
+        !ok && out.contains("unknown, used or expired"),
+        "a token works once: {out}"
+    );
+
+    create(&a.client, guest_spec("clivm")).await;
+    a.client.action("clivm", StateAction::Start).await.unwrap();
+    let (ok, out) = cli_in(&a, dir.path(), &["migrate", "clivm", "--to", "hostb"]);
+    assert!(
+        ok && out.contains("Instance clivm migrated to hostb, downtime"),
+        "{out}"
+    );
+    let (ok, out) = cli_in(&a, dir.path(), &["show", "hostb:clivm", "--format", "json"]);
+    assert!(ok, "{out}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["state"]["status"], "running");
+    let (ok, out) = cli_in(&a, dir.path(), &["list", "--remote", "hostb"]);
+    assert!(ok && out.contains("clivm"), "{out}");
+    let (ok, out) = cli_in(&a, dir.path(), &["list"]);
+    assert!(ok && !out.contains("clivm"), "gone from A: {out}");
+}

@@ -24,8 +24,53 @@ async fn main() {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The instance argument of a command, where `REMOTE:NAME` may pick a remote.
+fn instance_arg(cmd: &mut Command) -> Option<&mut String> {
+    use crate::args::{NicCommand, SnapshotCommand};
+    match cmd {
+        Command::Show { name }
+        | Command::Edit { name }
+        | Command::Set { name, .. }
+        | Command::Delete { name, .. }
+        | Command::Start { name }
+        | Command::Stop { name, .. }
+        | Command::Pause { name }
+        | Command::Resume { name }
+        | Command::Reboot { name }
+        | Command::Reset { name }
+        | Command::Console { name, .. }
+        | Command::Logs { name }
+        | Command::Save { name, .. } => Some(name),
+        Command::Create(a) => Some(&mut a.name),
+        Command::Migrate(a) => Some(&mut a.name),
+        Command::Clone { source, .. } => Some(source),
+        Command::Snapshot(
+            SnapshotCommand::Create { name, .. }
+            | SnapshotCommand::List { name }
+            | SnapshotCommand::Show { name, .. }
+            | SnapshotCommand::Revert { name, .. }
+            | SnapshotCommand::Delete { name, .. },
+        ) => Some(name),
+        Command::Nic(
+            NicCommand::Add { name, .. }
+            | NicCommand::Remove { name, .. }
+            | NicCommand::List { name },
+        ) => Some(name),
+        _ => None,
+    }
+}
+
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let config_dir = cli.config_dir.clone().unwrap_or_else(remotes::default_dir);
+    if let Some(arg) = instance_arg(&mut cli.command)
+        && let Some((remote, name)) = arg.clone().split_once(':')
+    {
+        if cli.remote.as_deref().is_some_and(|r| r != remote) {
+            anyhow::bail!("{remote}:{name} names a different remote than --remote");
+        }
+        cli.remote = Some(remote.to_owned());
+        *arg = name.to_owned();
+    }
     let c = match &cli.remote {
         Some(name) => remotes::client(&config_dir, name)?,
         None => Client::new(&cli.socket)?,
