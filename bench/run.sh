@@ -155,10 +155,12 @@ cleanup() {
       timeout 20 virsh -q -c "$LV_URI" destroy "$dom" >/dev/null 2>&1
     done
   fi
+  # ferrovirtd first: its VMs outlive it by design (and it cannot restart
+  # them once gone), then every QEMU of this run, then libvirtd.
+  stop_pid "$FV_PID" 5
   local pids
   pids=$(qemu_pids | sort -u)
   [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null
-  stop_pid "$FV_PID" 5
   stop_pid "$LV_PID" 10
   for pid in $pids; do
     for _ in $(seq 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done

@@ -91,18 +91,9 @@ async fn uptime(ch: &mut Ch) -> f64 {
 async fn live_migration_there_and_back_with_copied_storage() {
     let (a, b) = two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("shared.qcow2");
-    assert!(
-        std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&disk)
-            .arg("64M")
-            .status()
-            .unwrap()
-            .success()
-    );
+    let disk = qcow2(dir.path(), "shared.qcow2", 64);
     let mut spec = guest_spec("mover");
-    spec["disks"] = json!([{"path": disk.display().to_string(), "format": "qcow2"}]);
+    spec["disks"] = json!([{"path": disk, "format": "qcow2"}]);
     create(&a.client, spec).await;
     a.client.action("mover", StateAction::Start).await.unwrap();
     let mut ch = channel(&a.client, "mover").await;
@@ -306,18 +297,9 @@ fn enter_netns(name: &str) {
 async fn offline_migration_moves_definition_and_disks() {
     let (a, b) = two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("cold.qcow2");
-    assert!(
-        std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&disk)
-            .arg("32M")
-            .status()
-            .unwrap()
-            .success()
-    );
+    let disk = qcow2(dir.path(), "cold.qcow2", 32);
     let mut spec = guest_spec("cold");
-    spec["disks"] = json!([{"path": disk.display().to_string(), "format": "qcow2"}]);
+    spec["disks"] = json!([{"path": disk, "format": "qcow2"}]);
     create(&a.client, spec).await;
     a.client.action("cold", StateAction::Start).await.unwrap();
     let mut ch = channel(&a.client, "cold").await;

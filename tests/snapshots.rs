@@ -1,7 +1,6 @@
 //! Snapshots (internal and external, with and without memory), clones,
 //! save/restore — each proved from inside a real guest.
 
-use std::path::Path;
 use std::time::Duration;
 
 use ferrovirt_api::{
@@ -15,19 +14,6 @@ use serde_json::json;
 use tokio::io::DuplexStream;
 
 type Ch = CommandChannel<DuplexStream>;
-
-fn qcow2(dir: &Path, name: &str, mib: u64) -> String {
-    let path = dir.join(name);
-    let ok = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&path)
-        .arg(format!("{mib}M"))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    path.display().to_string()
-}
 
 fn spec_with_disk(name: &str, disk: &str, format: &str) -> serde_json::Value {
     let mut spec = guest_spec(name);

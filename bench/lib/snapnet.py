@@ -666,6 +666,7 @@ class Bench:
             self.lv = Libvirt(a.lv_uri, self.T / "lvdata", self.guest, a.memory, a.qemu,
                               Path(a.lv_dir))
         self.sides = ["fv"] + (["lv"] if self.lv is not None else [])
+        self.net_sides = ["fv"] + (["lv"] if self.lv is not None and not a.lv_no_net else [])
 
     def add(self, key: str, v: float) -> None:
         self.samples.setdefault(key, []).append(v)
@@ -690,9 +691,10 @@ class Bench:
                 self.errors[key] = msg
             return False
 
-    def rotate(self, i: int) -> list[str]:
-        k = i % len(self.sides)
-        return self.sides[k:] + self.sides[:k]
+    def rotate(self, i: int, sides: list[str] | None = None) -> list[str]:
+        sides = self.sides if sides is None else sides
+        k = i % len(sides)
+        return sides[k:] + sides[:k]
 
     # ---------------------------------------------------------- snapshots
 
@@ -938,7 +940,7 @@ class Bench:
         seqs = {"fv": [fv_cli, fv_api], "lv": [lv_virsh] + ([lv_api] if lv and lv.conn else [])}
         for i in range(N):
             log(f"networks run {i + 1}/{N}")
-            for side in self.rotate(i):
+            for side in self.rotate(i, self.net_sides):
                 for fn in seqs[side]:
                     fn(i)
 
@@ -961,21 +963,41 @@ class Bench:
         return ["ip", "netns", "exec", ns]
 
     def throughput(self) -> None:
-        sides = ["fv"] + (["lv"] if self.lv is not None and self.a.lv_throughput else [])
-        for side in sides:
-            try:
-                self.throughput_side(side)
-            except Exception as e:  # noqa: BLE001
-                self.errors.setdefault(f"throughput.{side}", str(e)[:600])
-                log(f"throughput {side} failed: {e}")
+        """Both sides' guest pairs are set up first; the runs then alternate
+        between the sides (rotating who goes first), so that a change in the
+        host's load hits both alike. The idle pair costs a little CPU."""
+        sides = ["fv"] + (["lv"] if "lv" in self.net_sides and self.a.lv_throughput else [])
+        ctx: dict[str, dict] = {}
+        try:
+            for side in sides:
+                try:
+                    ctx[side] = {"names": [f"{side}-tp-a", f"{side}-tp-b"], "chans": []}
+                    self.tput_setup(side, ctx[side])
+                except Exception as e:  # noqa: BLE001
+                    self.errors.setdefault(f"throughput.{side}", str(e)[:600])
+                    log(f"throughput set-up {side} failed: {e}")
+                    ctx[side]["failed"] = True
+            live = [s for s in sides if not ctx[s].get("failed")]
+            for r in range(self.a.tput_runs):
+                for side in (live[r % len(live):] + live[:r % len(live)]) if live else []:
+                    if ctx[side].get("failed"):
+                        continue
+                    log(f"{side}: throughput run {r + 1}/{self.a.tput_runs} "
+                        f"({self.a.tput_mib} MiB each)")
+                    try:
+                        self.tput_run(side, ctx[side])
+                    except Exception as e:  # noqa: BLE001
+                        self.errors.setdefault(f"throughput.{side}", str(e)[:600])
+                        log(f"throughput {side} failed: {e}")
+                        ctx[side]["failed"] = True
+        finally:
+            for side in ctx:
+                self.tput_teardown(side, ctx[side])
 
-    def throughput_side(self, side: str) -> None:
-        R = self.a.tput_runs
-        size_mib = self.a.tput_mib
-        nbytes = size_mib * MIB
+    def tput_setup(self, side: str, c: dict) -> None:
         prefix = "10.123.250" if side == "fv" else "10.124.250"
-        gw = f"{prefix}.1"
-        names = [f"{side}-tp-a", f"{side}-tp-b"]
+        c["gw"] = gw = f"{prefix}.1"
+        names = c["names"]
         if side == "fv":
             self.fv.api("POST", "/1.0/networks",
                         {"name": "tput", "type": "nat", "ipv4": {"address": f"{gw}/24"}})
@@ -987,79 +1009,83 @@ class Bench:
             self.lv.virsh("net-start", "tput")
             for n in names:
                 self.lv.define(n, network="tput")
-        chans: list[Channel] = []
+        for n in names:
+            self.boot(side, n)
+        m = self.fv if side == "fv" else self.lv
+        self.extra[f"qemu_nic_args.{side}"] = net_args(cmdline(m.pid(names[0])))
+        c["chans"] = [m.channel(n) for n in names]
+        c["ips"] = []
+        for n, ch in zip(names, c["chans"]):
+            ch.wait_ready(60)
+            t0 = now()
+            c["ips"].append(dhcp(ch, "eth0", n))
+            self.add(f"dhcp_lease.{side}", ms(t0, now()))
+            # a FIFO opened read-write: a stdin that never ends (see listen());
+            # and the loopback, which the guest's init leaves down
+            ch.run("mkfifo /tmp/never 2>/dev/null; ip link set lo up")
+        log(f"{side}: guests {c['ips'][0]} and {c['ips'][1]} on {prefix}.0/24")
+
+    def tput_run(self, side: str, c: dict) -> None:
+        nbytes = self.a.tput_mib * MIB
+        count = nbytes // 65536
+        send = f"dd if=/dev/zero bs=64k count={count} 2>/dev/null | nc"
+        a, b = c["chans"]
+        gw, ips = c["gw"], c["ips"]
+        # the guest's own ceiling, without virtio-net: a pipe, then TCP on its loopback
+        out = a.run(f"{UPTIME}; dd if=/dev/zero bs=64k count={count} 2>/dev/null"
+                    f" | cat >/dev/null; {UPTIME}", timeout=300)[1]
+        self.add(f"tput_pipe.{side}", rate(nbytes, out))
+        listen(a, 5004)
+        out = a.run(f"{UPTIME}; {send} 127.0.0.1 5004; {UPTIME}", timeout=300)[1]
+        received(a, 5004, nbytes)
+        self.add(f"tput_loopback.{side}", rate(nbytes, out))
+        # guest -> host: busybox nc in the guest, a Python sink on the host side
+        sink = subprocess.Popen(self.in_ns(side) + [
+            sys.executable, __file__, "sink", gw, "5001", "--timeout", "300"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            for n in names:
-                self.boot(side, n)
-            if side == "fv":
-                self.extra[f"qemu_nic_args.{side}"] = net_args(cmdline(self.fv.pid(names[0])))
-            else:
-                self.extra[f"qemu_nic_args.{side}"] = net_args(cmdline(self.lv.pid(names[0])))
-            m = self.fv if side == "fv" else self.lv
-            chans = [m.channel(n) for n in names]
-            ips = []
-            for n, ch in zip(names, chans):
-                ch.wait_ready(60)
-                t0 = now()
-                ips.append(dhcp(ch, "eth0", n))
-                self.add(f"dhcp_lease.{side}", ms(t0, now()))
-            log(f"{side}: guests {ips[0]} and {ips[1]} on {prefix}.0/24")
-            a, b = chans
-            count = nbytes // 65536
-            send = f"dd if=/dev/zero bs=64k count={count} 2>/dev/null | nc"
-            for ch in chans:  # a FIFO opened read-write: a stdin that never ends (see listen())
-                ch.run("mkfifo /tmp/never 2>/dev/null; true")
-            for r in range(R):
-                log(f"{side}: throughput run {r + 1}/{R} ({size_mib} MiB each)")
-                # the guest's own ceiling, without virtio-net: pipe, then TCP on its loopback
-                out = a.run(f"{UPTIME}; dd if=/dev/zero bs=64k count={count} 2>/dev/null"
-                            f" | cat >/dev/null; {UPTIME}", timeout=300)[1]
-                self.add(f"tput_pipe.{side}", rate(nbytes, out))
-                listen(a, 5004)
-                out = a.run(f"{UPTIME}; {send} 127.0.0.1 5004; {UPTIME}", timeout=300)[1]
-                self.add(f"tput_loopback.{side}", rate(nbytes, out))
-                received(a, 5004, nbytes)
-                # guest -> host: busybox nc in the guest, a Python sink on the host side
-                sink = subprocess.Popen(self.in_ns(side) + [
-                    sys.executable, __file__, "sink", gw, "5001", "--timeout", "300"],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                line = sink.stdout.readline().strip()
-                if line != b"listening":
-                    raise RuntimeError(f"sink: {line!r} {sink.stderr.read()[-300:]!r}")
-                a.run(f"{send} {gw} 5001", timeout=300)
-                res = json.loads(sink.communicate(timeout=60)[0])
-                if res["bytes"] != nbytes:
-                    raise RuntimeError(f"guest->host: sink got {res['bytes']} of {nbytes} bytes")
-                self.add(f"tput_g2h.{side}", nbytes / MIB / res["seconds_from_accept"])
-                # host -> guest: a Python source on the host side, busybox nc -l in the guest
-                listen(a, 5002)
-                src = run(self.in_ns(side) + [sys.executable, __file__, "source", ips[0], "5002",
-                                              str(nbytes), "--timeout", "300"], timeout=400)
-                res = json.loads(src.stdout)
-                received(a, 5002, nbytes)
-                self.add(f"tput_h2g.{side}", nbytes / MIB / res["seconds"])
-                # guest -> guest: nc -l in b, dd | nc in a, timed in a
-                listen(b, 5003)
-                out = a.run(f"{UPTIME}; {send} {ips[1]} 5003; {UPTIME}", timeout=300)[1]
-                received(b, 5003, nbytes)
-                self.add(f"tput_g2g.{side}", rate(nbytes, out))
+            line = sink.stdout.readline().strip()
+            if line != b"listening":
+                raise RuntimeError(f"sink: {line!r} {sink.stderr.read()[-300:]!r}")
+            a.run(f"{send} {gw} 5001", timeout=300)
+            res = json.loads(sink.communicate(timeout=60)[0])
         finally:
-            for ch in chans:
-                ch.close()
-            for n in names:
-                self.safe_halt(side, n)
-            if side == "fv":
-                for n in names:
-                    try:
-                        self.fv.delete(n)
-                    except Exception:  # noqa: BLE001
-                        pass
+            if sink.poll() is None:
+                sink.kill()
+                sink.wait()
+        if res["bytes"] != nbytes:
+            raise RuntimeError(f"guest->host: the sink got {res['bytes']} of {nbytes} bytes")
+        self.add(f"tput_g2h.{side}", nbytes / MIB / res["seconds_from_accept"])
+        # host -> guest: a Python source on the host side, busybox nc -l in the guest
+        listen(a, 5002)
+        src = run(self.in_ns(side) + [sys.executable, __file__, "source", ips[0], "5002",
+                                      str(nbytes), "--timeout", "300"], timeout=400)
+        res = json.loads(src.stdout)
+        received(a, 5002, nbytes)
+        self.add(f"tput_h2g.{side}", nbytes / MIB / res["seconds"])
+        # guest -> guest: nc -l in b, dd | nc in a, timed in a
+        listen(b, 5003)
+        out = a.run(f"{UPTIME}; {send} {ips[1]} 5003; {UPTIME}", timeout=300)[1]
+        received(b, 5003, nbytes)
+        self.add(f"tput_g2g.{side}", rate(nbytes, out))
+
+    def tput_teardown(self, side: str, c: dict) -> None:
+        for ch in c.get("chans", []):
+            ch.close()
+        for n in c["names"]:
+            self.safe_halt(side, n)
+        if side == "fv":
+            for n in c["names"]:
                 try:
-                    self.fv.api("DELETE", "/1.0/networks/tput", want=(200, 202, 204))
-                except Exception as e:  # noqa: BLE001
-                    log(f"cannot delete network tput: {e}")
-            else:
-                self.lv.virsh("net-destroy", "tput", check=False)
+                    self.fv.delete(n)
+                except Exception:  # noqa: BLE001
+                    pass
+            try:
+                self.fv.api("DELETE", "/1.0/networks/tput", want=(200, 202, 204))
+            except Exception as e:  # noqa: BLE001
+                log(f"cannot delete network tput: {e}")
+        else:
+            self.lv.virsh("net-destroy", "tput", check=False)
 
     # ---------------------------------------------------------- main
 
@@ -1083,7 +1109,8 @@ class Bench:
         meta.update(json.loads(a.meta))
         config = {"runs": a.runs, "net_runs": a.net_runs, "tput_runs": a.tput_runs,
                   "tput_mib": a.tput_mib, "memory_mib": a.memory,
-                  "sections": a.sections, "lv_throughput": bool(a.lv_throughput)}
+                  "sections": a.sections, "sides": self.sides, "net_sides": self.net_sides,
+                  "lv_throughput": bool(a.lv_throughput) and "lv" in self.net_sides}
         ours = {a.reaper_pid, a.fv_pid, os.getpid()} | ({a.lv_pid} if a.lv_pid else set())
         foreign = ForeignLoad(ours)
         times = {}
@@ -1197,6 +1224,8 @@ def main() -> int:
     ap.add_argument("--lv-dir")
     ap.add_argument("--lv-netns")
     ap.add_argument("--lv-throughput", type=int, default=1)
+    ap.add_argument("--lv-no-net", action="store_true",
+                    help="libvirt has no usable network driver: Ferrovirt only for networks")
     ap.add_argument("--meta", default="{}")
     ap.add_argument("--reaper-pid", type=int, default=0)
     a = ap.parse_args()

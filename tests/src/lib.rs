@@ -400,3 +400,17 @@ pub async fn ping(ch: &mut CommandChannel<DuplexStream>, ip: &str) -> bool {
     .exit_code
         == 0
 }
+
+/// Creates an empty qcow2 image of `mib` MiB and returns its path.
+pub fn qcow2(dir: &Path, name: &str, mib: u64) -> String {
+    let path = dir.join(name);
+    let ok = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&path)
+        .arg(format!("{mib}M"))
+        .status()
+        .expect("run qemu-img")
+        .success();
+    assert!(ok, "qemu-img create {}", path.display());
+    path.display().to_string()
+}

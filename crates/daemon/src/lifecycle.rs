@@ -4,7 +4,7 @@
 //! and detached; QMP is negotiated and the console hub attached before
 //! `cont`, so no guest output and no event is missed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrovirt_api::{EventKind, InstanceStatus, StateAction, StatePut};
@@ -16,7 +16,7 @@ use ferrovirt_qmp::Qmp;
 use crate::console::ConsoleHub;
 use crate::daemon::Daemon;
 use crate::monitor;
-use crate::runtime::{Intent, VmRuntime};
+use crate::runtime::VmRuntime;
 
 /// Seconds a graceful stop waits for the guest before forcing it off.
 pub const DEFAULT_STOP_TIMEOUT: u64 = 30;
@@ -172,15 +172,7 @@ pub async fn start_from(
             .await
             .map_err(qmp_err(name, "continue"))?;
     }
-    let rt = Arc::new(VmRuntime {
-        pid,
-        qmp,
-        accel,
-        paths,
-        console,
-        intent: Mutex::new(Intent::default()),
-        finished: Mutex::new(false),
-    });
+    let rt = VmRuntime::new(pid, qmp, accel, paths, console);
     d.register(name, rt.clone());
     revert.success();
     if incoming {

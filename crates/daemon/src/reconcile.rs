@@ -6,7 +6,6 @@
 //! applied; QEMUs of ours that no instance owns are killed. Then autostart.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrovirt_api::{AccelDecision, EventKind, InstanceStatus};
@@ -17,7 +16,7 @@ use crate::console::ConsoleHub;
 use crate::daemon::{Daemon, store_err};
 use crate::lifecycle;
 use crate::monitor;
-use crate::runtime::{Intent, VmRuntime};
+use crate::runtime::VmRuntime;
 
 pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     let records = d
@@ -92,15 +91,7 @@ async fn reattach(d: &Daemon, name: &str, pid: u32) -> Result<(), String> {
             accel: "unknown".into(),
             reason: "re-attached after a daemon restart".into(),
         });
-    let rt = Arc::new(VmRuntime {
-        pid,
-        qmp,
-        accel,
-        paths,
-        console,
-        intent: Mutex::new(Intent::default()),
-        finished: Mutex::new(false),
-    });
+    let rt = VmRuntime::new(pid, qmp, accel, paths, console);
     d.register(name, rt.clone());
     let runstate = status["status"].as_str().unwrap_or("").to_owned();
     tracing::info!(

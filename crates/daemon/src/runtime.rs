@@ -41,6 +41,25 @@ pub struct Intent {
 pub const RESET_ECHO: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl VmRuntime {
+    /// A freshly started or re-attached QEMU, with nothing expected yet.
+    pub fn new(
+        pid: u32,
+        qmp: Qmp,
+        accel: AccelDecision,
+        paths: InstancePaths,
+        console: Option<ConsoleHub>,
+    ) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            pid,
+            qmp,
+            accel,
+            paths,
+            console,
+            intent: Mutex::new(Intent::default()),
+            finished: Mutex::new(false),
+        })
+    }
+
     pub fn intent(&self) -> std::sync::MutexGuard<'_, Intent> {
         self.intent.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -19,6 +19,18 @@ pub fn yaml_to_json(text: &str, origin: &str) -> anyhow::Result<Value> {
     Ok(v)
 }
 
+/// Reads a YAML spec file, or starts from an empty mapping.
+pub fn spec_file(path: Option<&std::path::Path>) -> anyhow::Result<Value> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            yaml_to_json(&text, &path.display().to_string())
+        }
+        None => Ok(json!({})),
+    }
+}
+
 /// `PATH[,format=raw|qcow2][,bus=virtio|scsi|sata|ide][,readonly]`
 pub fn parse_disk(arg: &str) -> anyhow::Result<Value> {
     let mut parts = arg.split(',');
@@ -66,14 +78,7 @@ pub fn parse_nic(arg: &str) -> anyhow::Result<Value> {
 
 /// Builds the spec from `-f` and the flags (flags win).
 pub fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
-    let mut spec = match &a.file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            yaml_to_json(&text, &path.display().to_string())?
-        }
-        None => json!({}),
-    };
+    let mut spec = spec_file(a.file.as_deref())?;
     let m = spec.as_object_mut().expect("mapping");
     m.insert("name".into(), json!(a.name));
     set_if(m, "cpus", a.cpus);

@@ -3,7 +3,7 @@ use ferrovirt_client::Client;
 use serde_json::{Value, json};
 
 use crate::args::{Format, NetworkCommand, NetworkCreateArgs, NicCommand};
-use crate::commands::instance::{edit_loop, yaml_to_json};
+use crate::commands::instance::{edit_loop, spec_file};
 use crate::output::{structured, table};
 
 /// `MAC,IP[,NAME]`
@@ -17,14 +17,7 @@ fn parse_host(arg: &str) -> anyhow::Result<Value> {
 }
 
 fn spec_from_args(a: &NetworkCreateArgs) -> anyhow::Result<Value> {
-    let mut spec = match &a.file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            yaml_to_json(&text, &path.display().to_string())?
-        }
-        None => json!({}),
-    };
+    let mut spec = spec_file(a.file.as_deref())?;
     let m = spec.as_object_mut().expect("mapping");
     m.insert("name".into(), json!(a.name));
     let mut set = |k: &str, v: &Option<String>| {

@@ -267,16 +267,8 @@ pub async fn revert(
                 offset: 0,
             };
             lifecycle::start_from(d, instance, resume, Some(ctx)).await?;
-            if s.taken_while == InstanceStatus::Paused
-                && let Some(rt) = d.runtime(instance)
-            {
-                let _ = rt.qmp.execute("stop", None).await;
-                d.set_status(
-                    instance,
-                    InstanceStatus::Paused,
-                    &format!("reverted to snapshot {}", s.name),
-                    None,
-                );
+            if let Some(rt) = d.runtime(instance) {
+                super::internal::resume_as_taken(d, instance, &rt, s).await;
             }
         }
         None => d.set_status(

@@ -168,7 +168,7 @@ pub async fn revert(
 }
 
 /// After loading a memory snapshot, run or pause the guest as it was.
-async fn resume_as_taken(
+pub(super) async fn resume_as_taken(
     d: &Daemon,
     instance: &str,
     rt: &crate::runtime::VmRuntime,
