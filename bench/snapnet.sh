@@ -288,12 +288,20 @@ if "$BIN/ferrovirtd" --help 2>/dev/null | grep -q -- --no-default-network; then
 fi
 ip netns exec "$FVNS" "$BIN/ferrovirtd" "${fv_args[@]}" >"$T/ferrovirtd.log" 2>&1 &
 FV_PID=$!
+fv_up() {  # GET /1.0 answers 200
+  "$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"GET /1.0 HTTP/1.0\r\nHost: x\r\n\r\n")
+sys.exit(0 if s.recv(64).split()[1:2] == [b"200"] else 1)' "$T/api.sock" 2>/dev/null
+}
 for _ in $(seq 300); do
-  curl -sf --unix-socket "$T/api.sock" http://x/1.0/instances >/dev/null 2>&1 && break
+  fv_up && break
   kill -0 "$FV_PID" 2>/dev/null || die "ferrovirtd exited: $(tail -n 5 "$T/ferrovirtd.log")"
   sleep 0.1
 done
-curl -sf --unix-socket "$T/api.sock" http://x/1.0/instances >/dev/null || die "ferrovirtd did not come up"
+fv_up || die "ferrovirtd did not come up"
 [[ "$(cat /proc/$FV_PID/comm)" == ferrovirtd ]] || die "unexpected process behind ferrovirtd's PID"
 
 # ---------------------------------------------------------------- libvirtd

@@ -94,11 +94,11 @@ NET_ROWS = [
 ]
 
 TPUT_ROWS = [
-    ("tput_g2h", "Guest → host (guest `dd | nc` → Python sink on the bridge address)"),
+    ("tput_g2h", "Guest → host (guest `dd \\| nc` → Python sink on the bridge address)"),
     ("tput_h2g", "Host → guest (Python source → guest `nc -l`)"),
-    ("tput_g2g", "Guest → guest, same bridge (`dd | nc` → `nc -l`)"),
+    ("tput_g2g", "Guest → guest, same bridge (`dd \\| nc` → `nc -l`)"),
     ("tput_loopback", "Reference: guest → itself over its loopback (no NIC)"),
-    ("tput_pipe", "Reference: `dd | cat` inside the guest (no network)"),
+    ("tput_pipe", "Reference: `dd \\| cat` inside the guest (no network)"),
 ]
 
 
@@ -168,10 +168,12 @@ def main() -> int:
             cb = cell(b, fmt_ms) if b else ("**failed**" if f"{key}.lv" in errors else "–")
             w(f"| {label} | {ca} | {cb} | {'–' if r is None else f'{r:.2f}'} | {verdict(r)} |")
         w("")
-        w("Commands: " + "; ".join(f"{label.split(',')[0].replace('**', '')}: "
-                                   f"ferrovirt {f} / virsh {l}" for _, label, f, l in SNAP_ROWS[:1]
-                                   + SNAP_ROWS[3:4] + SNAP_ROWS[5:6] + SNAP_ROWS[7:8]) + " (full list in "
-          "docs/benchmarks-snapshots-networks.md).\n")
+        w("<details><summary>Commands</summary>\n")
+        w("| Operation | ferrovirt | virsh |")
+        w("|---|---|---|")
+        for _, label, f, l in SNAP_ROWS:
+            w(f"| {label.replace('**', '')} | {f} | {l} |")
+        w("\n</details>\n")
         if sizes:
             w("Sizes (first run):\n")
             w("| What | Ferrovirt | libvirt |")

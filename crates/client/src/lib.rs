@@ -46,7 +46,10 @@ impl Client {
     pub fn new(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
         let socket = socket.as_ref().to_path_buf();
         ferrovirt_tls::install_default_provider();
+        let no_tls = ferrovirt_tls::unused_client_config()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(no_tls)
             .unix_socket(socket.clone())
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;

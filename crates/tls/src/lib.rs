@@ -146,6 +146,15 @@ pub fn server_config(id: &Identity) -> Result<rustls::ServerConfig, TlsError> {
     Ok(cfg)
 }
 
+/// A client config that trusts nothing, for HTTP clients that never speak
+/// TLS (the local unix socket): it spares them loading the system's CA store.
+pub fn unused_client_config() -> Result<rustls::ClientConfig, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 /// Client side: present `id`, accept only the server whose certificate has
 /// fingerprint `server_fingerprint`.
 pub fn client_config(
