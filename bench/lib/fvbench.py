@@ -283,8 +283,31 @@ class Floor:
     def console_log(self, name: str) -> Path:
         return self.dir(name) / "console.log"
 
+    template: list[str] | None = None
+
+    def use_argv_of(self, argv: list[str], name: str, dirs: list[str]) -> None:
+        """Takes the argv of a QEMU that Ferrovirt launched as the floor's,
+        with its instance directories, name and UUID made placeholders, so the
+        floor follows whatever Ferrovirt builds (the golden file may lag)."""
+        out, uuid_next = [], False
+        for x in argv:
+            if uuid_next:
+                out.append("{UUID}")
+                uuid_next = False
+                continue
+            uuid_next = x == "-uuid"
+            for d in dirs:
+                x = x.replace(d, "{DIR}")
+            out.append(x.replace(f"guest={name},", "guest={NAME},"))
+        self.template = out
+
     def argv(self, name: str) -> list[str]:
         d = self.dir(name)
+        if self.template is not None:
+            uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, name))
+            return [x.replace("{DIR}", str(d)).replace("{NAME}", name).replace("{UUID}", uuid)
+                    for x in self.template]
+        # The golden argv (crates/qemu/tests/golden/direct_kernel_boot_tcg.argv).
         return [
             self.qemu,
             "-name", f"guest={name},debug-threads=on",
@@ -568,20 +591,6 @@ def cmdline(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
 
 
-def normalize_argv(argv: list[str], name: str, dir_: str) -> list[str]:
-    """Argv with the instance-specific parts (name, UUID, paths) replaced."""
-    out, skip_uuid = [], False
-    for a in argv:
-        if skip_uuid:
-            out.append("<uuid>")
-            skip_uuid = False
-            continue
-        if a == "-uuid":
-            skip_uuid = True
-        out.append(a.replace(dir_, "<dir>").replace(name, "<name>"))
-    return out
-
-
 def lv_smoke(uri: str, guest_json: str, qemu: str, tmp: str, run_dir: str) -> int:
     """Defines, starts, destroys and undefines one domain with the XML the
     benchmark uses; run.sh skips libvirt when this fails."""
@@ -686,14 +695,34 @@ def main() -> int:
     if lv is not None:
         lv.define_virsh("bench-lv")
 
+    # Warm-up (untimed): one start and stop each. Ferrovirt's QEMU argv
+    # becomes the floor's.
+    fv.start_api("bench-fv")
+    fv_qemu_argv = cmdline(fv.pid("bench-fv"))
+    fv.stop_force_api("bench-fv")
+    meta["ferrovirt_argv"] = fv_qemu_argv
+    golden = fl.argv("bench-floor")
+    Tdir = str(Path(a.fv_state_dir).parent)
+    fl.use_argv_of(fv_qemu_argv, "bench-fv",
+                   [f"{Tdir}/run/instances/bench-fv", f"{Tdir}/state/logs/bench-fv"])
+    meta["floor_argv"] = fl.argv("bench-floor")
+    meta["floor_argv_is_golden"] = meta["floor_argv"] == golden
+    for f in ("qmp.sock", "console.sock", "console.log", "qemu.log", "qemu.pid"):
+        if not any(f"{{DIR}}/{f}" in x for x in fl.template):
+            raise RuntimeError(f"cannot derive the floor's argv: no {f} in {fv_qemu_argv}")
+    fl.start("bench-floor")
+    fl.stop_force("bench-floor")
+    if lv is not None:
+        lv.start_virsh("bench-lv")
+        meta["libvirt_argv"] = cmdline(lv.pid("bench-lv"))
+        lv.destroy_virsh("bench-lv")
+
     def cycle_floor(i: int) -> None:
         name = "bench-floor"
         off = fsize(fl.console_log(name))
         t0 = now()
         fl.start(name)
         add("start.floor", ms(t0, now()))
-        if i == 0:
-            meta["floor_argv"] = fl.argv(name)
         add("ready.floor", wait_ready(fl.console_log(name), off, t0))
         add("stop_force.floor", timed(fl.stop_force, name))
 
@@ -703,16 +732,6 @@ def main() -> int:
         t0 = now()
         fv.start_api(name)
         add("start.fv_api", ms(t0, now()))
-        if i == 0:
-            pid = fv.pid(name)
-            got = normalize_argv(cmdline(pid), name, str(Path(a.fv_state_dir).parent))
-            fd = str(fl.dir("bench-floor"))
-            want = normalize_argv(fl.argv("bench-floor"), "bench-floor", fd)
-            # Ferrovirt's paths differ by layout: compare option names and
-            # the non-path values only.
-            strip = lambda v: [x for x in v if "<dir>" not in x]  # noqa: E731
-            meta["ferrovirt_argv"] = cmdline(pid)
-            meta["floor_argv_same_options"] = strip(got) == strip(want)
         add("ready.fv_api", wait_ready(fv.console_log(name), off, t0))
         add("stop_force.fv_api", timed(fv.stop_force_api, name))
         add("start.fv_cli", timed(fv.start_cli, name))
@@ -724,8 +743,6 @@ def main() -> int:
         t0 = now()
         lv.start_virsh(name)
         add("start.lv_virsh", ms(t0, now()))
-        if i == 0:
-            meta["libvirt_argv"] = cmdline(lv.pid(name))
         add("ready.lv_virsh", wait_ready(lv.console_log(name), off, t0))
         add("stop_force.lv_virsh", timed(lv.destroy_virsh, name))
         if have_lv_api:

@@ -214,10 +214,17 @@ def main() -> int:
         w("Create latency as the store fills (median of the first vs the last 10% of the "
           f"{M} creates): " + "; ".join(f"{k.split('.')[1]} {fmt_ms(v[0])} → {fmt_ms(v[1])}"
                                         for k, v in fl.items()) + ".")
-    if "floor_argv_same_options" in meta:
+    if "floor_argv_same_options" in meta:  # results of older versions of fvbench.py
         w("")
         w("Floor argv = Ferrovirt's argv (options and values, paths aside): "
           f"{'yes' if meta['floor_argv_same_options'] else 'NO (see latest.json)'}.")
+    if "floor_argv_is_golden" in meta:
+        w("")
+        w("Floor argv: the argv of the QEMU ferrovirtd launched, instance paths, name and "
+          "UUID aside; " + ("the same as crates/qemu/tests/golden/direct_kernel_boot_tcg.argv."
+                            if meta["floor_argv_is_golden"] else
+                            "it differs from crates/qemu/tests/golden/direct_kernel_boot_tcg.argv "
+                            "(see latest.json).") )
     fa = meta.get("foreign_activity")
     if fa and (fa.get("with_foreign_qemu") or fa.get("with_cargo_or_rustc")):
         w("")

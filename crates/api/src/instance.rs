@@ -25,6 +25,18 @@ pub struct InstanceSpec {
     /// Guest memory in MiB.
     #[serde(default = "default_memory")]
     pub memory: u64,
+    /// Most vCPUs the instance may have: `cpus` can grow to it while
+    /// running (CPU hot-plug). Defaults to `cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpus: Option<u32>,
+    /// Most memory in MiB: `memory` can grow to it while running (memory
+    /// hot-plug, pc and q35). Defaults to `memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<u64>,
+    /// Balloon target in MiB: how much of `memory` the guest may use
+    /// (the balloon takes the rest back). Absent: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balloon: Option<u64>,
     #[serde(default)]
     pub machine: MachineKind,
     #[serde(default)]

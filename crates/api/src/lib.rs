@@ -13,6 +13,7 @@ mod migration;
 mod network;
 mod operation;
 mod snapshot;
+mod stats;
 
 pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
@@ -34,6 +35,8 @@ pub use operation::{Operation, OperationStatus, Progress};
 pub use snapshot::{
     ClonePost, RestorePost, SavePost, Snapshot, SnapshotDisk, SnapshotKind, SnapshotsPost,
 };
+
+pub use stats::{DiskStats, InstanceStats, NicStats};
 
 /// The API version prefix of every resource path.
 pub const API_PREFIX: &str = "/1.0";

@@ -132,6 +132,13 @@ pub enum Command {
     Remote(RemoteCommand),
     /// Move an instance to another host: live (running) or --offline.
     Migrate(Box<MigrateArgs>),
+    /// Usage of running instances: CPU, memory, disks, NICs.
+    Stats {
+        name: Option<String>,
+        /// Refresh every second (CPU as a percentage of one core).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Network interfaces of an instance (hot-plugged when it runs).
     #[command(subcommand)]
     Nic(NicCommand),

@@ -41,6 +41,9 @@ fn instance_arg(cmd: &mut Command) -> Option<&mut String> {
         | Command::Console { name, .. }
         | Command::Logs { name }
         | Command::Save { name, .. } => Some(name),
+        Command::Stats {
+            name: Some(name), ..
+        } => Some(name),
         Command::Create(a) => Some(&mut a.name),
         Command::Migrate(a) => Some(&mut a.name),
         Command::Clone { source, .. } => Some(source),
@@ -114,6 +117,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Command::Remote(cmd) => commands::remote::run(&config_dir, f, cmd).await,
         Command::Migrate(args) => commands::remote::migrate(&c, &config_dir, *args).await,
+        Command::Stats { name, watch } => commands::stats::run(&c, f, name, watch).await,
         Command::Monitor => monitor::follow(&c, f).await,
         Command::Snapshot(cmd) => snapshot::run(&c, f, cmd).await,
         Command::Clone {

@@ -154,6 +154,27 @@ impl Client {
         .await
     }
 
+    pub async fn instance_stats(
+        &self,
+        name: &str,
+    ) -> Result<ferrovirt_api::InstanceStats, ClientError> {
+        self.get(&format!("/1.0/instances/{}/stats", enc(name)))
+            .await
+    }
+
+    pub async fn stats(&self) -> Result<Vec<ferrovirt_api::InstanceStats>, ClientError> {
+        self.get("/1.0/stats").await
+    }
+
+    /// The Prometheus exposition text of `/metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        self.send(Method::GET, "/metrics", None::<&()>)
+            .await?
+            .text()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     /// Makes a one-time join token on this host for a client called `name`.
     pub async fn new_token(&self, name: &str) -> Result<String, ClientError> {
         let reply: serde_json::Value = self

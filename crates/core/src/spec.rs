@@ -60,6 +60,43 @@ impl ValidSpec {
                 ),
             ));
         }
+        let max_cpus = *spec.max_cpus.get_or_insert(spec.cpus);
+        if max_cpus < spec.cpus || max_cpus > MAX_CPUS {
+            return Err(Error::validation(
+                "max_cpus",
+                format!(
+                    "must be between cpus ({}) and {MAX_CPUS}, got {max_cpus}",
+                    spec.cpus
+                ),
+            ));
+        }
+        let max_memory = *spec.max_memory.get_or_insert(spec.memory);
+        if max_memory < spec.memory || (host.memory_mib > 0 && max_memory > host.memory_mib) {
+            return Err(Error::validation(
+                "max_memory",
+                format!(
+                    "must be between memory ({} MiB) and the host's {} MiB, got {max_memory}",
+                    spec.memory, host.memory_mib
+                ),
+            ));
+        }
+        if max_memory > spec.memory && spec.machine == MachineKind::Microvm {
+            return Err(Error::validation(
+                "max_memory",
+                "the microvm machine has no memory hot-plug",
+            ));
+        }
+        if let Some(b) = spec.balloon
+            && (b < MIN_MEMORY_MIB || b > spec.memory)
+        {
+            return Err(Error::validation(
+                "balloon",
+                format!(
+                    "must be between {MIN_MEMORY_MIB} and memory ({} MiB), got {b}",
+                    spec.memory
+                ),
+            ));
+        }
         if let CpuModel::Named(model) = &spec.cpu_model
             && !host.cpu_models.is_empty()
             && !host.cpu_models.iter().any(|m| m == model)
@@ -206,12 +243,17 @@ fn check_file(field: &str, path: &str, exists: &dyn Fn(&Path) -> bool) -> Result
 }
 
 /// Fields a running instance may change; everything else needs a stop.
+/// `cpus` and `memory` change within `max_cpus` / `max_memory` (hot-plug;
+/// memory only grows), `balloon` anywhere up to `memory`.
 pub const LIVE_FIELDS: &[&str] = &[
     "description",
     "autostart",
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "cpus",
+    "memory",
+    "balloon",
 ];
 
 /// Checks that replacing `old` with `new` is allowed in the current state.
@@ -230,6 +272,12 @@ pub fn check_update(old: &InstanceSpec, new: &InstanceSpec, active: bool) -> Res
     else {
         return Err(Error::internal("cannot compare instance specs"));
     };
+    if new.memory < old.memory {
+        return Err(Error::conflict(format!(
+            "memory of running instance {} can only grow; shrink it with balloon, or stop it first",
+            old.name
+        )));
+    }
     let keys = a.keys().chain(b.keys());
     for key in keys {
         if a.get(key) != b.get(key) && !LIVE_FIELDS.contains(&key.as_str()) {
@@ -360,10 +408,16 @@ mod tests {
         new.autostart = true;
         new.on_crash = LifecycleAction::Restart;
         check_update(&old, &new, true).unwrap();
-        new.memory = 1024;
+        new.machine = ferrovirt_api::MachineKind::Pc;
         let err = check_update(&old, &new, true).unwrap_err();
-        assert!(err.message.contains("memory"), "{}", err.message);
+        assert!(err.message.contains("machine"), "{}", err.message);
+        new.machine = old.machine;
+        new.memory = 256;
+        let err = check_update(&old, &new, true).unwrap_err();
+        assert!(err.message.contains("can only grow"), "{}", err.message);
         check_update(&old, &new, false).unwrap();
+        new.memory = 1024;
+        check_update(&old, &new, true).unwrap();
         new.name = "b".into();
         assert_eq!(
             check_update(&old, &new, false)

@@ -33,6 +33,10 @@ pub struct Config {
     /// Do not create the `default` NAT network on the first start.
     #[arg(long, env = "FERROVIRT_NO_DEFAULT_NETWORK")]
     pub no_default_network: bool,
+    /// Refuse to start an instance when the memory of all running instances
+    /// would exceed the host's memory times this ratio.
+    #[arg(long, env = "FERROVIRT_MEMORY_OVERCOMMIT", default_value_t = 1.5)]
+    pub memory_overcommit: f64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -42,6 +42,9 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec)?;
     check_update(&old.spec, &spec, d.runtime(name).is_some())?;
+    if let Some(rt) = d.runtime(name) {
+        crate::resources::apply(&rt.qmp, &old.spec, &spec).await?;
+    }
     d.store
         .update_spec(&spec)
         .map_err(store_err("saving the instance"))?;

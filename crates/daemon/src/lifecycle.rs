@@ -100,6 +100,7 @@ pub async fn start_from(
         )));
     }
     let spec = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    check_overcommit(d, &spec)?;
     let qemu = d.qemu()?;
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
@@ -168,6 +169,9 @@ pub async fn start_from(
     if let Resume::Incoming(setup) = &resume {
         crate::migration::listen(&qmp, &spec, setup).await?;
     } else {
+        if spec.balloon.is_some() {
+            crate::resources::set_balloon(&qmp, &spec).await?;
+        }
         qmp.execute("cont", None)
             .await
             .map_err(qmp_err(name, "continue"))?;
@@ -186,6 +190,31 @@ pub async fn start_from(
         );
     }
     tokio::spawn(monitor::run(d.clone(), name.to_owned(), rt, events));
+    Ok(())
+}
+
+/// The host policy: the memory of running instances may exceed the host's
+/// by the configured ratio, no more.
+fn check_overcommit(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Result<(), Error> {
+    let committed: u64 = d
+        .store
+        .list_instances()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.spec.name != spec.name && d.runtime(&r.spec.name).is_some())
+        .map(|r| r.spec.memory)
+        .sum();
+    let limit = (d.limits.memory_mib as f64 * d.config.memory_overcommit) as u64;
+    if d.limits.memory_mib > 0 && committed + spec.memory > limit {
+        return Err(Error::conflict(format!(
+            "starting {} would commit {} MiB of memory, over the limit of {limit} MiB \
+             (host {} MiB × overcommit ratio {}); stop other instances or raise --memory-overcommit",
+            spec.name,
+            committed + spec.memory,
+            d.limits.memory_mib,
+            d.config.memory_overcommit
+        )));
+    }
     Ok(())
 }
 

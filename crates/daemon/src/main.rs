@@ -19,10 +19,12 @@ mod operations;
 mod qmp_jobs;
 mod reconcile;
 mod remote;
+mod resources;
 mod routes;
 mod runtime;
 mod save;
 mod snapshots;
+mod stats;
 
 use std::path::Path;
 

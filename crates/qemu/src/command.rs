@@ -17,6 +17,9 @@ use crate::InstancePaths;
 /// later disks are plugged behind them, so they can also be unplugged.
 pub const ROOT_PORTS: usize = 8;
 
+/// DIMM slots for memory hot-plug when `max_memory` exceeds `memory`.
+pub const MEMORY_SLOTS: u32 = 8;
+
 /// A QEMU invocation: binary and arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuCommand {
@@ -75,8 +78,21 @@ pub fn build_with(
     a.opt("-machine", machine_opt(spec));
     a.opt("-accel", accel.accel.clone());
     a.opt("-cpu", cpu_opt(&spec.cpu_model, &accel.accel));
-    a.opt("-smp", spec.cpus.to_string());
-    a.opt("-m", format!("{}M", spec.memory));
+    let max_cpus = spec.max_cpus.unwrap_or(spec.cpus).max(spec.cpus);
+    if max_cpus > spec.cpus {
+        a.opt("-smp", format!("{},maxcpus={max_cpus}", spec.cpus));
+    } else {
+        a.opt("-smp", spec.cpus.to_string());
+    }
+    let max_memory = spec.max_memory.unwrap_or(spec.memory).max(spec.memory);
+    if max_memory > spec.memory {
+        a.opt(
+            "-m",
+            format!("{}M,slots={MEMORY_SLOTS},maxmem={max_memory}M", spec.memory),
+        );
+    } else {
+        a.opt("-m", format!("{}M", spec.memory));
+    }
     a.opt(
         "-chardev",
         format!(
@@ -98,6 +114,9 @@ pub fn build_with(
     }
     if spec.machine != MachineKind::Microvm {
         a.device(json!({"driver": "pvpanic", "id": "pvpanic0"}));
+        a.device(json!({"driver": "virtio-balloon-pci", "id": "balloon0"}));
+    } else {
+        a.device(json!({"driver": "virtio-balloon-device", "id": "balloon0"}));
     }
     if spec.machine == MachineKind::Q35 {
         for i in 0..ROOT_PORTS {

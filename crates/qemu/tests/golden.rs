@@ -92,3 +92,16 @@ fn microvm_virtio_mmio() {
         "tcg",
     );
 }
+
+#[test]
+fn hotplug_limits() {
+    check(
+        "hotplug_limits",
+        serde_json::json!({
+            "name": "elastic", "uuid": UUID, "cpus": 1, "max_cpus": 4,
+            "memory": 256, "max_memory": 1024, "balloon": 200,
+            "boot": {"kernel": "/img/vmlinux"}
+        }),
+        "tcg",
+    );
+}

@@ -9,3 +9,4 @@ pub mod operation;
 pub mod remote;
 pub mod snapshot;
 pub mod state;
+pub mod stats;

@@ -9,6 +9,7 @@ mod networks;
 mod openapi;
 mod operations;
 mod snapshots;
+mod stats;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -84,6 +85,9 @@ pub fn router(d: Daemon) -> Router {
             "/1.0/migrations/incoming/{name}/finish",
             post(migrations::finish),
         )
+        .route("/1.0/instances/{name}/stats", get(stats::instance))
+        .route("/1.0/stats", get(stats::all))
+        .route("/metrics", get(stats::metrics))
         .route("/1.0/operations", get(operations::list))
         .route(
             "/1.0/operations/{id}",

@@ -1,6 +1,6 @@
 use utoipa::OpenApi;
 
-use super::{console, events, host, instances, migrations, networks, operations, snapshots};
+use super::{console, events, host, instances, migrations, networks, operations, snapshots, stats};
 
 /// The OpenAPI document, generated from the wire types and handlers.
 #[derive(OpenApi)]
@@ -48,6 +48,8 @@ use super::{console, events, host, instances, migrations, networks, operations, 
         migrations::incoming,
         migrations::finish,
         migrations::abort,
+        stats::instance,
+        stats::all,
     ),
     components(schemas(
         ferrovirt_api::ErrorBody,
@@ -69,7 +71,8 @@ use super::{console, events, host, instances, migrations, networks, operations, 
         ferrovirt_api::Nic,
         ferrovirt_api::MigratePost,
         ferrovirt_api::IncomingPost,
-        ferrovirt_api::IncomingReply
+        ferrovirt_api::IncomingReply,
+        ferrovirt_api::InstanceStats
     ))
 )]
 pub struct ApiDoc;
