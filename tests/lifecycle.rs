@@ -161,15 +161,19 @@ async fn cli_create_show_start_console_stop() {
 
     let (ok, out, err) = d.cli(&["start", "cli1"]);
     assert!(ok, "{out}{err}");
-    // A live-changeable field changes while running; memory does not.
+    // Live-changeable fields change while running; the machine type does not,
+    // and memory only grows up to max_memory (which defaults to memory).
     let (ok, _, err) = d.cli(&["set", "cli1", "autostart=true", "description=web server"]);
     assert!(ok, "{err}");
-    let (ok, _, err) = d.cli(&["set", "cli1", "memory=300"]);
+    let (ok, _, err) = d.cli(&["set", "cli1", "machine=pc"]);
     assert!(!ok);
     assert!(
-        err.contains("memory cannot change while instance cli1 is running"),
+        err.contains("machine cannot change while instance cli1 is running"),
         "{err}"
     );
+    let (ok, _, err) = d.cli(&["set", "cli1", "memory=300"]);
+    assert!(!ok);
+    assert!(err.contains("max_memory"), "{err}");
 
     let mut ch = channel(&d.client, "cli1").await;
     ch.wait_ready(BOOT).await.unwrap();
@@ -180,8 +184,13 @@ async fn cli_create_show_start_console_stop() {
     assert!(ok && qlog.contains("ferrovirtd started QEMU"), "{qlog}");
     let (ok, out, err) = d.cli(&["stop", "cli1", "--timeout", "60"]);
     assert!(ok, "{out}{err}");
-    let (ok, _, _) = d.cli(&["set", "cli1", "memory=300"]);
-    assert!(ok, "memory changes once stopped");
+    let (ok, _, err) = d.cli(&["set", "cli1", "memory=300"]);
+    assert!(ok, "memory changes once stopped: {err}");
+    let (_, show, _) = d.cli(&["show", "cli1", "--format", "yaml"]);
+    assert!(
+        show.contains("max_memory: 300"),
+        "the default maximum follows: {show}"
+    );
     let (ok, _, _) = d.cli(&["delete", "cli1"]);
     assert!(ok);
 }

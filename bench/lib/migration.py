@@ -434,6 +434,76 @@ class Heartbeat:
         return sum(1 for x in self.times if x > t)
 
 
+class Watcher:
+    """Collects (arrival time, line) of a line-oriented event stream in a
+    thread: Ferrovirt's GET /1.0/events (ndjson), or `virsh event --loop`."""
+
+    def __init__(self, lines_fn, close_fn):
+        self.lines: list[tuple[float, str]] = []
+        self.close_fn = close_fn
+        self.t = threading.Thread(target=self.loop, args=(lines_fn,), daemon=True)
+        self.t.start()
+
+    def loop(self, lines_fn) -> None:
+        try:
+            for line in lines_fn():
+                self.lines.append((now(), line))
+        except (OSError, ValueError):
+            pass
+
+    def first(self, *needles: str) -> tuple[float, str] | None:
+        for t, line in self.lines:
+            if all(n in line for n in needles):
+                return t, line
+        return None
+
+    def finish(self) -> None:
+        try:
+            self.close_fn()
+        except OSError:
+            pass
+        self.t.join(timeout=5)
+
+
+def fv_events(sock: str) -> Watcher:
+    """Ferrovirt's event stream (HTTP/1.0: the body simply runs until the
+    connection closes, no chunking)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    s.sendall(b"GET /1.0/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    f = s.makefile("rb")
+
+    def lines():
+        for raw in f:
+            yield raw.decode(errors="replace").strip()
+
+    def close():
+        s.shutdown(socket.SHUT_RDWR)
+        s.close()
+
+    w = Watcher(lines, close)
+    time.sleep(0.05)  # let the subscription start before anything happens
+    return w
+
+
+def virsh_events(uri: str) -> Watcher:
+    p = subprocess.Popen(["virsh", "-q", "-c", uri, "event", "--loop", "--event", "lifecycle"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+
+    def lines():
+        for raw in p.stdout:
+            yield raw.decode(errors="replace").strip()
+
+    def close():
+        p.terminate()
+        p.wait(timeout=5)
+
+    w = Watcher(lines, close)
+    time.sleep(0.2)  # virsh connects and registers
+    return w
+
+
 # --------------------------------------------------------------------------
 # QMP, for the floor
 
@@ -632,6 +702,7 @@ class Floor(Side):
         qa.close()
         del self.vms[name]["a"]
         return {"total_ms": ms(t0, t1), "downtime_ms": m.get("downtime"),
+                "_resumed_at": t_cont,
                 "dest_spawn_ms": ms(t0, t_dest), "migrate_ms": ms(t_dest, t_done),
                 "cont_after_completed_ms": ms(t_done, t_cont),
                 "source_gone_after_cont_ms": ms(t_cont, t1),
@@ -759,6 +830,7 @@ class Ferrovirt(Side):
     def migrate(self, name: str, mem: int) -> dict:
         self.src_pid = self.pid(self.sa, name)
         stages: list[tuple[float, str]] = []
+        ev = fv_events(self.sb)
         t0 = now()
         op = api(self.sa, "POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
         t_posted = now()
@@ -784,9 +856,12 @@ class Ferrovirt(Side):
         t1 = now()
         stop.set()
         w.join(timeout=5)
+        ev.finish()
         if op["status"] != "success":
             raise RuntimeError(f"Ferrovirt migration {op['status']}: {op.get('error')}")
+        started = ev.first('"kind":"started"', f'"instance":"{name}"')
         return {"total_ms": ms(t0, t1), "downtime_ms": (op.get("result") or {}).get("downtime_ms"),
+                "_resumed_at": started[0] if started else None,
                 "post_ms": ms(t0, t_posted), "stages": stages}
 
     def check_source_gone(self, name: str) -> None:
@@ -882,10 +957,17 @@ class Libvirt(Side):
 
     def migrate(self, name: str, mem: int) -> dict:
         dest = "qemu+unix:///system?socket=" + self.ub.split("socket=", 1)[1]
+        ev = virsh_events(self.ub)
         t0 = now()
-        self.virsh(self.ua, "migrate", "--live", "--p2p", "--xml", str(self.path(name, "b", "xml")),
-                   name, dest, "--migrateuri", f"tcp:{self.a.ip_b}")
-        t1 = now()
+        try:
+            self.virsh(self.ua, "migrate", "--live", "--p2p", "--xml",
+                       str(self.path(name, "b", "xml")), name, dest,
+                       "--migrateuri", f"tcp:{self.a.ip_b}")
+            t1 = now()
+        finally:
+            time.sleep(0.1)
+            ev.finish()
+        resumed = ev.first(f"'{name}'", "Resumed")
         info = {}
         out = self.virsh(self.ub, "domjobinfo", "--completed", name, check=False)
         for line in out.stdout.decode(errors="replace").splitlines():
@@ -894,6 +976,7 @@ class Libvirt(Side):
                 info[k.strip()] = v.strip()
         dt = info.get("Total downtime", "").split()
         return {"total_ms": ms(t0, t1), "downtime_ms": int(dt[0]) if dt else None,
+                "_resumed_at": resumed[0] if resumed else None,
                 "domjobinfo": info}
 
     def check_source_gone(self, name: str) -> None:
@@ -932,6 +1015,7 @@ def one(side: Side, name: str, mem: int, warmup: float) -> dict:
             hb.finish()
     finally:
         ch.close()
+    resumed_at = res.pop("_resumed_at", None)
     rec.update(res)
     base = hb.gaps(t_wl + 1.0, t0)
     during = hb.gaps(t0, t1)
@@ -943,6 +1027,14 @@ def one(side: Side, name: str, mem: int, warmup: float) -> dict:
     # when the source's console last grew and the destination's first did
     rec["a_last_beat_ms"] = ms(t0, hb.lastg[0]) if 0 in hb.lastg else None
     rec["b_first_beat_ms"] = ms(t0, hb.first[1]) if 1 in hb.first else None
+    # the manager's share: the guest's last beat on A -> `cont` on B (as
+    # the floor's QMP answer / Ferrovirt's `started` event / libvirt's
+    # `Resumed` event arrive), and what follows until B's first beat
+    rec["resumed_ms"] = ms(t0, resumed_at) if resumed_at else None
+    if resumed_at and 0 in hb.lastg:
+        rec["stop_to_resume_ms"] = ms(hb.lastg[0], resumed_at)
+    if resumed_at and 1 in hb.first:
+        rec["resume_to_first_beat_ms"] = ms(resumed_at, hb.first[1])
     if rec["pause_ms"] is None or rec["beats_after_end"] == 0:
         raise RuntimeError(f"no heartbeat from the guest on B after the migration "
                            f"({len(hb.times)} beats seen)")

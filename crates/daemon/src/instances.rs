@@ -39,6 +39,15 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
     if spec.uuid.is_none() {
         spec.uuid = old.spec.uuid;
     }
+    // Maximums left at their default follow cpus/memory of a stopped instance.
+    if d.runtime(name).is_none() {
+        if spec.max_cpus == old.spec.max_cpus && old.spec.max_cpus == Some(old.spec.cpus) {
+            spec.max_cpus = None;
+        }
+        if spec.max_memory == old.spec.max_memory && old.spec.max_memory == Some(old.spec.memory) {
+            spec.max_memory = None;
+        }
+    }
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec)?;
     check_update(&old.spec, &spec, d.runtime(name).is_some())?;
