@@ -14,7 +14,8 @@
 #   --no-libvirt     measure Ferrovirt and the floor only
 #   --no-graceful    skip the graceful-stop figures
 #   --no-install     never run apt-get (libvirt is skipped if missing)
-#   --results DIR    where latest.md / latest.json go (default bench/results)
+#   --results DIR    where latest.md / latest.json go (default bench/results,
+#                    bench/results/quick for --quick, which git ignores)
 #
 # Needs root (libvirt's qemu:///system driver, a private mount namespace).
 # Installs libvirt from Debian (bookworm-backports when available) if absent.
@@ -37,7 +38,7 @@ if [[ -z "${FV_BENCH_REAPED:-}" ]]; then
 fi
 
 RUNS=10 INSTANCES=1000 RUNNING=10 PROFILE="" BUILD=0 LIBVIRT=1 GRACEFUL=1 INSTALL=1 QUICK=0
-RESULTS="$HERE/results"
+RESULTS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 RUNS=2 INSTANCES=50 RUNNING=3 ;;
@@ -55,6 +56,11 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+
+# A --quick run (CI) must not overwrite the figures of the last full run.
+if [[ -z "$RESULTS" ]]; then
+  if [[ $QUICK -eq 1 ]]; then RESULTS="$HERE/results/quick"; else RESULTS="$HERE/results"; fi
+fi
 
 say() { printf '[run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }

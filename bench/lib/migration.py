@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import calendar
 import http.client
 import json
 import os
@@ -679,9 +680,11 @@ class Floor(Side):
             qa.cmd("migrate-set-parameters", {"max-bandwidth": 9223372036853727232})
         qa.cmd("migrate", {"uri": f"tcp:{self.a.ip_b}:{port}"})
         polls = 0
+        peak_dirty = 0
         while True:
             m = qa.cmd("query-migrate")
             polls += 1
+            peak_dirty = max(peak_dirty, (m.get("ram") or {}).get("dirty-pages-rate", 0))
             st = m.get("status")
             if st == "completed":
                 break
@@ -707,7 +710,8 @@ class Floor(Side):
                 "cont_after_completed_ms": ms(t_done, t_cont),
                 "source_gone_after_cont_ms": ms(t_cont, t1),
                 "qemu_total_time_ms": m.get("total-time"), "setup_time_ms": m.get("setup-time"),
-                "ram": m.get("ram"), "query_migrate_polls": polls}
+                "ram": m.get("ram"), "query_migrate_polls": polls,
+                "peak_dirty_pages_rate": peak_dirty}
 
     def check_source_gone(self, name: str) -> None:
         pass
@@ -771,6 +775,7 @@ class Ferrovirt(Side):
         self.sa, self.sb = a.fv_a_sock, a.fv_b_sock
         self.state_a, self.state_b = Path(a.fv_a_state), Path(a.fv_b_state)
         self.target: dict | None = None
+        self.clock_offset = time.time() - now()  # wall clock - perf_counter
         self.argv_seen: list[str] | None = None
         self.trust_ms: float | None = None
 
@@ -831,6 +836,7 @@ class Ferrovirt(Side):
         self.src_pid = self.pid(self.sa, name)
         stages: list[tuple[float, str]] = []
         ev = fv_events(self.sb)
+        self.clock_offset = time.time() - now()  # wall clock - perf_counter, now
         t0 = now()
         op = api(self.sa, "POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
         t_posted = now()
@@ -859,7 +865,20 @@ class Ferrovirt(Side):
         ev.finish()
         if op["status"] != "success":
             raise RuntimeError(f"Ferrovirt migration {op['status']}: {op.get('error')}")
-        started = ev.first('"kind":"started"', f'"instance":"{name}"')
+        started = None
+        for t_arr, line in ev.lines:
+            if f'"instance":"{name}"' in line and ('"kind":"resumed"' in line
+                                                    or '"kind":"started"' in line):
+                # the event's own timestamp (when ferrovirtd saw QEMU
+                # resume), in this clock
+                m = re.search(r'"timestamp":"(\d+-\d+-\d+T\d+:\d+:\d+)(\.\d+)?Z"', line)
+                if m:
+                    epoch = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) \
+                        + float(m.group(2) or 0)
+                    started = (epoch - self.clock_offset, line)
+                else:
+                    started = (t_arr, line)
+                break
         return {"total_ms": ms(t0, t1), "downtime_ms": (op.get("result") or {}).get("downtime_ms"),
                 "_resumed_at": started[0] if started else None,
                 "post_ms": ms(t0, t_posted), "stages": stages}
@@ -1011,7 +1030,10 @@ def one(side: Side, name: str, mem: int, warmup: float) -> dict:
             res = side.migrate(name, mem)
         finally:
             t1 = now()
-            time.sleep(0.3)  # a few beats from B after the end
+            # until a few beats came from B (or 30 s)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (1 not in hb.first or hb.beats_after(t1) < 5):
+                time.sleep(0.05)
             hb.finish()
     finally:
         ch.close()
@@ -1035,7 +1057,7 @@ def one(side: Side, name: str, mem: int, warmup: float) -> dict:
         rec["stop_to_resume_ms"] = ms(hb.lastg[0], resumed_at)
     if resumed_at and 1 in hb.first:
         rec["resume_to_first_beat_ms"] = ms(resumed_at, hb.first[1])
-    if rec["pause_ms"] is None or rec["beats_after_end"] == 0:
+    if rec["pause_ms"] is None or 1 not in hb.first:
         raise RuntimeError(f"no heartbeat from the guest on B after the migration "
                            f"({len(hb.times)} beats seen)")
     side.check_source_gone(name)

@@ -95,7 +95,7 @@ def main() -> int:
         w(hdr)
         w("|---" * (len(sides) + 3) + "|")
         for key, label in (("total_ms", "Total: request → guest runs on B, source gone"),
-                           ("downtime_ms", "Downtime, as QEMU measures it"),
+                           ("downtime_ms", "Downtime as reported (QEMU's; libvirt: its own, see docs)"),
                            ("pause_ms", "Guest pause, heartbeat gap seen on the host"),
                            ("baseline_max_gap_ms", "(heartbeat: longest gap before migrating)")):
             row = f"| {label} | " + " | ".join(cell(get(s, mem, key)) for s in sides)
@@ -123,9 +123,11 @@ def main() -> int:
                   f"migrate → completed {cell([s.get('migrate_ms') for s in fs])}, "
                   f"`cont` on B {cell([s.get('cont_after_completed_ms') for s in fs])} after that, "
                   f"source gone {cell([s.get('source_gone_after_cont_ms') for s in fs])} later; "
+                  f"guest's last beat on A → `cont` on B {cell([s.get('stop_to_resume_ms') for s in fs])}, "
+                  f"`cont` → first beat on B {cell([s.get('resume_to_first_beat_ms') for s in fs])}; "
                   f"sent {cell([r.get('transferred', 0) / 1048576 for r in ram], 'MiB')}, "
                   f"{cell([r.get('dirty-sync-count') for r in ram], 'passes')}, "
-                  f"dirty rate {cell([r.get('dirty-pages-rate', 0) * 4096 / 1048576 for r in ram], 'MiB/s')}, "
+                  f"peak dirty rate {cell([s.get('peak_dirty_pages_rate', 0) * 4096 / 1048576 for s in fs], 'MiB/s')}, "
                   f"{cell([r.get('mbps') for r in ram], 'Mbit/s')} at the end")
         ls = [s for s in samples if s["side"] == "libvirt" and s["memory_mib"] == mem]
         if ls:
@@ -145,8 +147,14 @@ def main() -> int:
               f"{cell([num(s, 'Memory processed') for s in ls], 'MiB')}, "
               f"{cell([num(s, 'Iteration') for s in ls], 'passes')}, bandwidth "
               f"{cell([num(s, 'Memory bandwidth') for s in ls], 'MiB/s')}")
-        loops = [s.get("workload_loops") for s in samples if s["memory_mib"] == mem]
-        w(f"- workload: 64 MiB rewrites completed per guest over warm-up + migration: {cell(loops, '')}")
+        rates = []
+        for s in samples:
+            if s["memory_mib"] == mem and s.get("guest_uptime_s"):
+                up0, up1 = s["guest_uptime_s"]
+                if up1 > up0:
+                    rates.append(s.get("workload_loops", 0) * 64 / (up1 - up0))
+        w(f"- workload: 64 MiB rewrites completed per second of guest time (a lower bound of its "
+          f"dirtying rate, partial rewrites not counted): {cell(rates, 'MiB/s')}")
         w("")
     if d["errors"]:
         w("## Failures\n")

@@ -144,8 +144,10 @@ pub fn exposition(stats: &[InstanceStats], defined: usize) -> String {
         reg.register(name, help, f.clone());
         f
     };
-    let instances = gauge(&mut reg, "instances", "Defined instances");
-    let running = gauge(&mut reg, "instances_running", "Running instances");
+    let instances = Gauge::<f64, AtomicU64>::default();
+    reg.register("instances", "Defined instances", instances.clone());
+    let running = Gauge::<f64, AtomicU64>::default();
+    reg.register("instances_running", "Running instances", running.clone());
     let cpu = gauge(
         &mut reg,
         "instance_cpu_seconds",
@@ -177,8 +179,8 @@ pub fn exposition(stats: &[InstanceStats], defined: usize) -> String {
         "instance_network_bytes",
         "Bytes received and sent by a NIC (guest view)",
     );
-    instances.get_or_create(&vec![]).set(defined as f64);
-    running.get_or_create(&vec![]).set(stats.len() as f64);
+    instances.set(defined as f64);
+    running.set(stats.len() as f64);
     for s in stats {
         let l = |extra: &[(&str, &str)]| -> Labels {
             let mut v = vec![("instance".to_owned(), s.instance.clone())];
@@ -245,7 +247,7 @@ mod tests {
             text.contains("ferrovirt_instance_cpu_seconds{instance=\"vm1\"} 2.5"),
             "{text}"
         );
-        assert!(text.contains("ferrovirt_instances 3"), "{text}");
+        assert!(text.contains("\nferrovirt_instances 3"), "{text}");
         assert!(
             text.contains("disk=\"disk0\",direction=\"write\"} 2"),
             "{text}"

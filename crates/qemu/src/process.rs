@@ -161,7 +161,7 @@ pub async fn wait_gone(pid: u32, paths: &InstancePaths, timeout: Duration) -> bo
         if Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     true
 }
