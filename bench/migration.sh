@@ -14,7 +14,8 @@
 #   --build          cargo build --release -p ferrovirtd -p ferrovirt first
 #   --no-libvirt     measure Ferrovirt and the floor only
 #   --no-install     never run apt-get (libvirt is skipped if missing)
-#   --no-floor-unlimited   skip the second floor (libvirt's bandwidth setting)
+#   --no-unlimited   skip the floor and Ferrovirt runs without a bandwidth
+#                    limit (libvirt's setting; QEMU's default is 128 MiB/s)
 #   --results DIR    where migration-latest.md/.json go (default bench/results)
 #   --logs DIR       copy the daemons' logs there at the end (default: none;
 #                    on failure their tails are printed)
@@ -28,6 +29,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
+# Python 3.9+ drives the measurements (standard library only).
+if ! command -v python3 >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null \
+   && [[ " $* " != *" --no-install "* ]]; then
+  echo "[migration.sh] installing python3" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }
+fi
+command -v python3 >/dev/null || { echo "migration.sh: python3 (3.9 or newer) is needed" >&2; exit 1; }
 PY=python3
 if [[ -x /usr/bin/python3 ]]; then PY=/usr/bin/python3; fi
 
@@ -50,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD=1 ;;
     --no-libvirt) LIBVIRT=0 ;;
     --no-install) INSTALL=0 ;;
-    --no-floor-unlimited) UNLIMITED=0 ;;
+    --no-unlimited) UNLIMITED=0 ;;
     --results) RESULTS=$2; shift ;;
     --logs) LOGS=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -242,14 +251,24 @@ start_fv() {  # $1 = a|b, $2 = netns, $3 = listen IP
 say "starting two ferrovirtd ($PROFILE), --listen $IP_A:8443 and $IP_B:8443"
 FV_A_PID=$(start_fv a "$NS_A" "$IP_A")
 FV_B_PID=$(start_fv b "$NS_B" "$IP_B")
+fv_answers() {  # GET /1.0 on the unix socket $1 answers 200
+  "$PY" - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(2)
+s.connect(sys.argv[1])
+s.sendall(b"GET /1.0 HTTP/1.0\r\nHost: x\r\n\r\n")
+sys.exit(0 if s.recv(64).split(b" ")[1] == b"200" else 1)
+EOF
+}
 for h in a b; do
   pid_var="FV_${h^^}_PID"
   for _ in $(seq 300); do
-    curl -sf --unix-socket "$T/fv$h/api.sock" http://x/1.0/instances >/dev/null 2>&1 && break
+    fv_answers "$T/fv$h/api.sock" && break
     kill -0 "${!pid_var}" 2>/dev/null || die "ferrovirtd $h exited: $(tail -n 5 "$T/fv$h/ferrovirtd.log")"
     sleep 0.1
   done
-  curl -sf --unix-socket "$T/fv$h/api.sock" http://x/1.0/instances >/dev/null || die "ferrovirtd $h did not come up"
+  fv_answers "$T/fv$h/api.sock" || die "ferrovirtd $h did not come up"
   [[ "$(cat /proc/"${!pid_var}"/comm)" == ferrovirtd ]] || die "unexpected process behind ferrovirtd $h's PID"
 done
 
@@ -332,7 +351,7 @@ args=(--out "$T/raw.json" --tmp "$T" --runs "$RUNS" --sizes "$SIZES" --warmup "$
       --fv-a-sock "$T/fva/api.sock" --fv-b-sock "$T/fvb/api.sock"
       --fv-a-state "$T/fva/state" --fv-b-state "$T/fvb/state" --meta "$META")
 [[ -z "$LV_SKIP_REASON" ]] && args+=(--lv-a-uri "$LV_A_URI" --lv-b-uri "$LV_B_URI")
-[[ $UNLIMITED -eq 0 ]] && args+=(--no-floor-unlimited)
+[[ $UNLIMITED -eq 0 ]] && args+=(--no-unlimited)
 say "measuring: sizes=$SIZES MiB, runs=$RUNS, warm-up ${WARMUP}s; $(uptime | sed 's/^ *//')"
 # In the background, so that a TERM reaches the trap at once.
 "$PY" "$HERE/lib/migration.py" "${args[@]}" &

@@ -9,14 +9,17 @@ with each of them, starts the same memory-dirtying workload in it, migrates
 it live to B and records:
 
   total_ms     wall clock from the request to "done" (see each side below)
-  downtime_ms  QEMU's own `downtime` of the migration (the source's
-               query-migrate / Ferrovirt's result.downtime_ms / libvirt's
-               "Total downtime" of `virsh domjobinfo --completed`)
-  pause_ms     the longest silence of a heartbeat the guest writes to its
-               serial port every 10 ms, seen on the host in the console log
-               files of both QEMUs (polled every ms): how long the guest
-               really stood still, including whatever the manager does
-               between QEMU's switch-over and `cont` on the destination
+  downtime_ms  the downtime each reports: QEMU's own `downtime` (the
+               source's query-migrate; Ferrovirt's result.downtime_ms is
+               that figure) / libvirt's "Total downtime" of `virsh domjobinfo
+               --completed` on B, which libvirt computes itself: source CPUs
+               stopped -> the destination's Finish step
+  pause_ms     the guest writes a heartbeat byte to its serial port every
+               10 ms; the host polls the console log files of both QEMUs
+               every millisecond: the last growth of A's log -> the first of
+               B's is how long the guest really stood still, including
+               whatever the manager does between QEMU's switch-over and
+               `cont` on the destination, and the guest getting going again
 
 Only the standard library is needed. The raw samples go to --out as JSON;
 migration_report.py makes the tables.
@@ -43,6 +46,11 @@ import uuid as uuidlib
 from pathlib import Path
 
 READY = b"FERROVIRT-GUEST-READY"
+# "no limit": 1 TiB/s, in MiB/s (Ferrovirt's `bandwidth`); libvirt sets
+# max-bandwidth to 2^63 - 1 MiB rounded down, the floor does the same
+UNLIMITED_MIB = 1 << 20
+SHORT = {"floor": "floor", "ferrovirt": "fv", "libvirt": "lv", "floor_unlimited": "flooru",
+         "ferrovirt_unlimited": "fvu"}
 now = time.perf_counter
 
 # The guest side, identical for the three: a tmpfs, a loop rewriting 64 MiB
@@ -595,7 +603,7 @@ class Floor(Side):
         self.golden = golden_argv(Path(a.golden))
         self.unlimited = unlimited
         self.key = "floor_unlimited" if unlimited else "floor"
-        self.label = "floor, unlimited bandwidth" if unlimited else "floor"
+        self.label = "floor, unlimited bandwidth (as libvirt sets it)" if unlimited else "floor"
         self.vms: dict[str, dict] = {}
 
     def dir(self, name: str, host: str) -> Path:
@@ -705,7 +713,7 @@ class Floor(Side):
         qa.close()
         del self.vms[name]["a"]
         return {"total_ms": ms(t0, t1), "downtime_ms": m.get("downtime"),
-                "_resumed_at": t_cont,
+                "_resumed_at": t_cont, "_t0": t0,
                 "dest_spawn_ms": ms(t0, t_dest), "migrate_ms": ms(t_dest, t_done),
                 "cont_after_completed_ms": ms(t_done, t_cont),
                 "source_gone_after_cont_ms": ms(t_cont, t1),
@@ -767,17 +775,18 @@ class Ferrovirt(Side):
     measured run (an offline migration of a stopped instance, with a join
     token), as after `ferrovirt remote add`."""
 
-    key = "ferrovirt"
-    label = "Ferrovirt"
+    target: dict | None = None  # B, once trusted (shared by both variants)
+    trust_ms: float | None = None
 
-    def __init__(self, a: argparse.Namespace, guest: dict):
+    def __init__(self, a: argparse.Namespace, guest: dict, bandwidth: int | None = None):
         self.a, self.guest = a, guest
         self.sa, self.sb = a.fv_a_sock, a.fv_b_sock
         self.state_a, self.state_b = Path(a.fv_a_state), Path(a.fv_b_state)
-        self.target: dict | None = None
+        self.bandwidth = bandwidth
+        self.key = "ferrovirt_unlimited" if bandwidth else "ferrovirt"
+        self.label = f"Ferrovirt, bandwidth {bandwidth} MiB/s" if bandwidth else "Ferrovirt"
         self.clock_offset = time.time() - now()  # wall clock - perf_counter
-        self.argv_seen: list[str] | None = None
-        self.trust_ms: float | None = None
+        self.argv_seen: tuple[int, list[str]] | None = None
 
     def spec(self, name: str, mem: int) -> dict:
         return {"name": name, "cpus": 1, "memory": mem, "machine": "q35", "accel": "tcg",
@@ -798,16 +807,17 @@ class Ferrovirt(Side):
         migration of a stopped instance, which moves only its definition)."""
         tok = api(self.sb, "POST", "/1.0/host/tokens", {"name": "bench-a"})["token"]
         t = decode_token(tok)
-        self.target = {"address": t["addresses"][0], "fingerprint": t["fingerprint"]}
+        target = {"address": t["addresses"][0], "fingerprint": t["fingerprint"]}
         api(self.sa, "POST", "/1.0/instances", self.spec("trust-probe", 256))
         t0 = now()
         op = api(self.sa, "POST", "/1.0/instances/trust-probe/migrate",
-                 {"target": {**self.target, "token": tok}, "offline": True})
+                 {"target": {**target, "token": tok}, "offline": True})
         op = self.wait_op(self.sa, op)
-        self.trust_ms = ms(t0, now())
+        Ferrovirt.trust_ms = ms(t0, now())
         if op["status"] != "success":
             raise RuntimeError(f"first (offline) migration to B failed: {op.get('error')}")
         api(self.sb, "DELETE", "/1.0/instances/trust-probe?force=true")
+        Ferrovirt.target = target
 
     def boot(self, name: str, mem: int) -> None:
         if self.target is None:
@@ -838,13 +848,16 @@ class Ferrovirt(Side):
         ev = fv_events(self.sb)
         self.clock_offset = time.time() - now()  # wall clock - perf_counter, now
         t0 = now()
-        op = api(self.sa, "POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
+        body: dict = {"target": self.target}
+        if self.bandwidth:
+            body["bandwidth"] = self.bandwidth
+        op = api(self.sa, "POST", f"/1.0/instances/{name}/migrate", body)
         t_posted = now()
         stop = threading.Event()
 
-        def watch() -> None:  # stage transitions, every 50 ms
+        def watch() -> None:  # stage transitions, every 20 ms
             last = None
-            while not stop.wait(0.05):
+            while not stop.wait(0.02):
                 try:
                     o = api(self.sa, "GET", f"/1.0/operations/{op['id']}")
                 except Exception:  # noqa: BLE001
@@ -880,7 +893,7 @@ class Ferrovirt(Side):
                     started = (t_arr, line)
                 break
         return {"total_ms": ms(t0, t1), "downtime_ms": (op.get("result") or {}).get("downtime_ms"),
-                "_resumed_at": started[0] if started else None,
+                "_resumed_at": started[0] if started else None, "_t0": t0,
                 "post_ms": ms(t0, t_posted), "stages": stages}
 
     def check_source_gone(self, name: str) -> None:
@@ -995,7 +1008,7 @@ class Libvirt(Side):
                 info[k.strip()] = v.strip()
         dt = info.get("Total downtime", "").split()
         return {"total_ms": ms(t0, t1), "downtime_ms": int(dt[0]) if dt else None,
-                "_resumed_at": resumed[0] if resumed else None,
+                "_resumed_at": resumed[0] if resumed else None, "_t0": t0,
                 "domjobinfo": info}
 
     def check_source_gone(self, name: str) -> None:
@@ -1038,28 +1051,33 @@ def one(side: Side, name: str, mem: int, warmup: float) -> dict:
     finally:
         ch.close()
     resumed_at = res.pop("_resumed_at", None)
+    t0 = res.pop("_t0", t0)  # the side's own start (after its event watcher is up)
     rec.update(res)
     base = hb.gaps(t_wl + 1.0, t0)
     during = hb.gaps(t0, t1)
-    rec["pause_ms"] = during[0][0] if during else None
-    rec["pause_at_ms"] = during[0][1] if during else None
+    if 0 not in hb.lastg or 1 not in hb.first:
+        raise RuntimeError(f"no heartbeat from the guest on B after the migration "
+                           f"({len(hb.times)} beats seen)")
+    # The switch-over as the guest lives it: the last beat in A's console
+    # log -> the first in B's (times relative to the side's own start).
+    rec["a_last_beat_ms"] = ms(t0, hb.lastg[0])
+    rec["b_first_beat_ms"] = ms(t0, hb.first[1])
+    rec["pause_ms"] = ms(hb.lastg[0], hb.first[1])
+    # any other stall while migrating (the longest gap in [t0, t1]; the
+    # switch-over itself is normally the longest)
+    rec["max_gap_ms"] = during[0][0] if during else None
+    rec["max_gap_at_ms"] = during[0][1] if during else None
     rec["next_gaps_ms"] = [g for g, _ in during[1:4]]
     rec["baseline_max_gap_ms"] = base[0][0] if base else None
     rec["beats_after_end"] = hb.beats_after(t1)
-    # when the source's console last grew and the destination's first did
-    rec["a_last_beat_ms"] = ms(t0, hb.lastg[0]) if 0 in hb.lastg else None
-    rec["b_first_beat_ms"] = ms(t0, hb.first[1]) if 1 in hb.first else None
-    # the manager's share: the guest's last beat on A -> `cont` on B (as
-    # the floor's QMP answer / Ferrovirt's `started` event / libvirt's
-    # `Resumed` event arrive), and what follows until B's first beat
+    # Split of the pause: A's last beat -> B resumed, as the floor's `cont`
+    # returns / ferrovirtd's `resumed` event is stamped (when its monitor
+    # handles QEMU's RESUME) / virsh's `Resumed` lifecycle event arrives;
+    # then resumed -> B's first beat (the guest getting going again).
     rec["resumed_ms"] = ms(t0, resumed_at) if resumed_at else None
-    if resumed_at and 0 in hb.lastg:
+    if resumed_at:
         rec["stop_to_resume_ms"] = ms(hb.lastg[0], resumed_at)
-    if resumed_at and 1 in hb.first:
         rec["resume_to_first_beat_ms"] = ms(resumed_at, hb.first[1])
-    if rec["pause_ms"] is None or 1 not in hb.first:
-        raise RuntimeError(f"no heartbeat from the guest on B after the migration "
-                           f"({len(hb.times)} beats seen)")
     side.check_source_gone(name)
     chb = side.channel_b(name)
     try:
@@ -1119,7 +1137,8 @@ def main() -> int:
     ap.add_argument("--fv-b-state", required=True)
     ap.add_argument("--lv-a-uri")
     ap.add_argument("--lv-b-uri")
-    ap.add_argument("--no-floor-unlimited", action="store_true")
+    ap.add_argument("--no-unlimited", action="store_true",
+                    help="skip the floor and Ferrovirt with libvirt's bandwidth setting")
     ap.add_argument("--meta", default="{}")
     a = ap.parse_args()
 
@@ -1128,8 +1147,8 @@ def main() -> int:
     sides: list[Side] = [Floor(a, guest), Ferrovirt(a, guest)]
     if a.lv_a_uri:
         sides.append(Libvirt(a, guest))
-    if not a.no_floor_unlimited:
-        sides.append(Floor(a, guest, unlimited=True))
+    if not a.no_unlimited:
+        sides += [Floor(a, guest, unlimited=True), Ferrovirt(a, guest, bandwidth=UNLIMITED_MIB)]
     fl = ForeignLoad(a.tmp)
     out: dict = {"meta": json.loads(a.meta), "samples": [], "errors": [],
                  "sides": [s.key for s in sides], "sizes": sizes, "runs": a.runs,
@@ -1144,7 +1163,7 @@ def main() -> int:
         for i in range(a.runs):
             k = (i + sizes.index(mem)) % len(sides)
             for side in sides[k:] + sides[:k]:  # rotate who goes first
-                name = f"m{mem}-{side.key.replace('_', '')[:6]}-{i + 1}"
+                name = f"m{mem}-{SHORT[side.key]}-{i + 1}"
                 log(f"{side.label}: {mem} MiB, run {i + 1}/{a.runs} ({name})")
                 try:
                     rec = one(side, name, mem, a.warmup)
@@ -1165,7 +1184,7 @@ def main() -> int:
                         log(f"  cleanup of {name}: {e}")
                 save()
     fv = next(s for s in sides if isinstance(s, Ferrovirt))
-    out["ferrovirt_trust_ms"] = fv.trust_ms
+    out["ferrovirt_trust_ms"] = Ferrovirt.trust_ms
     if fv.argv_seen:
         mem, fv_argv = fv.argv_seen
         fl_argv = sides[0].argv("X", "a", mem)  # type: ignore[attr-defined]

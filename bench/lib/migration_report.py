@@ -9,7 +9,7 @@ import json
 import sys
 
 LABELS = {"floor": "floor", "ferrovirt": "Ferrovirt", "libvirt": "libvirt",
-          "floor_unlimited": "floor, unlimited bw"}
+          "floor_unlimited": "floor, no bw limit", "ferrovirt_unlimited": "Ferrovirt, no bw limit"}
 
 
 def median(xs):
@@ -94,18 +94,28 @@ def main() -> int:
         hdr += " | Ferrovirt ÷ floor | Ferrovirt ÷ libvirt |"
         w(hdr)
         w("|---" * (len(sides) + 3) + "|")
-        for key, label in (("total_ms", "Total: request → guest runs on B, source gone"),
-                           ("downtime_ms", "Downtime as reported (QEMU's; libvirt: its own, see docs)"),
-                           ("pause_ms", "Guest pause, heartbeat gap seen on the host"),
-                           ("baseline_max_gap_ms", "(heartbeat: longest gap before migrating)")):
+        for key, label in (("total_ms", "**Total**: request → guest runs on B, source gone"),
+                           ("downtime_ms", "**Downtime** as reported (QEMU's; libvirt: its own, see docs)"),
+                           ("pause_ms", "**Guest pause**: last heartbeat on A → first on B"),
+                           ("stop_to_resume_ms", "… of which last beat on A → resumed on B"),
+                           ("resume_to_first_beat_ms", "… and resumed on B → first beat on B"),
+                           ("max_gap_ms", "(longest heartbeat gap while migrating)"),
+                           ("baseline_max_gap_ms", "(longest heartbeat gap before migrating)")):
             row = f"| {label} | " + " | ".join(cell(get(s, mem, key)) for s in sides)
             fv = median(get("ferrovirt", mem, key))
             row += f" | {ratio(fv, median(get('floor', mem, key)))}"
             row += f" | {ratio(fv, median(get('libvirt', mem, key))) if 'libvirt' in sides else '–'} |"
-            if key == "baseline_max_gap_ms":
+            if key in ("baseline_max_gap_ms", "max_gap_ms", "resume_to_first_beat_ms"):
                 row = row.rsplit("|", 3)[0] + "| – | – |"
             w(row)
         w("")
+        if "ferrovirt_unlimited" in sides:
+            fu = lambda k: median(get("ferrovirt_unlimited", mem, k))  # noqa: E731
+            w(f"- without a bandwidth limit (libvirt's setting; `bandwidth` {1 << 20} MiB/s for "
+              f"Ferrovirt): total Ferrovirt ÷ floor {ratio(fu('total_ms'), median(get('floor_unlimited', mem, 'total_ms')))}, "
+              f"÷ libvirt {ratio(fu('total_ms'), median(get('libvirt', mem, 'total_ms')))}; guest pause "
+              f"Ferrovirt ÷ floor {ratio(fu('pause_ms'), median(get('floor_unlimited', mem, 'pause_ms')))}, "
+              f"÷ libvirt {ratio(fu('pause_ms'), median(get('libvirt', mem, 'pause_ms')))}")
         # details
         fv = [s for s in samples if s["side"] == "ferrovirt" and s["memory_mib"] == mem]
         if fv:
@@ -114,7 +124,7 @@ def main() -> int:
                 t = next((t for t, st in s.get("stages", []) if st.startswith("migrating memory")), None)
                 firsts.append(t)
             w(f"- Ferrovirt: POST answered in {cell([s.get('post_ms') for s in fv])}; "
-              f"operation stage \"migrating memory\" first seen at {cell(firsts)} (polled every 50 ms)")
+              f"operation stage \"migrating memory\" first seen at {cell(firsts)} (polled every 20 ms)")
         for key in ("floor", "floor_unlimited"):
             fs = [s for s in samples if s["side"] == key and s["memory_mib"] == mem]
             if fs:
@@ -123,11 +133,9 @@ def main() -> int:
                   f"migrate → completed {cell([s.get('migrate_ms') for s in fs])}, "
                   f"`cont` on B {cell([s.get('cont_after_completed_ms') for s in fs])} after that, "
                   f"source gone {cell([s.get('source_gone_after_cont_ms') for s in fs])} later; "
-                  f"guest's last beat on A → `cont` on B {cell([s.get('stop_to_resume_ms') for s in fs])}, "
-                  f"`cont` → first beat on B {cell([s.get('resume_to_first_beat_ms') for s in fs])}; "
                   f"sent {cell([r.get('transferred', 0) / 1048576 for r in ram], 'MiB')}, "
                   f"{cell([r.get('dirty-sync-count') for r in ram], 'passes')}, "
-                  f"peak dirty rate {cell([s.get('peak_dirty_pages_rate', 0) * 4096 / 1048576 for s in fs], 'MiB/s')}, "
+                  f"peak dirty rate {cell([(s.get('peak_dirty_pages_rate') or None) and s['peak_dirty_pages_rate'] * 4096 / 1048576 for s in fs], 'MiB/s')}, "
                   f"{cell([r.get('mbps') for r in ram], 'Mbit/s')} at the end")
         ls = [s for s in samples if s["side"] == "libvirt" and s["memory_mib"] == mem]
         if ls:

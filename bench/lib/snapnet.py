@@ -311,15 +311,19 @@ class Channel:
     host writes `@@FV <id> <base64 cmd>\\n`, the guest answers
     `@@FV-END <id> <rc> <base64 output>\\n`."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, log_tail=None):
         self.s = stream
+        self.log_tail = log_tail  # () -> bytes: the end of the console log, for errors
         self.buf = b""
+        self.sent = 0  # bytes written to the console
         self.next_id = int(time.time() * 1000) % 1_000_000 * 1000
 
     def run(self, cmd: str, timeout: float = 30.0, check: bool = True) -> tuple[int, str]:
         self.next_id += 1
         cid = self.next_id
-        self.s.send(f"@@FV {cid} {base64.b64encode(cmd.encode()).decode()}\n".encode())
+        line = f"@@FV {cid} {base64.b64encode(cmd.encode()).decode()}\n".encode()
+        self.s.send(line)
+        self.sent += len(line)
         return self._wait(cid, cmd, timeout, check)
 
     def _wait(self, cid: int, cmd: str, timeout: float, check: bool) -> tuple[int, str]:
@@ -335,8 +339,17 @@ class Channel:
                     return rc, out
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"guest command {cmd!r}: no answer in {timeout}s; "
-                                   f"console: {self.buf[-300:]!r}")
+                logged = b""
+                if self.log_tail is not None:
+                    try:
+                        logged = self.log_tail()
+                    except Exception as e:  # noqa: BLE001
+                        logged = f"(cannot read: {e})".encode()
+                answered = f"@@FV-END {cid} ".encode() in logged
+                raise TimeoutError(f"guest command {cmd!r} (id {cid}): no answer in {timeout}s; "
+                                   f"received: {self.buf[-200:]!r}; the console log "
+                                   f"{'HAS' if answered else 'has no'} answer; its end: "
+                                   f"{logged[-300:]!r}")
             data = self.s.recv(min(left, 1.0))
             if data is None:
                 raise RuntimeError(f"console closed while running {cmd!r}: {self.buf[-300:]!r}")
@@ -507,7 +520,8 @@ class Ferrovirt:
         return self.state_dir / "logs" / name / "console.log"
 
     def channel(self, name: str) -> Channel:
-        return Channel(WsStream(self.sock, name))
+        log = self.console_log(name)
+        return Channel(WsStream(self.sock, name), lambda: log.read_bytes()[-4000:])
 
     def managed_save_file(self, name: str) -> Path:
         return self.state_dir / "save" / f"{name}.sav"
@@ -546,7 +560,8 @@ class Libvirt:
         return self.root / "con" / f"{name}.sock"
 
     def channel(self, name: str) -> Channel:
-        return Channel(SockStream(str(self.console_sock(name))))
+        log = self.console_log(name)
+        return Channel(SockStream(str(self.console_sock(name))), lambda: log.read_bytes()[-4000:])
 
     def xml(self, name: str, disk: Path | None = None, network: str | None = None) -> str:
         devs = ""

@@ -550,18 +550,17 @@ async fn live(
             wait_mirrors_ready(qmp, ctx, &mirrors).await?;
         }
         capabilities(qmp, req.postcopy, req.compress, req.auto_converge).await?;
-        let mut params = json!({});
-        if let Some(bw) = req.bandwidth {
-            params["max-bandwidth"] = json!(bw * 1024 * 1024);
-        }
+        // Without --bandwidth, no limit (QEMU's own default is 128 MiB/s).
+        let mut params = json!({"max-bandwidth": req
+            .bandwidth
+            .map(|bw| bw * 1024 * 1024)
+            .unwrap_or(qmp_jobs::UNLIMITED_BANDWIDTH)});
         if let Some(ms) = req.max_downtime {
             params["downtime-limit"] = json!(ms);
         }
-        if params.as_object().is_some_and(|m| !m.is_empty()) {
-            qmp.execute("migrate-set-parameters", Some(params))
-                .await
-                .map_err(qmp_err("setting migration limits"))?;
-        }
+        qmp.execute("migrate-set-parameters", Some(params))
+            .await
+            .map_err(qmp_err("setting migration limits"))?;
         let port = reply
             .migration_port
             .ok_or_else(|| Error::internal("the destination gave no migration port"))?;

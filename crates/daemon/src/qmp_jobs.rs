@@ -78,9 +78,19 @@ pub async fn wait_job(qmp: &Qmp, ctx: Option<&OpCtx>, stage: &str, id: &str) -> 
     }
 }
 
+/// `max-bandwidth` meaning "no limit" (what libvirt sets too).
+pub const UNLIMITED_BANDWIDTH: u64 = i64::MAX as u64;
+
 /// Runs a migration to `uri` (e.g. `file:/path,offset=N`) and waits for it,
 /// reporting RAM progress. The caller decides whether the VM is paused.
 pub async fn migrate(qmp: &Qmp, ctx: Option<&OpCtx>, stage: &str, uri: &str) -> Result<(), Error> {
+    // QEMU caps migration at 128 MiB/s by default; a local file needs no cap.
+    qmp.execute(
+        "migrate-set-parameters",
+        Some(json!({"max-bandwidth": UNLIMITED_BANDWIDTH})),
+    )
+    .await
+    .map_err(qmp_err(stage))?;
     qmp.execute("migrate", Some(json!({"uri": uri})))
         .await
         .map_err(qmp_err(stage))?;
