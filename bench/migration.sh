@@ -4,7 +4,9 @@
 # same memory-dirtying workload, in one run. See docs/benchmarks-migration.md.
 #
 #   bench/migration.sh            full run: 256 MiB and 1 GiB guests, N=3 each
-#   bench/migration.sh --quick    CI smoke run: 256 MiB only, N=1 (a few minutes)
+#                                 (about 4 min)
+#   bench/migration.sh --quick    CI smoke run: 256 MiB only, N=1, no capped
+#                                 floor (under a minute once built)
 #
 # Options:
 #   --runs N         migrations per guest size and manager (default 3)
@@ -14,8 +16,9 @@
 #   --build          cargo build --release -p ferrovirtd -p ferrovirt first
 #   --no-libvirt     measure Ferrovirt and the floor only
 #   --no-install     never run apt-get (libvirt is skipped if missing)
-#   --no-unlimited   skip the floor and Ferrovirt runs without a bandwidth
-#                    limit (libvirt's setting; QEMU's default is 128 MiB/s)
+#   --no-capped-floor  skip the second floor, which keeps QEMU's default
+#                    128 MiB/s migration bandwidth cap (the floor proper, like
+#                    Ferrovirt and libvirt, sets no limit)
 #   --results DIR    where migration-latest.md/.json go (default bench/results)
 #   --logs DIR       copy the daemons' logs there at the end (default: none;
 #                    on failure their tails are printed)
@@ -47,11 +50,11 @@ if [[ -z "${FV_MIG_REAPED:-}" ]]; then
   exec "$PY" "$HERE/lib/reaper.py" bash "$0" "$@"
 fi
 
-RUNS=3 SIZES=256,1024 WARMUP=3 PROFILE="" BUILD=0 LIBVIRT=1 INSTALL=1 QUICK=0 UNLIMITED=1
+RUNS=3 SIZES=256,1024 WARMUP=3 PROFILE="" BUILD=0 LIBVIRT=1 INSTALL=1 QUICK=0 CAPPED=1
 RESULTS="$HERE/results" LOGS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --quick) QUICK=1 RUNS=1 SIZES=256 ;;
+    --quick) QUICK=1 RUNS=1 SIZES=256 CAPPED=0 ;;
     --runs) RUNS=$2; shift ;;
     --sizes) SIZES=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
@@ -59,7 +62,7 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD=1 ;;
     --no-libvirt) LIBVIRT=0 ;;
     --no-install) INSTALL=0 ;;
-    --no-unlimited) UNLIMITED=0 ;;
+    --no-capped-floor) CAPPED=0 ;;
     --results) RESULTS=$2; shift ;;
     --logs) LOGS=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -351,7 +354,7 @@ args=(--out "$T/raw.json" --tmp "$T" --runs "$RUNS" --sizes "$SIZES" --warmup "$
       --fv-a-sock "$T/fva/api.sock" --fv-b-sock "$T/fvb/api.sock"
       --fv-a-state "$T/fva/state" --fv-b-state "$T/fvb/state" --meta "$META")
 [[ -z "$LV_SKIP_REASON" ]] && args+=(--lv-a-uri "$LV_A_URI" --lv-b-uri "$LV_B_URI")
-[[ $UNLIMITED -eq 0 ]] && args+=(--no-unlimited)
+[[ $CAPPED -eq 1 ]] && args+=(--capped-floor)
 say "measuring: sizes=$SIZES MiB, runs=$RUNS, warm-up ${WARMUP}s; $(uptime | sed 's/^ *//')"
 # In the background, so that a TERM reaches the trap at once.
 "$PY" "$HERE/lib/migration.py" "${args[@]}" &

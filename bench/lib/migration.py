@@ -46,11 +46,11 @@ import uuid as uuidlib
 from pathlib import Path
 
 READY = b"FERROVIRT-GUEST-READY"
-# "no limit": 1 TiB/s, in MiB/s (Ferrovirt's `bandwidth`); libvirt sets
-# max-bandwidth to 2^63 - 1 MiB rounded down, the floor does the same
-UNLIMITED_MIB = 1 << 20
-SHORT = {"floor": "floor", "ferrovirt": "fv", "libvirt": "lv", "floor_unlimited": "flooru",
-         "ferrovirt_unlimited": "fvu"}
+# QMP max-bandwidth meaning "no limit": what ferrovirtd sets since c236360
+# (qmp_jobs::UNLIMITED_BANDWIDTH, i64::MAX); libvirt sets i64::MAX rounded
+# down to whole MiB. QEMU's own default is 128 MiB/s.
+UNLIMITED_BANDWIDTH = (1 << 63) - 1
+SHORT = {"floor": "floor", "ferrovirt": "fv", "libvirt": "lv", "floor_capped": "floorc"}
 now = time.perf_counter
 
 # The guest side, identical for the three: a tmpfs, a loop rewriting 64 MiB
@@ -594,16 +594,18 @@ class Floor(Side):
     QMP `migrate` on the source, poll `query-migrate` (every 5 ms) until
     completed, poll the destination's `query-status` (every ms) until it
     has left `inmigrate`, `cont` it, `quit` the source and wait for it to
-    exit. `unlimited` also sets max-bandwidth as libvirt does (QEMU's own
-    default, kept by Ferrovirt, is 128 MiB/s)."""
+    exit. The migration parameters are Ferrovirt's: no bandwidth limit
+    (max-bandwidth i64::MAX), QEMU's defaults otherwise. `capped` keeps
+    QEMU's default 128 MiB/s limit instead (what Ferrovirt did before
+    c236360)."""
 
-    def __init__(self, a: argparse.Namespace, guest: dict, unlimited: bool = False):
+    def __init__(self, a: argparse.Namespace, guest: dict, capped: bool = False):
         self.qemu, self.guest, self.a = a.qemu, guest, a
         self.root = Path(a.tmp) / "floor"
         self.golden = golden_argv(Path(a.golden))
-        self.unlimited = unlimited
-        self.key = "floor_unlimited" if unlimited else "floor"
-        self.label = "floor, unlimited bandwidth (as libvirt sets it)" if unlimited else "floor"
+        self.capped = capped
+        self.key = "floor_capped" if capped else "floor"
+        self.label = "floor, QEMU's default 128 MiB/s cap" if capped else "floor"
         self.vms: dict[str, dict] = {}
 
     def dir(self, name: str, host: str) -> Path:
@@ -684,8 +686,8 @@ class Floor(Side):
         pid_b, qb = self.spawn(name, "b", mem, ["-incoming", f"tcp:{self.a.ip_b}:{port}"])
         self.vms[name]["b"] = (pid_b, qb)
         t_dest = now()
-        if self.unlimited:
-            qa.cmd("migrate-set-parameters", {"max-bandwidth": 9223372036853727232})
+        if not self.capped:
+            qa.cmd("migrate-set-parameters", {"max-bandwidth": UNLIMITED_BANDWIDTH})
         qa.cmd("migrate", {"uri": f"tcp:{self.a.ip_b}:{port}"})
         polls = 0
         peak_dirty = 0
@@ -775,16 +777,16 @@ class Ferrovirt(Side):
     measured run (an offline migration of a stopped instance, with a join
     token), as after `ferrovirt remote add`."""
 
-    target: dict | None = None  # B, once trusted (shared by both variants)
+    target: dict | None = None  # B, once trusted
     trust_ms: float | None = None
 
-    def __init__(self, a: argparse.Namespace, guest: dict, bandwidth: int | None = None):
+    key = "ferrovirt"
+    label = "Ferrovirt"
+
+    def __init__(self, a: argparse.Namespace, guest: dict):
         self.a, self.guest = a, guest
         self.sa, self.sb = a.fv_a_sock, a.fv_b_sock
         self.state_a, self.state_b = Path(a.fv_a_state), Path(a.fv_b_state)
-        self.bandwidth = bandwidth
-        self.key = "ferrovirt_unlimited" if bandwidth else "ferrovirt"
-        self.label = f"Ferrovirt, bandwidth {bandwidth} MiB/s" if bandwidth else "Ferrovirt"
         self.clock_offset = time.time() - now()  # wall clock - perf_counter
         self.argv_seen: tuple[int, list[str]] | None = None
 
@@ -848,10 +850,7 @@ class Ferrovirt(Side):
         ev = fv_events(self.sb)
         self.clock_offset = time.time() - now()  # wall clock - perf_counter, now
         t0 = now()
-        body: dict = {"target": self.target}
-        if self.bandwidth:
-            body["bandwidth"] = self.bandwidth
-        op = api(self.sa, "POST", f"/1.0/instances/{name}/migrate", body)
+        op = api(self.sa, "POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
         t_posted = now()
         stop = threading.Event()
 
@@ -1137,8 +1136,8 @@ def main() -> int:
     ap.add_argument("--fv-b-state", required=True)
     ap.add_argument("--lv-a-uri")
     ap.add_argument("--lv-b-uri")
-    ap.add_argument("--no-unlimited", action="store_true",
-                    help="skip the floor and Ferrovirt with libvirt's bandwidth setting")
+    ap.add_argument("--capped-floor", action="store_true",
+                    help="also a floor with QEMU's default 128 MiB/s bandwidth cap")
     ap.add_argument("--meta", default="{}")
     a = ap.parse_args()
 
@@ -1147,8 +1146,8 @@ def main() -> int:
     sides: list[Side] = [Floor(a, guest), Ferrovirt(a, guest)]
     if a.lv_a_uri:
         sides.append(Libvirt(a, guest))
-    if not a.no_unlimited:
-        sides += [Floor(a, guest, unlimited=True), Ferrovirt(a, guest, bandwidth=UNLIMITED_MIB)]
+    if a.capped_floor:
+        sides.append(Floor(a, guest, capped=True))
     fl = ForeignLoad(a.tmp)
     out: dict = {"meta": json.loads(a.meta), "samples": [], "errors": [],
                  "sides": [s.key for s in sides], "sizes": sizes, "runs": a.runs,

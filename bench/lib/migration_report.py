@@ -9,7 +9,7 @@ import json
 import sys
 
 LABELS = {"floor": "floor", "ferrovirt": "Ferrovirt", "libvirt": "libvirt",
-          "floor_unlimited": "floor, no bw limit", "ferrovirt_unlimited": "Ferrovirt, no bw limit"}
+          "floor_capped": "floor, 128 MiB/s cap"}
 
 
 def median(xs):
@@ -109,13 +109,6 @@ def main() -> int:
                 row = row.rsplit("|", 3)[0] + "| – | – |"
             w(row)
         w("")
-        if "ferrovirt_unlimited" in sides:
-            fu = lambda k: median(get("ferrovirt_unlimited", mem, k))  # noqa: E731
-            w(f"- without a bandwidth limit (libvirt's setting; `bandwidth` {1 << 20} MiB/s for "
-              f"Ferrovirt): total Ferrovirt ÷ floor {ratio(fu('total_ms'), median(get('floor_unlimited', mem, 'total_ms')))}, "
-              f"÷ libvirt {ratio(fu('total_ms'), median(get('libvirt', mem, 'total_ms')))}; guest pause "
-              f"Ferrovirt ÷ floor {ratio(fu('pause_ms'), median(get('floor_unlimited', mem, 'pause_ms')))}, "
-              f"÷ libvirt {ratio(fu('pause_ms'), median(get('libvirt', mem, 'pause_ms')))}")
         # details
         fv = [s for s in samples if s["side"] == "ferrovirt" and s["memory_mib"] == mem]
         if fv:
@@ -125,7 +118,7 @@ def main() -> int:
                 firsts.append(t)
             w(f"- Ferrovirt: POST answered in {cell([s.get('post_ms') for s in fv])}; "
               f"operation stage \"migrating memory\" first seen at {cell(firsts)} (polled every 20 ms)")
-        for key in ("floor", "floor_unlimited"):
+        for key in ("floor", "floor_capped"):
             fs = [s for s in samples if s["side"] == key and s["memory_mib"] == mem]
             if fs:
                 ram = [s.get("ram") or {} for s in fs]

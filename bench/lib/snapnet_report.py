@@ -259,6 +259,12 @@ def main() -> int:
         for k, v in sorted(errors.items()):
             w(f"- `{k}`: {v}")
         w("")
+    again = {k: v for k, v in raw.get("extra", {}).get("guest_commands_sent_again", {}).items() if v}
+    if again:
+        w("Guest commands sent again after getting no answer (the test guest's init dropped a "
+          "command line it had received; see the docs): "
+          + ", ".join(f"{'Ferrovirt' if k == 'fv' else 'libvirt'} {v}" for k, v in again.items())
+          + ". These are harness retries, not part of any timed figure.\n")
     for note in raw.get("notes", []):
         w(f"Note: {note}\n")
     w("Sample counts: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(S.items())) + ".")

@@ -153,12 +153,23 @@ pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Resu
         .await
         .map_err(qmp_err("hand QEMU the TAP of"))?;
     drop(fd);
-    qmp.execute(
-        "netdev_add",
-        Some(json!({"type": "tap", "id": format!("net-{sfx}"), "fd": format!("fd-{sfx}")})),
-    )
-    .await
-    .map_err(qmp_err("create the backend of"))?;
+    let mut netdev = json!({"type": "tap", "id": format!("net-{sfx}"), "fd": format!("fd-{sfx}")});
+    // In-kernel virtio-net when the host has it (virtio NICs only).
+    if nic.model == ferrovirt_api::NicModel::Virtio
+        && let Ok(vhost) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/vhost-net")
+    {
+        qmp.send_fd(&format!("vhost-{sfx}"), std::os::fd::AsFd::as_fd(&vhost))
+            .await
+            .map_err(qmp_err("hand QEMU vhost-net for"))?;
+        netdev["vhost"] = json!(true);
+        netdev["vhostfd"] = json!(format!("vhost-{sfx}"));
+    }
+    qmp.execute("netdev_add", Some(netdev))
+        .await
+        .map_err(qmp_err("create the backend of"))?;
     let mut dev = json!({
         "driver": nic.model.qemu_driver(spec.machine == MachineKind::Microvm),
         "id": format!("nic-{sfx}"),
