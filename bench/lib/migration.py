@@ -854,8 +854,11 @@ class Ferrovirt(Side):
         t_posted = now()
         stop = threading.Event()
 
-        def watch() -> None:  # stage transitions, every 20 ms
-            last = None
+        def watch() -> None:
+            """Every 20 ms: the operation's stage on A, and the instance's
+            state on B (404 → shutoff "incoming migration" → paused, once
+            B's QEMU listens → running), as transitions."""
+            last = last_b = None
             while not stop.wait(0.02):
                 try:
                     o = api(self.sa, "GET", f"/1.0/operations/{op['id']}")
@@ -865,6 +868,14 @@ class Ferrovirt(Side):
                 if st != last:
                     stages.append((ms(t0, now()), st))
                     last = st
+                try:
+                    inst = api(self.sb, "GET", f"/1.0/instances/{name}")
+                    sb = "B: " + inst["state"]["status"] + ", " + inst["state"]["reason"]
+                except Exception:  # noqa: BLE001
+                    sb = "B: absent"
+                if sb != last_b:
+                    stages.append((ms(t0, now()), sb))
+                    last_b = sb
                 if o["status"] != "running":
                     return
 

@@ -85,6 +85,11 @@ def main() -> int:
           f"({d['ferrovirt_trust_ms']:.0f} ms, not counted)")
     w("")
 
+    for s in samples:  # QEMU done on A → resumed on B (not for libvirt: its downtime differs)
+        if s["side"] != "libvirt" and s.get("stop_to_resume_ms") is not None \
+                and s.get("downtime_ms") is not None:
+            s["done_to_resume_ms"] = round(s["stop_to_resume_ms"] - s["downtime_ms"], 3)
+
     def get(side, mem, key):
         return [s.get(key) for s in samples if s["side"] == side and s["memory_mib"] == mem]
 
@@ -98,6 +103,7 @@ def main() -> int:
                            ("downtime_ms", "**Downtime** as reported (QEMU's; libvirt: its own, see docs)"),
                            ("pause_ms", "**Guest pause**: last heartbeat on A → first on B"),
                            ("stop_to_resume_ms", "… of which last beat on A → resumed on B"),
+                           ("done_to_resume_ms", "… … of which QEMU done on A → resumed on B (minus QEMU's downtime)"),
                            ("resume_to_first_beat_ms", "… and resumed on B → first beat on B"),
                            ("max_gap_ms", "(longest heartbeat gap while migrating)"),
                            ("baseline_max_gap_ms", "(longest heartbeat gap before migrating)")):
@@ -112,12 +118,13 @@ def main() -> int:
         # details
         fv = [s for s in samples if s["side"] == "ferrovirt" and s["memory_mib"] == mem]
         if fv:
-            firsts = []
-            for s in fv:
-                t = next((t for t, st in s.get("stages", []) if st.startswith("migrating memory")), None)
-                firsts.append(t)
-            w(f"- Ferrovirt: POST answered in {cell([s.get('post_ms') for s in fv])}; "
-              f"operation stage \"migrating memory\" first seen at {cell(firsts)} (polled every 20 ms)")
+            def first(s, prefix):
+                return next((t for t, st in s.get("stages", []) if st.startswith(prefix)), None)
+            w(f"- Ferrovirt (polled every 20 ms): POST answered in {cell([s.get('post_ms') for s in fv])}; "
+              f"instance on B paused, its QEMU listening, at "
+              f"{cell([first(s, 'B: paused') for s in fv])}; operation stage \"migrating memory\" "
+              f"first reported at {cell([first(s, 'migrating memory') for s in fv])}; running on B at "
+              f"{cell([first(s, 'B: running') for s in fv])}")
         for key in ("floor", "floor_capped"):
             fs = [s for s in samples if s["side"] == key and s["memory_mib"] == mem]
             if fs:

@@ -695,7 +695,7 @@ async fn follow(
                 return Err(Error::internal("the destination stopped answering"));
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -142,7 +142,7 @@ pub async fn wait_migration(
                 ctx.progress(stage, pct, Some((done, total)));
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
