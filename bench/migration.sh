@@ -19,7 +19,8 @@
 #   --no-capped-floor  skip the second floor, which keeps QEMU's default
 #                    128 MiB/s migration bandwidth cap (the floor proper, like
 #                    Ferrovirt and libvirt, sets no limit)
-#   --results DIR    where migration-latest.md/.json go (default bench/results)
+#   --results DIR    where migration-latest.md/.json go (default bench/results,
+#                    bench/results/quick with --quick)
 #   --logs DIR       copy the daemons' logs there at the end (default: none;
 #                    on failure their tails are printed)
 #
@@ -51,7 +52,7 @@ if [[ -z "${FV_MIG_REAPED:-}" ]]; then
 fi
 
 RUNS=3 SIZES=256,1024 WARMUP=3 PROFILE="" BUILD=0 LIBVIRT=1 INSTALL=1 QUICK=0 CAPPED=1
-RESULTS="$HERE/results" LOGS=""
+RESULTS="" LOGS=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 RUNS=1 SIZES=256 CAPPED=0 ;;
@@ -70,6 +71,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+# A quick run never overwrites a full run's results.
+[[ -n "$RESULTS" ]] || { [[ $QUICK -eq 1 ]] && RESULTS="$HERE/results/quick" || RESULTS="$HERE/results"; }
 
 say() { printf '[migration.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -175,7 +178,9 @@ cleanup() {
   for pid in $pids; do
     for _ in $(seq 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
   done
-  [[ $CREATED_RUN_LIBVIRT -eq 1 ]] && rmdir /run/libvirt 2>/dev/null
+  # (not while another libvirtd runs: removing the directory would detach
+  # the bind mount a concurrent private libvirtd has on it)
+  [[ $CREATED_RUN_LIBVIRT -eq 1 ]] && ! pgrep -x libvirtd >/dev/null && rmdir /run/libvirt 2>/dev/null
   local f
   if [[ -n "$LOGS" ]]; then
     mkdir -p "$LOGS"
@@ -316,7 +321,7 @@ EOF
   printf -v "LV_${h^^}_URI" %s "$uri"
 }
 if [[ -z "$LV_SKIP_REASON" ]]; then
-  if [[ ! -d /run/libvirt ]]; then mkdir /run/libvirt; CREATED_RUN_LIBVIRT=1; fi
+  if [[ ! -d /run/libvirt ]]; then mkdir -p /run/libvirt; CREATED_RUN_LIBVIRT=1; fi
   say "starting two libvirtd $(libvirtd --version | awk '{print $NF}'), one per namespace"
   start_lv a "$NS_A"
   [[ -z "$LV_SKIP_REASON" ]] && start_lv b "$NS_B"

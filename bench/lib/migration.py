@@ -12,8 +12,8 @@ it live to B and records:
   downtime_ms  the downtime each reports: QEMU's own `downtime` (the
                source's query-migrate; Ferrovirt's result.downtime_ms is
                that figure) / libvirt's "Total downtime" of `virsh domjobinfo
-               --completed` on B, which libvirt computes itself: source CPUs
-               stopped -> the destination's Finish step
+               --completed` on B, which libvirt computes with its own clock
+               (vCPUs stopped -> completion seen on the source)
   pause_ms     the guest writes a heartbeat byte to its serial port every
                10 ms; the host polls the console log files of both QEMUs
                every millisecond: the last growth of A's log -> the first of
