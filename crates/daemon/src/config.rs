@@ -31,7 +31,7 @@ pub struct Config {
     #[arg(long, env = "FERROVIRT_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
     /// Do not create the `default` NAT network on the first start.
-    #[arg(long, env = "FERROVIRT_NO_DEFAULT_NETWORK")]
+    #[arg(long, env = "FERROVIRT_NO_DEFAULT_NETWORK", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub no_default_network: bool,
     /// Refuse to start an instance when the memory of all running instances
     /// would exceed the host's memory times this ratio.
