@@ -465,7 +465,7 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         .await
         .map_err(remote_err("the migration"))?;
     let result = match d.runtime(name) {
-        Some(rt) => live(d, ctx, &rt, &rec.spec, &req, &reply, &dest).await,
+        Some(rt) => live(ctx, &rt, &rec.spec, &req, &reply, &dest).await,
         None => offline_copy(ctx, &rec.spec, &req, &reply).await,
     };
     let path = format!("/1.0/migrations/incoming/{name}");
@@ -513,7 +513,6 @@ fn version_tuple(v: &str) -> Vec<u32> {
 }
 
 async fn live(
-    d: &Daemon,
     ctx: &OpCtx,
     rt: &crate::runtime::VmRuntime,
     spec: &InstanceSpec,
@@ -567,7 +566,7 @@ async fn live(
         qmp.execute("migrate", Some(json!({"uri": format!("tcp:{}:{port}", reply.host)})))
             .await
             .map_err(qmp_err("starting the migration"))?;
-        let downtime = follow(d, ctx, qmp, req.postcopy, dest).await?;
+        let downtime = follow(ctx, qmp, req.postcopy, dest).await?;
         ctx.set_result(json!({"downtime_ms": downtime}));
         Ok(())
     }
@@ -634,14 +633,7 @@ async fn wait_mirrors_ready(
 }
 
 /// Follows the memory migration to its end; returns the downtime (ms).
-async fn follow(
-    d: &Daemon,
-    ctx: &OpCtx,
-    qmp: &Qmp,
-    postcopy: bool,
-    dest: &Client,
-) -> Result<u64, Error> {
-    let _ = d;
+async fn follow(ctx: &OpCtx, qmp: &Qmp, postcopy: bool, dest: &Client) -> Result<u64, Error> {
     let mut last_check = Instant::now();
     let mut postcopy_started = false;
     loop {

@@ -349,7 +349,7 @@ fn table_exists() -> bool {
 }
 
 pub fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
-    let rec = record(d, name)?;
+    record(d, name)?;
     let mut leases = dnsmasq::leases(d, name);
     let owners: Vec<(String, String)> = d
         .store
@@ -370,7 +370,6 @@ pub fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
             .find(|(m, _)| *m == l.mac)
             .map(|(_, i)| i.clone());
     }
-    let _ = rec;
     Ok(leases)
 }
 
