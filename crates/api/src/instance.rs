@@ -169,8 +169,20 @@ pub enum BootDevice {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
-    /// Path of the image file or block device on the host.
+    /// The disk's stable name within the instance (`disk0`, `disk1`…,
+    /// given at creation when absent); attach, detach and media changes
+    /// use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Path of the image file or block device on the host (or an
+    /// `iscsi://` URL). Filled in from `volume` when that is given; empty
+    /// for a cdrom drive without a medium.
+    #[serde(default)]
     pub path: String,
+    /// A pool volume, as `pool/volume`, instead of a path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// Image format (taken from the volume when `volume` is given).
     #[serde(default)]
     pub format: DiskFormat,
     #[serde(default)]
@@ -179,6 +191,99 @@ pub struct Disk {
     pub media: DiskMedia,
     #[serde(default)]
     pub readonly: bool,
+    #[serde(default)]
+    pub cache: DiskCache,
+    #[serde(default)]
+    pub aio: DiskAio,
+    /// I/O limits (QEMU throttle groups); changeable while running.
+    #[serde(default, skip_serializing_if = "IoLimits::is_empty")]
+    pub limits: IoLimits,
+}
+
+/// Host page-cache use of a disk, as in libvirt.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskCache {
+    /// Host cache off (O_DIRECT), guest write cache on.
+    None,
+    /// Host page cache, guest write cache on: QEMU's and libvirt's default,
+    /// and the one that works on every filesystem (tmpfs has no O_DIRECT).
+    #[default]
+    Writeback,
+    Writethrough,
+    Directsync,
+    /// Ignores flushes: fast, loses data on a host crash.
+    Unsafe,
+}
+
+impl DiskCache {
+    /// (`cache.direct`, `cache.no-flush`, device `write-cache`).
+    pub fn qemu_flags(self) -> (bool, bool, bool) {
+        match self {
+            Self::None => (true, false, true),
+            Self::Writeback => (false, false, true),
+            Self::Writethrough => (false, false, false),
+            Self::Directsync => (true, false, false),
+            Self::Unsafe => (false, true, true),
+        }
+    }
+}
+
+/// How QEMU submits a disk's I/O.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskAio {
+    #[default]
+    Threads,
+    /// Linux AIO; needs cache `none` or `directsync`.
+    Native,
+    IoUring,
+}
+
+impl DiskAio {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Threads => "threads",
+            Self::Native => "native",
+            Self::IoUring => "io_uring",
+        }
+    }
+}
+
+/// Per-disk I/O limits: sustained rates per second, optional bursts above
+/// them for up to `burst_seconds`. Disks naming the same `group` share one
+/// budget.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IoLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_iops: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_iops: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_iops_burst: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_iops_burst: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bytes_burst: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_bytes_burst: Option<u64>,
+    /// How long a burst may last, in seconds (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_seconds: Option<u64>,
+    /// Throttle group name; default one group per disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl IoLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
@@ -362,4 +467,15 @@ pub enum StateAction {
     Reboot,
     /// Hard reset, like pressing the reset button.
     Reset,
+}
+
+/// Body of `PUT /1.0/instances/{name}/disks/{disk}/media`: insert a medium
+/// into a cdrom drive (`path` or `volume`), or eject it (both absent).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MediaPut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }

@@ -14,6 +14,7 @@ mod network;
 mod operation;
 mod snapshot;
 mod stats;
+mod storage;
 
 pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
@@ -22,9 +23,10 @@ pub use host::{
     QemuInfo,
 };
 pub use instance::{
-    Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, Graphics,
-    GraphicsAdapter, GraphicsType, Instance, InstanceSpec, InstanceState, InstanceStatus,
-    LifecycleAction, MachineKind, NicAddress, StateAction, StatePut,
+    Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskAio, DiskBus, DiskCache, DiskFormat,
+    DiskMedia, Graphics, GraphicsAdapter, GraphicsType, Instance, InstanceSpec, InstanceState,
+    InstanceStatus, IoLimits, LifecycleAction, MachineKind, MediaPut, NicAddress, StateAction,
+    StatePut,
 };
 
 pub use migration::{IncomingPost, IncomingReply, MigratePost, MigrationTarget};
@@ -37,6 +39,11 @@ pub use snapshot::{
 };
 
 pub use stats::{DiskStats, InstanceStats, NicStats};
+pub use storage::{
+    BackingImage, Pool, PoolCreate, PoolDelete, PoolSource, PoolSpec, PoolType, Preallocation,
+    Volume, VolumeClone, VolumeConvert, VolumeCreate, VolumeExport, VolumeFormat, VolumeImport,
+    VolumeResize,
+};
 
 /// The API version prefix of every resource path.
 pub const API_PREFIX: &str = "/1.0";

@@ -4,11 +4,13 @@
 //! [`Reverter`] that undoes the finished steps of a failed multi-step action.
 
 pub mod accel;
+pub mod disk;
 pub mod error;
 pub mod hostcheck;
 pub mod lock;
 pub mod name;
 pub mod reverter;
+pub mod size;
 pub mod spec;
 
 pub use error::{Error, ErrorKind};

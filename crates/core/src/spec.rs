@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use ferrovirt_api::{
-    BootDevice, CpuModel, DiskBus, DiskMedia, GraphicsType, InstanceSpec, MachineKind,
-};
+use ferrovirt_api::{BootDevice, CpuModel, GraphicsType, InstanceSpec, MachineKind};
 use uuid::Uuid;
 
 use crate::{Error, name};
@@ -107,7 +105,7 @@ impl ValidSpec {
             ));
         }
         validate_boot(&spec, exists)?;
-        validate_disks(&mut spec, exists)?;
+        crate::disk::validate_all(&mut spec, exists)?;
         if spec.machine == MachineKind::Microvm && spec.graphics.kind != GraphicsType::None {
             return Err(Error::validation(
                 "graphics.type",
@@ -170,63 +168,11 @@ fn validate_boot(spec: &InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Result<
     Ok(())
 }
 
-fn validate_disks(spec: &mut InstanceSpec, exists: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
-    let machine = spec.machine;
-    for (i, disk) in spec.disks.iter_mut().enumerate() {
-        let field = |f: &str| format!("disks[{i}].{f}");
-        check_file(&field("path"), &disk.path, exists)?;
-        if disk.media == DiskMedia::Cdrom {
-            if disk.bus == DiskBus::Virtio {
-                return Err(Error::validation(
-                    field("bus"),
-                    "a cdrom cannot be on virtio; use sata, ide or scsi",
-                ));
-            }
-            disk.readonly = true;
-        } else if disk.readonly && matches!(disk.bus, DiskBus::Sata | DiskBus::Ide) {
-            return Err(Error::validation(
-                field("readonly"),
-                format!(
-                    "QEMU cannot attach a read-only hard disk on {:?}; use virtio or scsi",
-                    disk.bus
-                ),
-            ));
-        }
-        match (machine, disk.bus) {
-            (MachineKind::Microvm, DiskBus::Virtio) => {}
-            (MachineKind::Microvm, bus) => {
-                return Err(Error::validation(
-                    field("bus"),
-                    format!("the microvm machine only has virtio disks, not {bus:?}"),
-                ));
-            }
-            (MachineKind::Q35, DiskBus::Ide) => {
-                return Err(Error::validation(
-                    field("bus"),
-                    "the q35 machine has no IDE controller; use sata",
-                ));
-            }
-            _ => {}
-        }
-    }
-    let ide = spec.disks.iter().filter(|d| d.bus == DiskBus::Ide).count();
-    if ide > 4 {
-        return Err(Error::validation(
-            "disks",
-            "at most 4 IDE devices fit on the pc machine",
-        ));
-    }
-    let sata = spec.disks.iter().filter(|d| d.bus == DiskBus::Sata).count();
-    if sata > 6 {
-        return Err(Error::validation(
-            "disks",
-            "at most 6 SATA devices fit on one AHCI controller",
-        ));
-    }
-    Ok(())
-}
-
-fn check_file(field: &str, path: &str, exists: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
+pub(crate) fn check_file(
+    field: &str,
+    path: &str,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<(), Error> {
     if path.is_empty() {
         return Err(Error::validation(field, "must not be empty"));
     }
@@ -294,7 +240,7 @@ pub fn check_update(old: &InstanceSpec, new: &InstanceSpec, active: bool) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrovirt_api::{Disk, LifecycleAction};
+    use ferrovirt_api::{Disk, DiskBus, DiskMedia, LifecycleAction};
 
     fn spec(yaml: serde_json::Value) -> InstanceSpec {
         serde_json::from_value(yaml).unwrap()
@@ -392,10 +338,9 @@ mod tests {
         let mut s = spec(serde_json::json!({"name": "a"}));
         s.disks.push(Disk {
             path: "/iso".into(),
-            format: Default::default(),
             bus: DiskBus::Sata,
             media: DiskMedia::Cdrom,
-            readonly: false,
+            ..crate::disk::test_disk()
         });
         let v = ValidSpec::new(s, &host(), &all_exist).unwrap();
         assert!(v.get().disks[0].readonly);

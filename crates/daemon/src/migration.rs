@@ -107,8 +107,8 @@ pub async fn listen(qmp: &Qmp, spec: &InstanceSpec, s: &IncomingSetup) -> Result
         )
         .await
         .map_err(qmp_err("starting the NBD server"))?;
-        for (i, _) in writable_disks(spec) {
-            let node = format!("disk{i}");
+        for (i, disk) in writable_disks(spec) {
+            let node = ferrovirt_core::disk::node_name(disk, i);
             // Exporting activates the node: these copies are the
             // destination's own, not shared with the source.
             qmp.execute(
@@ -528,14 +528,14 @@ async fn live(
                 let node = format!("mig-nbd{i}");
                 qmp.execute(
                     "blockdev-add",
-                    Some(json!({"driver": "nbd", "node-name": node, "export": format!("disk{i}"),
+                    Some(json!({"driver": "nbd", "node-name": node, "export": ferrovirt_core::disk::node_name(disk, i),
                         "server": {"type": "inet", "host": reply.host, "port": nbd_port.to_string()}})),
                 )
                 .await
                 .map_err(qmp_err("connecting to the destination's disk"))?;
                 let top = qmp_jobs::root_node_of(qmp, &disk.path)
                     .await?
-                    .unwrap_or_else(|| format!("disk{i}"));
+                    .unwrap_or_else(|| ferrovirt_core::disk::node_name(disk, i));
                 let job = format!("mirror{i}");
                 qmp.execute(
                     "blockdev-mirror",
@@ -709,7 +709,11 @@ async fn offline_copy(
     let total = disks.len().max(1) as f64;
     for (n, (i, disk)) in disks.into_iter().enumerate() {
         ctx.progress(&format!("copying disk {i}"), n as f64 * 100.0 / total, None);
-        let target = format!("nbd://{}:{port}/disk{i}", reply.host);
+        let target = format!(
+            "nbd://{}:{port}/{}",
+            reply.host,
+            ferrovirt_core::disk::node_name(disk, i)
+        );
         let copy = tokio::process::Command::new("qemu-img")
             .args([
                 "convert",

@@ -75,7 +75,7 @@ pub async fn collect(d: &Daemon, name: &str) -> Result<InstanceStats, Error> {
         let qdev = entry["qdev"].as_str().unwrap_or("");
         let Some(device) = qdev
             .split('/')
-            .find(|p| p.starts_with("disk") && p.ends_with("-dev"))
+            .find(|p| p.ends_with("-dev"))
             .map(|p| p.trim_end_matches("-dev").to_owned())
         else {
             continue;

@@ -9,6 +9,7 @@ use ferrovirt_api::{
     AccelDecision, BootDevice, CpuModel, Disk, DiskBus, DiskMedia, GraphicsAdapter, GraphicsType,
     InstanceSpec, MachineKind,
 };
+use ferrovirt_core::disk::node_name;
 use serde_json::{Value, json};
 
 use crate::InstancePaths;
@@ -209,46 +210,78 @@ fn boot_index(spec: &InstanceSpec, index: usize) -> Option<usize> {
 fn disks(a: &mut Args, spec: &InstanceSpec) {
     let uses = |bus| spec.disks.iter().any(|d| d.bus == bus);
     if uses(DiskBus::Scsi) {
-        a.device(json!({"driver": "virtio-scsi-pci", "id": "scsi0"}));
+        a.device(json!({"driver": "virtio-scsi-pci", "id": SCSI_CONTROLLER}));
     }
     if uses(DiskBus::Sata) && spec.machine == MachineKind::Pc {
         a.device(json!({"driver": "ich9-ahci", "id": "sata0"}));
     }
     let (mut ide, mut sata, mut scsi) = (0usize, 0usize, 0usize);
     for (i, disk) in spec.disks.iter().enumerate() {
-        let node = format!("disk{i}");
-        blockdevs(a, disk, &node);
-        let mut dev = match (disk.bus, disk.media) {
-            (DiskBus::Virtio, _) if spec.machine == MachineKind::Microvm => {
-                json!({"driver": "virtio-blk-device"})
-            }
-            (DiskBus::Virtio, _) => json!({"driver": "virtio-blk-pci"}),
-            (DiskBus::Scsi, media) => {
+        let node = node_name(disk, i);
+        for b in blockdev_nodes(disk, &node) {
+            a.blockdev(b);
+        }
+        let mut dev = disk_device(spec.machine, disk, &node);
+        match disk.bus {
+            DiskBus::Virtio => {}
+            DiskBus::Scsi => {
                 scsi += 1;
-                json!({"driver": if media == DiskMedia::Cdrom {"scsi-cd"} else {"scsi-hd"},
-                       "bus": "scsi0.0", "scsi-id": scsi - 1, "lun": 0})
+                dev["scsi-id"] = json!(scsi - 1);
             }
-            (DiskBus::Sata, media) => {
+            DiskBus::Sata => {
                 sata += 1;
-                let bus = match spec.machine {
+                dev["bus"] = json!(match spec.machine {
                     MachineKind::Pc => format!("sata0.{}", sata - 1),
                     _ => format!("ide.{}", sata - 1),
-                };
-                json!({"driver": ide_driver(media), "bus": bus})
+                });
             }
-            (DiskBus::Ide, media) => {
+            DiskBus::Ide => {
                 ide += 1;
-                json!({"driver": ide_driver(media), "bus": format!("ide.{}", (ide - 1) / 2),
-                       "unit": (ide - 1) % 2})
+                dev["bus"] = json!(format!("ide.{}", (ide - 1) / 2));
+                dev["unit"] = json!((ide - 1) % 2);
             }
-        };
-        dev["drive"] = json!(node);
-        dev["id"] = json!(format!("{node}-dev"));
+        }
         if let Some(index) = boot_index(spec, i) {
             dev["bootindex"] = json!(index);
         }
         a.device(dev);
     }
+}
+
+/// The id of the virtio-scsi controller SCSI disks sit on.
+pub const SCSI_CONTROLLER: &str = "scsi0";
+
+/// The `-device` of a disk named `node` (its QEMU id is `<node>-dev`),
+/// without the bus position, which depends on the other disks.
+pub fn disk_device(machine: MachineKind, disk: &Disk, node: &str) -> Value {
+    let mut dev = match (disk.bus, disk.media) {
+        (DiskBus::Virtio, _) if machine == MachineKind::Microvm => {
+            json!({"driver": "virtio-blk-device"})
+        }
+        (DiskBus::Virtio, _) => json!({"driver": "virtio-blk-pci"}),
+        (DiskBus::Scsi, media) => {
+            json!({"driver": if media == DiskMedia::Cdrom {"scsi-cd"} else {"scsi-hd"},
+                   "bus": format!("{SCSI_CONTROLLER}.0"), "lun": 0})
+        }
+        (DiskBus::Sata | DiskBus::Ide, media) => json!({"driver": ide_driver(media)}),
+    };
+    dev["id"] = json!(device_id(node));
+    if has_medium(disk) {
+        dev["drive"] = json!(node);
+        let (_, _, write_cache) = disk.cache.qemu_flags();
+        dev["write-cache"] = json!(if write_cache { "on" } else { "off" });
+    }
+    dev
+}
+
+/// The QEMU device id of the disk whose node is `node`.
+pub fn device_id(node: &str) -> String {
+    format!("{node}-dev")
+}
+
+/// A cdrom drive without a path has no medium (and no block nodes).
+pub fn has_medium(disk: &Disk) -> bool {
+    !disk.path.is_empty()
 }
 
 fn ide_driver(media: DiskMedia) -> &'static str {
@@ -258,21 +291,85 @@ fn ide_driver(media: DiskMedia) -> &'static str {
     }
 }
 
-fn blockdevs(a: &mut Args, disk: &Disk, node: &str) {
+/// The `-blockdev`s of a disk, bottom first: the protocol node
+/// (`<node>-file`: a file, a host block device or an iSCSI LUN) and the
+/// format node `<node>` the device uses. None for an empty cdrom.
+pub fn blockdev_nodes(disk: &Disk, node: &str) -> Vec<Value> {
+    if !has_medium(disk) {
+        return Vec::new();
+    }
+    let (direct, no_flush, _) = disk.cache.qemu_flags();
+    let cache = json!({"direct": direct, "no-flush": no_flush});
     let file_node = format!("{node}-file");
-    a.blockdev(json!({
-        "driver": "file",
-        "filename": disk.path,
-        "node-name": file_node,
-        "read-only": disk.readonly,
-        "discard": "unmap",
-    }));
-    a.blockdev(json!({
-        "driver": disk.format.as_str(),
-        "file": file_node,
-        "node-name": node,
-        "read-only": disk.readonly,
-    }));
+    let mut file = match IscsiUrl::parse(&disk.path) {
+        Some(url) => json!({
+            "driver": "iscsi",
+            "transport": "tcp",
+            "portal": url.portal,
+            "target": url.target,
+            "lun": url.lun,
+            "initiator-name": ISCSI_INITIATOR,
+        }),
+        None => {
+            let driver = if disk.path.starts_with("/dev/") {
+                "host_device"
+            } else {
+                "file"
+            };
+            json!({"driver": driver, "filename": disk.path, "aio": disk.aio.as_str(),
+                   "discard": "unmap"})
+        }
+    };
+    file["node-name"] = json!(file_node);
+    file["read-only"] = json!(disk.readonly);
+    file["cache"] = cache.clone();
+    vec![
+        file,
+        json!({
+            "driver": disk.format.as_str(),
+            "file": file_node,
+            "node-name": node,
+            "read-only": disk.readonly,
+            "cache": cache,
+        }),
+    ]
+}
+
+/// The initiator name QEMU presents to iSCSI targets.
+pub const ISCSI_INITIATOR: &str = "iqn.2026-11.org.ferrovirt:initiator";
+
+/// An `iscsi://host[:port]/target-iqn/lun` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiUrl {
+    /// `host:port`.
+    pub portal: String,
+    pub target: String,
+    pub lun: u32,
+}
+
+impl IscsiUrl {
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("iscsi://")?;
+        let (host, path) = rest.split_once('/')?;
+        let (target, lun) = path.rsplit_once('/')?;
+        if host.is_empty() || target.is_empty() {
+            return None;
+        }
+        let portal = if host.contains(':') && !host.ends_with(']') {
+            host.to_owned()
+        } else {
+            format!("{host}:3260")
+        };
+        Some(Self {
+            portal,
+            target: target.to_owned(),
+            lun: lun.parse().ok()?,
+        })
+    }
+
+    pub fn to_url(&self) -> String {
+        format!("iscsi://{}/{}/{}", self.portal, self.target, self.lun)
+    }
 }
 
 fn graphics(a: &mut Args, spec: &InstanceSpec, paths: &InstancePaths) {

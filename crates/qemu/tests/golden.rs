@@ -105,3 +105,23 @@ fn hotplug_limits() {
         "tcg",
     );
 }
+
+#[test]
+fn q35_disk_backends_cache_and_empty_cdrom() {
+    check(
+        "q35_disk_backends_cache_and_empty_cdrom",
+        serde_json::json!({
+            "name": "stor", "uuid": UUID, "machine": "q35",
+            "boot": {"kernel": "/img/vmlinux"},
+            "disks": [
+                {"name": "root", "path": "/pools/default/root.qcow2", "format": "qcow2",
+                 "cache": "none", "aio": "native"},
+                {"name": "lv", "path": "/dev/vg0/data", "cache": "directsync", "bus": "scsi"},
+                {"name": "lun", "path": "iscsi://127.0.0.1:3261/iqn.2026-11.test:t1/1",
+                 "cache": "unsafe"},
+                {"name": "cd", "bus": "sata", "media": "cdrom"}
+            ]
+        }),
+        "tcg",
+    );
+}

@@ -24,7 +24,7 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
 pub fn nodes(spec: &InstanceSpec) -> Vec<String> {
     writable_disks(spec)
         .iter()
-        .map(|(i, _)| format!("disk{i}"))
+        .map(|(i, disk)| ferrovirt_core::disk::node_name(disk, *i))
         .collect()
 }
 

@@ -1,0 +1,253 @@
+//! Volumes that are image files in a directory (dir pools, and fs/netfs
+//! pools once mounted).
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use ferrovirt_api::{VolumeCreate, VolumeFormat};
+use ferrovirt_core::Error;
+
+use crate::run::run;
+use crate::{Space, VolumeInfo};
+
+/// In-progress files start with this; listings skip them and a pool's
+/// start removes the ones a killed daemon left.
+pub const PART_PREFIX: &str = ".part-";
+
+/// The temporary name a new file is written under before it is renamed
+/// into place, so a failure never leaves a half-made volume.
+pub fn part_path(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!("{PART_PREFIX}{name}"))
+}
+
+const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
+
+/// Reads format, virtual size and backing presence from the image header
+/// (qcow2) or the file size (raw), without spawning qemu-img: listing a
+/// pool of thousands of volumes stays fast. `show` asks qemu-img.
+fn sniff(path: &Path, meta: &std::fs::Metadata) -> (VolumeFormat, u64, bool) {
+    let mut head = [0u8; 32];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    if read.is_ok() && &head[..4] == QCOW2_MAGIC {
+        let be = |r: std::ops::Range<usize>| {
+            head[r]
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        };
+        return (VolumeFormat::Qcow2, be(24..32), be(8..16) != 0);
+    }
+    (VolumeFormat::Raw, meta.len(), false)
+}
+
+fn info(path: &Path, name: String) -> Option<VolumeInfo> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let (format, virtual_size, has_backing) = sniff(path, &meta);
+    Some(VolumeInfo {
+        name,
+        path: path.display().to_string(),
+        format,
+        virtual_size,
+        actual_size: meta.blocks() * 512,
+        has_backing,
+    })
+}
+
+pub fn list(dir: &Path) -> Result<Vec<VolumeInfo>, Error> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::internal(format!("cannot read {}: {e}", dir.display())))?;
+    let mut out: Vec<VolumeInfo> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            info(&e.path(), name)
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes the in-progress files a killed daemon left behind.
+pub fn remove_parts(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(PART_PREFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+pub fn space(dir: &Path) -> Result<Space, Error> {
+    let st = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| Error::internal(format!("cannot stat {}: {e}", dir.display())))?;
+    let frsize = st.fragment_size();
+    let capacity = st.blocks() * frsize;
+    Ok(Space {
+        capacity,
+        allocation: capacity.saturating_sub(st.blocks_free() * frsize),
+        available: st.blocks_available() * frsize,
+    })
+}
+
+pub async fn create(dir: &Path, req: &VolumeCreate) -> Result<(), Error> {
+    let path = dir.join(&req.name);
+    let part = part_path(&path);
+    let prealloc = format!("preallocation={}", req.preallocation.as_str());
+    let size = req.size.to_string();
+    let mut args = vec!["create", "-q", "-f", req.format.as_str()];
+    if req.preallocation != ferrovirt_api::Preallocation::Off {
+        args.extend(["-o", &prealloc]);
+    }
+    let part_s = part.display().to_string();
+    args.extend([part_s.as_str(), size.as_str()]);
+    let made = run(
+        &format!("cannot create volume {}", req.name),
+        "qemu-img",
+        &args,
+    )
+    .await;
+    finish(made, &part, &path).map(drop)
+}
+
+/// Renames a finished part file into place, or removes it on failure.
+pub fn finish<T>(result: Result<T, Error>, part: &Path, path: &Path) -> Result<T, Error> {
+    let result = result.and_then(|v| {
+        std::fs::rename(part, path)
+            .map(|()| v)
+            .map_err(|e| Error::internal(format!("cannot move {} into place: {e}", path.display())))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(part);
+    }
+    result
+}
+
+pub async fn resize(vol: &VolumeInfo, size: u64, shrink: bool) -> Result<(), Error> {
+    let size = size.to_string();
+    let mut args = vec!["resize", "-q", "-f", vol.format.as_str()];
+    if shrink {
+        args.push("--shrink");
+    }
+    args.extend([vol.path.as_str(), size.as_str()]);
+    run(
+        &format!("cannot resize volume {}", vol.name),
+        "qemu-img",
+        &args,
+    )
+    .await
+    .map(drop)
+}
+
+/// Zeroes a file volume: raw files are emptied and re-extended (sparse
+/// zeros), qcow2 images re-created empty with the same size.
+pub async fn wipe(vol: &VolumeInfo) -> Result<(), Error> {
+    let doing = format!("cannot wipe volume {}", vol.name);
+    match vol.format {
+        VolumeFormat::Qcow2 => {
+            let size = vol.virtual_size.to_string();
+            run(
+                &doing,
+                "qemu-img",
+                &["create", "-q", "-f", "qcow2", &vol.path, &size],
+            )
+            .await
+            .map(drop)
+        }
+        _ => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&vol.path)
+                .map_err(|e| Error::internal(format!("{doing}: {e}")))?;
+            f.set_len(0)
+                .and_then(|()| f.set_len(vol.virtual_size))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::internal(format!("{doing}: {e}")))
+        }
+    }
+}
+
+/// Copies `src` to `dst` by sharing extents (reflink) when the filesystem
+/// can; `Ok(false)` when it cannot, so the caller copies the bytes.
+pub fn clone_file(src: &Path, dst: &Path) -> Result<bool, Error> {
+    let from = std::fs::File::open(src)
+        .map_err(|e| Error::internal(format!("cannot open {}: {e}", src.display())))?;
+    let to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", dst.display())))?;
+    match rustix::fs::ioctl_ficlone(&to, &from) {
+        Ok(()) => Ok(true),
+        Err(_) => {
+            drop(to);
+            let _ = std::fs::remove_file(dst);
+            Ok(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_list_resize_wipe_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, format) in [
+            ("a.qcow2", VolumeFormat::Qcow2),
+            ("b.img", VolumeFormat::Raw),
+        ] {
+            let req = VolumeCreate {
+                name: name.into(),
+                size: 64 << 20,
+                format,
+                preallocation: Default::default(),
+            };
+            create(dir.path(), &req).await.unwrap();
+        }
+        std::fs::write(dir.path().join(".part-x"), b"half").unwrap();
+        let vols = list(dir.path()).unwrap();
+        assert_eq!(vols.len(), 2, "{vols:?}");
+        assert_eq!(vols[0].format, VolumeFormat::Qcow2);
+        assert_eq!(vols[0].virtual_size, 64 << 20);
+        assert_eq!(vols[1].format, VolumeFormat::Raw);
+        assert_eq!(vols[1].virtual_size, 64 << 20);
+        assert!(vols[1].actual_size < 1 << 20, "raw volumes are sparse");
+        resize(&vols[0], 128 << 20, false).await.unwrap();
+        assert_eq!(list(dir.path()).unwrap()[0].virtual_size, 128 << 20);
+        std::fs::write(&vols[1].path, b"data").unwrap();
+        let raw = VolumeInfo {
+            virtual_size: 4,
+            ..vols[1].clone()
+        };
+        wipe(&raw).await.unwrap();
+        assert_eq!(std::fs::read(&vols[1].path).unwrap(), vec![0u8; 4]);
+        remove_parts(dir.path());
+        assert!(!dir.path().join(".part-x").exists());
+    }
+
+    #[tokio::test]
+    async fn failed_create_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let req = VolumeCreate {
+            name: "x.raw".into(),
+            size: 1 << 20,
+            format: VolumeFormat::Raw,
+            preallocation: ferrovirt_api::Preallocation::Metadata,
+        };
+        assert!(
+            create(dir.path(), &req).await.is_err(),
+            "raw has no metadata preallocation"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
