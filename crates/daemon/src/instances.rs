@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::daemon::{Daemon, store_err};
 use crate::lifecycle;
 
-pub async fn create(d: &Daemon, spec: InstanceSpec) -> Result<Instance, Error> {
+pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Error> {
+    crate::storage::volumes::resolve_disks(d, &mut spec).await?;
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec)?;
     let name = spec.name.clone();
@@ -48,6 +49,7 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
             spec.max_memory = None;
         }
     }
+    crate::storage::volumes::resolve_disks(d, &mut spec).await?;
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec)?;
     check_update(&old.spec, &spec, d.runtime(name).is_some())?;

@@ -101,6 +101,7 @@ pub async fn start_from(
     }
     let spec = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?.into_inner();
     check_overcommit(d, &spec)?;
+    crate::storage::volumes::check_pools(d, &spec)?;
     let qemu = d.qemu()?;
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
@@ -144,6 +145,7 @@ pub async fn start_from(
     for nic in &spec.nics {
         crate::networks::nics::plug(d, &qmp, &spec, nic).await?;
     }
+    crate::disks::apply_limits(&qmp, &spec).await?;
     if let Resume::Snapshot(tag) = &resume {
         let devices = crate::snapshots::internal_nodes(&spec);
         crate::qmp_jobs::run_job(

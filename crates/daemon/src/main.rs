@@ -7,6 +7,7 @@ mod clone;
 mod config;
 mod console;
 mod daemon;
+mod disks;
 mod error;
 mod events;
 mod instances;
@@ -25,6 +26,7 @@ mod runtime;
 mod save;
 mod snapshots;
 mod stats;
+mod storage;
 
 use std::path::Path;
 
@@ -98,6 +100,10 @@ async fn main() -> anyhow::Result<()> {
         && let Err(e) = networks::ensure_default(&d).await
     {
         tracing::error!(error = %e, "cannot create the default network");
+    }
+    storage::reconcile(&d).await;
+    if let Err(e) = storage::ensure_default(&d).await {
+        tracing::error!(error = %e, "cannot create the default pool");
     }
     reconcile::reconcile(&d).await?;
     migration::reconcile(&d).await;

@@ -170,6 +170,18 @@ pub async fn convert(
     dst: &Path,
     dst_format: &str,
     snapshot: Option<&str>,
+    progress: impl FnMut(f64),
+) -> Result<(), ImgError> {
+    convert_from(src, None, dst, dst_format, snapshot, progress).await
+}
+
+/// [`convert`] with the source's format given rather than probed.
+pub async fn convert_from(
+    src: &Path,
+    src_format: Option<&str>,
+    dst: &Path,
+    dst_format: &str,
+    snapshot: Option<&str>,
     mut progress: impl FnMut(f64),
 ) -> Result<(), ImgError> {
     let mut args: Vec<String> = vec![
@@ -179,6 +191,10 @@ pub async fn convert(
         "-O".into(),
         dst_format.into(),
     ];
+    if let Some(f) = src_format {
+        args.push("-f".into());
+        args.push(f.into());
+    }
     if let Some(tag) = snapshot {
         args.push("-l".into());
         args.push(format!("snapshot.name={tag}"));

@@ -86,6 +86,12 @@ pub trait Store: Send + Sync {
     fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError>;
     fn delete_network(&self, name: &str) -> Result<bool, StoreError>;
 
+    /// Adds a storage pool; fails with [`StoreError::Duplicate`] if the name is taken.
+    fn insert_pool(&self, rec: &PoolRecord) -> Result<(), StoreError>;
+    fn update_pool(&self, rec: &PoolRecord) -> Result<(), StoreError>;
+    fn pools(&self) -> Result<Vec<PoolRecord>, StoreError>;
+    fn delete_pool(&self, name: &str) -> Result<bool, StoreError>;
+
     /// Trusts a client certificate (by SHA-256 fingerprint).
     fn trust(&self, fingerprint: &str, name: &str) -> Result<(), StoreError>;
     fn is_trusted(&self, fingerprint: &str) -> Result<bool, StoreError>;
@@ -102,6 +108,13 @@ pub trait Store: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkRecord {
     pub spec: ferrovirt_api::NetworkSpec,
+    pub active: bool,
+}
+
+/// A storage pool as stored: its spec and whether it should be running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRecord {
+    pub spec: ferrovirt_api::PoolSpec,
     pub active: bool,
 }
 
@@ -146,6 +159,13 @@ fn migrations() -> Migrations<'static> {
                 expires INTEGER NOT NULL
              );",
         ),
+        M::up(
+            "CREATE TABLE pools (
+                name TEXT PRIMARY KEY NOT NULL,
+                spec TEXT NOT NULL,
+                active INTEGER NOT NULL
+             );",
+        ),
     ])
 }
 
@@ -179,6 +199,80 @@ impl SqliteStore {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tables of named specs with a desired-active flag (networks, pools)
+    /// share these four statements; `table` is always a literal.
+    fn insert_named<T: serde::Serialize>(
+        &self,
+        table: &str,
+        what: &str,
+        name: &str,
+        spec: &T,
+        active: bool,
+    ) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(spec).expect("spec serializes");
+        let res = self.conn().execute(
+            &format!("INSERT INTO {table} (name, spec, active) VALUES (?1, ?2, ?3)"),
+            params![name, spec, active],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(format!("{what} {name}")))
+            }
+            other => other.map(drop).map_err(Into::into),
+        }
+    }
+
+    fn update_named<T: serde::Serialize>(
+        &self,
+        table: &str,
+        name: &str,
+        spec: &T,
+        active: bool,
+    ) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(spec).expect("spec serializes");
+        self.conn().execute(
+            &format!("UPDATE {table} SET spec = ?2, active = ?3 WHERE name = ?1"),
+            params![name, spec, active],
+        )?;
+        Ok(())
+    }
+
+    fn list_named<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        what: &str,
+    ) -> Result<Vec<(T, bool)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT name, spec, active FROM {table} ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (name, spec, active) = row?;
+            let spec = serde_json::from_str(&spec).map_err(|source| StoreError::Corrupt {
+                name: format!("{what} {name}"),
+                source,
+            })?;
+            Ok((spec, active))
+        })
+        .collect()
+    }
+
+    fn delete_named(&self, table: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?
+            > 0)
     }
 }
 
@@ -350,59 +444,43 @@ impl Store for SqliteStore {
     }
 
     fn insert_network(&self, rec: &NetworkRecord) -> Result<(), StoreError> {
-        let spec = serde_json::to_string(&rec.spec).expect("spec serializes");
-        let res = self.conn().execute(
-            "INSERT INTO networks (name, spec, active) VALUES (?1, ?2, ?3)",
-            params![rec.spec.name, spec, rec.active],
-        );
-        match res {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::Duplicate(format!("network {}", rec.spec.name)))
-            }
-            other => other.map(drop).map_err(Into::into),
-        }
+        self.insert_named("networks", "network", &rec.spec.name, &rec.spec, rec.active)
     }
 
     fn update_network(&self, rec: &NetworkRecord) -> Result<(), StoreError> {
-        let spec = serde_json::to_string(&rec.spec).expect("spec serializes");
-        self.conn().execute(
-            "UPDATE networks SET spec = ?2, active = ?3 WHERE name = ?1",
-            params![rec.spec.name, spec, rec.active],
-        )?;
-        Ok(())
+        self.update_named("networks", &rec.spec.name, &rec.spec, rec.active)
     }
 
     fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT name, spec, active FROM networks ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (name, spec, active) = row?;
-            Ok(NetworkRecord {
-                spec: serde_json::from_str(&spec).map_err(|source| StoreError::Corrupt {
-                    name: format!("network {name}"),
-                    source,
-                })?,
-                active,
-            })
-        })
-        .collect()
+        Ok(self
+            .list_named("networks", "network")?
+            .into_iter()
+            .map(|(spec, active)| NetworkRecord { spec, active })
+            .collect())
     }
 
     fn delete_network(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_named("networks", name)
+    }
+
+    fn insert_pool(&self, rec: &PoolRecord) -> Result<(), StoreError> {
+        self.insert_named("pools", "pool", &rec.spec.name, &rec.spec, rec.active)
+    }
+
+    fn update_pool(&self, rec: &PoolRecord) -> Result<(), StoreError> {
+        self.update_named("pools", &rec.spec.name, &rec.spec, rec.active)
+    }
+
+    fn pools(&self) -> Result<Vec<PoolRecord>, StoreError> {
         Ok(self
-            .conn()
-            .execute("DELETE FROM networks WHERE name = ?1", [name])?
-            > 0)
+            .list_named("pools", "pool")?
+            .into_iter()
+            .map(|(spec, active)| PoolRecord { spec, active })
+            .collect())
+    }
+
+    fn delete_pool(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_named("pools", name)
     }
 
     fn trust(&self, fingerprint: &str, name: &str) -> Result<(), StoreError> {

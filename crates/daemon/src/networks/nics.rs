@@ -190,7 +190,7 @@ pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Resu
 }
 
 /// The first hot-pluggable root port with nothing behind it.
-async fn free_root_port(qmp: &Qmp) -> Result<String, Error> {
+pub async fn free_root_port(qmp: &Qmp) -> Result<String, Error> {
     let pci = qmp
         .execute("query-pci", None)
         .await

@@ -1,6 +1,7 @@
 //! HTTP routes, one file per resource.
 
 mod console;
+mod disks;
 mod events;
 mod host;
 mod instances;
@@ -10,6 +11,7 @@ mod openapi;
 mod operations;
 mod snapshots;
 mod stats;
+mod storage;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -84,6 +86,59 @@ pub fn router(d: Daemon) -> Router {
         .route(
             "/1.0/migrations/incoming/{name}/finish",
             post(migrations::finish),
+        )
+        .route("/1.0/instances/{name}/disks", post(disks::attach))
+        .route(
+            "/1.0/instances/{name}/disks/{disk}",
+            axum::routing::delete(disks::detach),
+        )
+        .route(
+            "/1.0/instances/{name}/disks/{disk}/media",
+            axum::routing::put(disks::media),
+        )
+        .route(
+            "/1.0/instances/{name}/disks/{disk}/limits",
+            axum::routing::put(disks::limits),
+        )
+        .route("/1.0/pools", get(storage::list).post(storage::create))
+        .route(
+            "/1.0/pools/{pool}",
+            get(storage::show)
+                .put(storage::replace)
+                .delete(storage::delete),
+        )
+        .route(
+            "/1.0/pools/{pool}/state",
+            axum::routing::put(storage::change_state),
+        )
+        .route("/1.0/pools/{pool}/import", post(storage::volume_import))
+        .route(
+            "/1.0/pools/{pool}/volumes",
+            get(storage::volumes_list).post(storage::volume_create),
+        )
+        .route(
+            "/1.0/pools/{pool}/volumes/{volume}",
+            get(storage::volume_show).delete(storage::volume_delete),
+        )
+        .route(
+            "/1.0/pools/{pool}/volumes/{volume}/resize",
+            post(storage::volume_resize),
+        )
+        .route(
+            "/1.0/pools/{pool}/volumes/{volume}/wipe",
+            post(storage::volume_wipe),
+        )
+        .route(
+            "/1.0/pools/{pool}/volumes/{volume}/clone",
+            post(storage::volume_clone),
+        )
+        .route(
+            "/1.0/pools/{pool}/volumes/{volume}/convert",
+            post(storage::volume_convert),
+        )
+        .route(
+            "/1.0/pools/{pool}/volumes/{volume}/export",
+            post(storage::volume_export),
         )
         .route("/1.0/instances/{name}/stats", get(stats::instance))
         .route("/1.0/stats", get(stats::all))

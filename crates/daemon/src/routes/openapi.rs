@@ -1,6 +1,9 @@
 use utoipa::OpenApi;
 
-use super::{console, events, host, instances, migrations, networks, operations, snapshots, stats};
+use super::{
+    console, disks, events, host, instances, migrations, networks, operations, snapshots, stats,
+    storage,
+};
 
 /// The OpenAPI document, generated from the wire types and handlers.
 #[derive(OpenApi)]
@@ -50,6 +53,26 @@ use super::{console, events, host, instances, migrations, networks, operations, 
         migrations::abort,
         stats::instance,
         stats::all,
+        disks::attach,
+        disks::detach,
+        disks::media,
+        disks::limits,
+        storage::list,
+        storage::create,
+        storage::show,
+        storage::replace,
+        storage::delete,
+        storage::change_state,
+        storage::volumes_list,
+        storage::volume_create,
+        storage::volume_show,
+        storage::volume_delete,
+        storage::volume_resize,
+        storage::volume_wipe,
+        storage::volume_clone,
+        storage::volume_convert,
+        storage::volume_export,
+        storage::volume_import,
     ),
     components(schemas(
         ferrovirt_api::ErrorBody,
@@ -72,7 +95,19 @@ use super::{console, events, host, instances, migrations, networks, operations, 
         ferrovirt_api::MigratePost,
         ferrovirt_api::IncomingPost,
         ferrovirt_api::IncomingReply,
-        ferrovirt_api::InstanceStats
+        ferrovirt_api::InstanceStats,
+        ferrovirt_api::Pool,
+        ferrovirt_api::PoolSpec,
+        ferrovirt_api::PoolCreate,
+        ferrovirt_api::Volume,
+        ferrovirt_api::VolumeCreate,
+        ferrovirt_api::VolumeResize,
+        ferrovirt_api::VolumeClone,
+        ferrovirt_api::VolumeConvert,
+        ferrovirt_api::VolumeExport,
+        ferrovirt_api::VolumeImport,
+        ferrovirt_api::MediaPut,
+        ferrovirt_api::IoLimits
     ))
 )]
 pub struct ApiDoc;

@@ -1,0 +1,286 @@
+//! Storage pools: definition, build, start/stop, autostart, the default
+//! pool, and start-up reconciliation. Volumes are in [`volumes`], long
+//! copies (import, export, clone, convert) in [`copy`].
+
+pub mod copy;
+pub mod volumes;
+
+use std::path::PathBuf;
+
+use ferrovirt_api::{Pool, PoolCreate, PoolSpec, PoolType};
+use ferrovirt_core::{Error, Reverter};
+use ferrovirt_storage::PoolHost;
+use ferrovirt_store::PoolRecord;
+
+use crate::daemon::{Daemon, store_err};
+
+fn lock_key(name: &str) -> String {
+    format!("pool/{name}")
+}
+
+/// The directory of a file pool.
+pub fn dir(d: &Daemon, spec: &PoolSpec) -> PathBuf {
+    spec.path
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| d.config.state_dir.join("pools").join(&spec.name))
+}
+
+pub fn host<'a>(d: &Daemon, spec: &'a PoolSpec) -> PoolHost<'a> {
+    PoolHost {
+        spec,
+        dir: dir(d, spec),
+    }
+}
+
+pub fn records(d: &Daemon) -> Result<Vec<PoolRecord>, Error> {
+    d.store.pools().map_err(store_err("reading pools"))
+}
+
+pub fn record(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
+    records(d)?
+        .into_iter()
+        .find(|r| r.spec.name == name)
+        .ok_or_else(|| Error::not_found(format!("pool {name} does not exist")))
+}
+
+/// An active pool's record, or why it cannot be used.
+pub fn active(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
+    let rec = record(d, name)?;
+    if !rec.active {
+        return Err(Error::conflict(format!(
+            "pool {name} is not running; start it first"
+        )));
+    }
+    Ok(rec)
+}
+
+pub async fn view(d: &Daemon, rec: PoolRecord) -> Pool {
+    let h = host(d, &rec.spec);
+    let (space, volumes) = if rec.active {
+        (
+            h.space().await.unwrap_or_default(),
+            h.volumes().await.map(|v| v.len()).unwrap_or(0),
+        )
+    } else {
+        Default::default()
+    };
+    Pool {
+        active: rec.active,
+        capacity: space.capacity,
+        allocation: space.allocation,
+        available: space.available,
+        volumes,
+        spec: rec.spec,
+    }
+}
+
+fn validate(d: &Daemon, spec: &PoolSpec) -> Result<(), Error> {
+    ferrovirt_core::name::validate("name", &spec.name)?;
+    host(d, spec).check_spec()?;
+    let others = records(d)?;
+    if spec.kind.has_files()
+        && let Some(o) = others
+            .iter()
+            .find(|o| o.spec.kind.has_files() && dir(d, &o.spec) == dir(d, spec))
+    {
+        return Err(Error::validation(
+            "path",
+            format!(
+                "{} is already the directory of pool {}",
+                dir(d, spec).display(),
+                o.spec.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(d: &Daemon, req: PoolCreate) -> Result<Pool, Error> {
+    let spec = req.spec;
+    let _guard = d.locks.lock(&lock_key(&spec.name)).await;
+    validate(d, &spec)?;
+    let rec = PoolRecord {
+        spec,
+        active: false,
+    };
+    d.store
+        .insert_pool(&rec)
+        .map_err(store_err("saving the pool"))?;
+    let mut revert = Reverter::new();
+    let (dd, name) = (d.clone(), rec.spec.name.clone());
+    revert.add(move || {
+        let _ = dd.store.delete_pool(&name);
+    });
+    let h = host(d, &rec.spec);
+    if req.build {
+        h.build().await?;
+    } else if rec.spec.kind == PoolType::Dir && rec.spec.path.is_none() {
+        // The default place is ours: make it without being asked.
+        std::fs::create_dir_all(&h.dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", h.dir.display())))?;
+    }
+    if req.start {
+        start_locked(d, &rec.spec.name).await?;
+    }
+    revert.success();
+    Ok(view(d, record(d, &rec.spec.name)?).await)
+}
+
+pub async fn start(d: &Daemon, name: &str) -> Result<Pool, Error> {
+    let _guard = d.locks.lock(&lock_key(name)).await;
+    start_locked(d, name).await?;
+    Ok(view(d, record(d, name)?).await)
+}
+
+async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
+    let mut rec = record(d, name)?;
+    let h = host(d, &rec.spec);
+    h.start().await?;
+    if rec.spec.kind.has_files() {
+        ferrovirt_storage::remove_parts(&h.dir);
+    }
+    rec.active = true;
+    d.store
+        .update_pool(&rec)
+        .map_err(store_err("saving the pool"))
+}
+
+/// Instances with a disk in pool `name` that are running.
+fn running_users(d: &Daemon, name: &str) -> Vec<String> {
+    let prefix = format!("{name}/");
+    d.store
+        .list_instances()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.spec
+                .disks
+                .iter()
+                .any(|disk| disk.volume.as_ref().is_some_and(|v| v.starts_with(&prefix)))
+        })
+        .map(|r| r.spec.name)
+        .filter(|i| d.runtime(i).is_some())
+        .collect()
+}
+
+pub async fn stop(d: &Daemon, name: &str) -> Result<Pool, Error> {
+    let _guard = d.locks.lock(&lock_key(name)).await;
+    let mut rec = record(d, name)?;
+    let users = running_users(d, name);
+    if !users.is_empty() {
+        return Err(Error::conflict(format!(
+            "pool {name} is used by running instance(s) {}",
+            users.join(", ")
+        )));
+    }
+    host(d, &rec.spec).stop().await?;
+    rec.active = false;
+    d.store
+        .update_pool(&rec)
+        .map_err(store_err("saving the pool"))?;
+    Ok(view(d, rec).await)
+}
+
+/// Removes a pool's definition; its volumes go too only when asked (and
+/// none is used). The storage itself (directory, filesystem, volume
+/// group) is left as it is.
+pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Error> {
+    let _guard = d.locks.lock(&lock_key(name)).await;
+    let rec = record(d, name)?;
+    let h = host(d, &rec.spec);
+    if rec.active {
+        let vols = h.volumes().await?;
+        if !vols.is_empty() && !with_volumes {
+            return Err(Error::conflict(format!(
+                "pool {name} holds {} volume(s); delete them first or ask to delete them with the pool",
+                vols.len()
+            )));
+        }
+        if rec.spec.kind != PoolType::Iscsi {
+            for v in &vols {
+                let users = volumes::used_by(d, name, &v.name, &v.path);
+                if !users.is_empty() {
+                    return Err(Error::conflict(format!(
+                        "volume {} is used by instance(s) {}",
+                        v.name,
+                        users.join(", ")
+                    )));
+                }
+            }
+            for v in &vols {
+                h.delete(&v.name).await?;
+            }
+        }
+        h.stop().await?;
+    }
+    d.store
+        .delete_pool(name)
+        .map_err(store_err("deleting the pool"))?;
+    if rec.spec.kind == PoolType::Dir && rec.spec.path.is_none() {
+        let _ = std::fs::remove_dir(&h.dir);
+    }
+    Ok(())
+}
+
+/// Changes a pool's autostart and description (the rest needs a new pool).
+pub async fn replace(d: &Daemon, name: &str, spec: PoolSpec) -> Result<Pool, Error> {
+    let _guard = d.locks.lock(&lock_key(name)).await;
+    let mut rec = record(d, name)?;
+    let strip = |s: &PoolSpec| PoolSpec {
+        autostart: false,
+        description: String::new(),
+        ..s.clone()
+    };
+    if strip(&rec.spec) != strip(&spec) {
+        return Err(Error::conflict(format!(
+            "pool {name}: only autostart and description can change; define a new pool for the rest"
+        )));
+    }
+    rec.spec = spec;
+    d.store
+        .update_pool(&rec)
+        .map_err(store_err("saving the pool"))?;
+    Ok(view(d, rec).await)
+}
+
+/// The `default` dir pool, made once on the daemon's first start. Deleted
+/// by the user, it stays deleted.
+pub async fn ensure_default(d: &Daemon) -> Result<(), Error> {
+    let marker = d.config.state_dir.join("default-pool-created");
+    if marker.exists() || records(d)?.iter().any(|r| r.spec.name == "default") {
+        return Ok(());
+    }
+    let spec = PoolSpec {
+        name: "default".into(),
+        kind: PoolType::Dir,
+        path: None,
+        source: Default::default(),
+        autostart: true,
+        description: "created by ferrovirtd on its first start".into(),
+    };
+    create(
+        d,
+        PoolCreate {
+            spec,
+            build: true,
+            start: true,
+        },
+    )
+    .await?;
+    let _ = std::fs::write(&marker, b"");
+    tracing::info!("created the default pool");
+    Ok(())
+}
+
+/// Start-up: bring back pools that should be active (a host reboot
+/// unmounted them) and start autostart ones.
+pub async fn reconcile(d: &Daemon) {
+    for rec in records(d).unwrap_or_default() {
+        if rec.active || rec.spec.autostart {
+            if let Err(e) = start_locked(d, &rec.spec.name).await {
+                tracing::error!(pool = rec.spec.name, error = %e, "cannot start the pool");
+            }
+        }
+    }
+}

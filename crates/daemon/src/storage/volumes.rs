@@ -1,0 +1,257 @@
+//! Volumes of a pool: list, show, create, delete, resize, wipe; which
+//! instances use a volume; and turning an instance disk's `pool/volume`
+//! into the path and format QEMU opens.
+
+use std::path::Path;
+
+use ferrovirt_api::{
+    BackingImage, DiskFormat, InstanceSpec, Volume, VolumeCreate, VolumeFormat, VolumeResize,
+};
+use ferrovirt_core::Error;
+use ferrovirt_storage::VolumeInfo;
+
+use crate::daemon::Daemon;
+
+/// The lock key of a volume (held while it is created, resized or copied).
+pub fn lock_key(pool: &str, name: &str) -> String {
+    format!("volume/{pool}/{name}")
+}
+
+/// Instances with a disk on the volume (by `pool/volume` or by path).
+pub fn used_by(d: &Daemon, pool: &str, name: &str, path: &str) -> Vec<String> {
+    let id = format!("{pool}/{name}");
+    d.store
+        .list_instances()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.spec.disks.iter().any(|disk| {
+                disk.volume.as_deref() == Some(id.as_str())
+                    || (!path.is_empty() && disk.path == path)
+            })
+        })
+        .map(|r| r.spec.name)
+        .collect()
+}
+
+fn view(d: &Daemon, pool: &str, v: VolumeInfo) -> Volume {
+    Volume {
+        used_by: used_by(d, pool, &v.name, &v.path),
+        name: v.name,
+        pool: pool.to_owned(),
+        path: v.path,
+        format: v.format,
+        virtual_size: v.virtual_size,
+        actual_size: v.actual_size,
+        backing_chain: Vec::new(),
+    }
+}
+
+pub async fn list(d: &Daemon, pool: &str) -> Result<Vec<Volume>, Error> {
+    let rec = super::active(d, pool)?;
+    let vols = super::host(d, &rec.spec).volumes().await?;
+    Ok(vols.into_iter().map(|v| view(d, pool, v)).collect())
+}
+
+/// A volume, found in an active pool.
+pub async fn find(d: &Daemon, pool: &str, name: &str) -> Result<VolumeInfo, Error> {
+    let rec = super::active(d, pool)?;
+    super::host(d, &rec.spec).volume(name).await
+}
+
+/// A volume with what qemu-img says of it: format and backing chain.
+pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
+    let info = find(d, pool, name).await?;
+    let mut vol = view(d, pool, info.clone());
+    if !info.path.is_empty() {
+        let chain = ferrovirt_qemu::img::backing_chain(Path::new(&info.path))
+            .await
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot read volume {name}: {}",
+                    ferrovirt_core::error::chain(&e)
+                ))
+            })?;
+        if let Some(top) = chain.first() {
+            vol.format = VolumeFormat::from_qemu(&top.format).unwrap_or(vol.format);
+            vol.virtual_size = top.virtual_size;
+        }
+        vol.backing_chain = chain
+            .iter()
+            .skip(1)
+            .map(|i| BackingImage {
+                path: i.filename.clone(),
+                format: i.format.clone(),
+                virtual_size: i.virtual_size,
+            })
+            .collect();
+    }
+    Ok(vol)
+}
+
+pub async fn create(d: &Daemon, pool: &str, req: VolumeCreate) -> Result<Volume, Error> {
+    let rec = super::active(d, pool)?;
+    let _guard = d.locks.lock(&lock_key(pool, &req.name)).await;
+    let info = super::host(d, &rec.spec).create(&req).await?;
+    Ok(view(d, pool, info))
+}
+
+fn refuse_if_used(d: &Daemon, pool: &str, v: &VolumeInfo, doing: &str) -> Result<(), Error> {
+    let users = used_by(d, pool, &v.name, &v.path);
+    if !users.is_empty() {
+        return Err(Error::conflict(format!(
+            "cannot {doing} volume {}: instance(s) {} use it",
+            v.name,
+            users.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
+    let rec = super::active(d, pool)?;
+    let _guard = d.locks.lock(&lock_key(pool, name)).await;
+    let h = super::host(d, &rec.spec);
+    let v = h.volume(name).await?;
+    refuse_if_used(d, pool, &v, "delete")?;
+    h.delete(name).await
+}
+
+pub async fn wipe(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
+    let rec = super::active(d, pool)?;
+    let _guard = d.locks.lock(&lock_key(pool, name)).await;
+    let h = super::host(d, &rec.spec);
+    let v = h.volume(name).await?;
+    refuse_if_used(d, pool, &v, "wipe")?;
+    h.wipe(name).await?;
+    Ok(view(d, pool, h.volume(name).await?))
+}
+
+/// Resizes a volume; growing one a running guest uses goes through QEMU
+/// (`block_resize`), so the guest sees the new size at once.
+pub async fn resize(
+    d: &Daemon,
+    pool: &str,
+    name: &str,
+    req: VolumeResize,
+) -> Result<Volume, Error> {
+    let rec = super::active(d, pool)?;
+    let _guard = d.locks.lock(&lock_key(pool, name)).await;
+    let h = super::host(d, &rec.spec);
+    let v = h.volume(name).await?;
+    if req.size == 0 {
+        return Err(Error::validation("size", "must be more than 0"));
+    }
+    let shrink = req.size < v.virtual_size;
+    if shrink && !req.force {
+        return Err(Error::validation(
+            "size",
+            format!(
+                "{} is smaller than the volume's {} bytes: shrinking loses the data past the new end; pass force to do it",
+                req.size, v.virtual_size
+            ),
+        ));
+    }
+    let running: Vec<(String, String)> = used_by(d, pool, name, &v.path)
+        .into_iter()
+        .filter(|i| d.runtime(i).is_some())
+        .filter_map(|i| {
+            let spec = d.record(&i).ok()?.spec;
+            let node = disk_node(&spec, pool, name, &v.path)?;
+            Some((i, node))
+        })
+        .collect();
+    if running.is_empty() {
+        h.resize(name, req.size).await?;
+    } else {
+        if shrink {
+            return Err(Error::conflict(format!(
+                "volume {name} is in use by running instance {}; only growing is done live",
+                running[0].0
+            )));
+        }
+        if rec.spec.kind == ferrovirt_api::PoolType::Logical {
+            h.resize(name, req.size).await?;
+        }
+        for (inst, node) in &running {
+            let rt = crate::lifecycle::running(d, inst)?;
+            rt.qmp
+                .execute(
+                    "block_resize",
+                    Some(serde_json::json!({"node-name": node, "size": req.size})),
+                )
+                .await
+                .map_err(crate::lifecycle::qmp_err(inst, "resize a disk of"))?;
+        }
+    }
+    Ok(view(d, pool, h.volume(name).await?))
+}
+
+/// The format node of the disk of `spec` on the volume.
+fn disk_node(spec: &InstanceSpec, pool: &str, name: &str, path: &str) -> Option<String> {
+    let id = format!("{pool}/{name}");
+    spec.disks
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.volume.as_deref() == Some(id.as_str()) || d.path == path)
+        .map(|(i, d)| ferrovirt_core::disk::node_name(d, i))
+}
+
+/// Splits `pool/volume`.
+pub fn split(field: &str, id: &str) -> Result<(String, String), Error> {
+    id.split_once('/')
+        .filter(|(p, v)| !p.is_empty() && !v.is_empty() && !v.contains('/'))
+        .map(|(p, v)| (p.to_owned(), v.to_owned()))
+        .ok_or_else(|| Error::validation(field, format!("{id:?} is not pool/volume")))
+}
+
+/// Fills `path` and `format` of a disk given as `volume`.
+pub async fn resolve_disk(
+    d: &Daemon,
+    field: &str,
+    disk: &mut ferrovirt_api::Disk,
+) -> Result<(), Error> {
+    let Some(id) = disk.volume.clone() else {
+        return Ok(());
+    };
+    let (pool, name) = split(field, &id)?;
+    let rec = super::record(d, &pool).map_err(|e| Error::validation(field, e.message))?;
+    if !rec.active {
+        return Err(Error::validation(
+            field,
+            format!("pool {pool} is not running"),
+        ));
+    }
+    let v = super::host(d, &rec.spec)
+        .volume(&name)
+        .await
+        .map_err(|e| Error::validation(field, e.message))?;
+    if v.path.is_empty() {
+        return Err(ferrovirt_storage::inactive(&name));
+    }
+    disk.path = v.path;
+    disk.format = match v.format {
+        VolumeFormat::Qcow2 => DiskFormat::Qcow2,
+        _ => DiskFormat::Raw,
+    };
+    Ok(())
+}
+
+/// Resolves every volume disk of a spec.
+pub async fn resolve_disks(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
+    for (i, disk) in spec.disks.iter_mut().enumerate() {
+        resolve_disk(d, &format!("disks[{i}].volume"), disk).await?;
+    }
+    Ok(())
+}
+
+/// Before a start: every pool the disks live in must be running.
+pub fn check_pools(d: &Daemon, spec: &InstanceSpec) -> Result<(), Error> {
+    for (i, disk) in spec.disks.iter().enumerate() {
+        if let Some(id) = &disk.volume {
+            let (pool, _) = split(&format!("disks[{i}].volume"), id)?;
+            super::active(d, &pool)?;
+        }
+    }
+    Ok(())
+}
