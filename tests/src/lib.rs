@@ -109,6 +109,12 @@ impl TestDaemon {
         d
     }
 
+    /// PID of the running daemon (its mount namespace is its own: `ip
+    /// netns exec` gives it one).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("api.sock")
     }

@@ -142,6 +142,272 @@ pub enum Command {
     /// Network interfaces of an instance (hot-plugged when it runs).
     #[command(subcommand)]
     Nic(NicCommand),
+    /// Storage pools.
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Volumes of storage pools (named POOL/VOLUME).
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Disks of an instance: attach, detach, cdrom media, I/O limits.
+    #[command(subcommand)]
+    Disk(DiskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Define a pool and start it.
+    Create(Box<PoolCreateArgs>),
+    List,
+    Show {
+        name: String,
+    },
+    /// Delete a pool's definition (refused while it holds volumes, unless --volumes).
+    Delete {
+        name: String,
+        /// Delete its volumes too.
+        #[arg(long)]
+        volumes: bool,
+    },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    /// Re-check the pool's storage and re-read its volumes.
+    Refresh {
+        name: String,
+    },
+    /// Start the pool with the daemon (or not, with --disable).
+    Autostart {
+        name: String,
+        #[arg(long)]
+        disable: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PoolCreateArgs {
+    pub name: String,
+    /// YAML spec file; flags override its fields.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// dir, fs, netfs, logical or iscsi.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// dir/fs/netfs: the directory (mount point) of the volumes.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// fs: block device or image file; logical: the device for the volume group.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// fs: ext4, xfs or btrfs.
+    #[arg(long)]
+    pub filesystem: Option<String>,
+    /// netfs and iscsi: the server.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// netfs: the exported directory.
+    #[arg(long)]
+    pub export: Option<String>,
+    /// fs and netfs: mount options.
+    #[arg(long)]
+    pub options: Option<String>,
+    /// iscsi: the target IQN.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// logical: the volume group (default the pool's name).
+    #[arg(long)]
+    pub vg: Option<String>,
+    /// Prepare the storage first (mkdir, mkfs, vgcreate): destroys what the device holds.
+    #[arg(long)]
+    pub build: bool,
+    /// Define only.
+    #[arg(long)]
+    pub no_start: bool,
+    #[arg(long)]
+    pub no_autostart: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume, sparse unless --prealloc.
+    Create {
+        /// POOL/NAME
+        volume: String,
+        /// Virtual size, e.g. 10G.
+        size: String,
+        /// raw or qcow2.
+        #[arg(long = "image-format", default_value = "qcow2")]
+        image_format: String,
+        /// off, metadata, falloc or full.
+        #[arg(long, default_value = "off")]
+        prealloc: String,
+    },
+    List {
+        pool: String,
+    },
+    /// Sizes, format and backing chain.
+    Show {
+        volume: String,
+    },
+    /// Delete a volume (refused while an instance uses it).
+    Delete {
+        volume: String,
+    },
+    /// Grow (live when a running guest uses it) or, with --force, shrink.
+    Resize {
+        volume: String,
+        size: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Zero a volume's content.
+    Wipe {
+        volume: String,
+    },
+    /// Copy a host image (raw, qcow2, vmdk, vdi, vhdx, vpc) into a new volume.
+    Import {
+        /// POOL/NAME of the new volume.
+        volume: String,
+        file: String,
+        #[arg(long)]
+        source_format: Option<String>,
+        /// Format of the volume (default qcow2).
+        #[arg(long = "image-format")]
+        image_format: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Write a volume to a host file.
+    Export {
+        volume: String,
+        file: String,
+        #[arg(long = "image-format")]
+        image_format: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Copy a volume: full (reflink where possible, sparse) or --linked.
+    Clone {
+        volume: String,
+        /// Name of the copy.
+        name: String,
+        /// Pool of the copy (default the source's).
+        #[arg(long)]
+        pool: Option<String>,
+        #[arg(long)]
+        linked: bool,
+        #[arg(long = "image-format")]
+        image_format: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Rewrite a volume in another format, in place or --to a new volume.
+    Convert {
+        volume: String,
+        /// raw or qcow2.
+        #[arg(long = "image-format")]
+        image_format: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiskCommand {
+    /// Attach a disk (hot-plugged when the instance runs).
+    Attach(Box<DiskAttachArgs>),
+    /// Detach a disk (hot-unplugged when the instance runs).
+    Detach {
+        name: String,
+        disk: String,
+    },
+    List {
+        name: String,
+    },
+    /// Insert a medium into a cdrom drive.
+    Insert {
+        name: String,
+        disk: String,
+        #[arg(long, conflicts_with = "path")]
+        volume: Option<String>,
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Eject a cdrom drive's medium.
+    Eject {
+        name: String,
+        disk: String,
+    },
+    /// Set a disk's I/O limits (none given: lift them).
+    Limit {
+        name: String,
+        disk: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DiskAttachArgs {
+    pub name: String,
+    /// POOL/VOLUME
+    #[arg(long, conflicts_with = "path")]
+    pub volume: Option<String>,
+    #[arg(long)]
+    pub path: Option<String>,
+    /// The disk's name in the instance (default diskN).
+    #[arg(long = "as")]
+    pub disk_name: Option<String>,
+    /// virtio, scsi, sata or ide.
+    #[arg(long)]
+    pub bus: Option<String>,
+    /// disk or cdrom.
+    #[arg(long)]
+    pub media: Option<String>,
+    /// raw or qcow2 (for --path).
+    #[arg(long = "image-format")]
+    pub image_format: Option<String>,
+    /// none, writeback, writethrough, directsync or unsafe.
+    #[arg(long)]
+    pub cache: Option<String>,
+    /// threads, native or io_uring.
+    #[arg(long)]
+    pub aio: Option<String>,
+    #[arg(long)]
+    pub readonly: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    #[arg(long)]
+    pub read_iops: Option<u64>,
+    #[arg(long)]
+    pub write_iops: Option<u64>,
+    /// Bytes per second, e.g. 10M.
+    #[arg(long)]
+    pub read_bytes: Option<String>,
+    #[arg(long)]
+    pub write_bytes: Option<String>,
+    #[arg(long)]
+    pub read_iops_burst: Option<u64>,
+    #[arg(long)]
+    pub write_iops_burst: Option<u64>,
+    #[arg(long)]
+    pub read_bytes_burst: Option<String>,
+    #[arg(long)]
+    pub write_bytes_burst: Option<String>,
+    /// How long a burst may last.
+    #[arg(long)]
+    pub burst_seconds: Option<u64>,
+    /// Share the budget with the other disks of this throttle group.
+    #[arg(long)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

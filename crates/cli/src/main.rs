@@ -10,7 +10,9 @@ use clap::Parser;
 use ferrovirt_client::{Client, ClientError};
 
 use crate::args::{Cli, Command, HostCommand};
-use crate::commands::{console, host, instance, monitor, network, operation, snapshot, state};
+use crate::commands::{
+    console, disk, host, instance, monitor, network, operation, snapshot, state, storage,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -26,7 +28,7 @@ async fn main() {
 
 /// The instance argument of a command, where `REMOTE:NAME` may pick a remote.
 fn instance_arg(cmd: &mut Command) -> Option<&mut String> {
-    use crate::args::{NicCommand, SnapshotCommand};
+    use crate::args::{DiskCommand, NicCommand, SnapshotCommand};
     match cmd {
         Command::Show { name }
         | Command::Edit { name }
@@ -59,6 +61,14 @@ fn instance_arg(cmd: &mut Command) -> Option<&mut String> {
             | NicCommand::Remove { name, .. }
             | NicCommand::List { name },
         ) => Some(name),
+        Command::Disk(
+            DiskCommand::Detach { name, .. }
+            | DiskCommand::List { name }
+            | DiskCommand::Insert { name, .. }
+            | DiskCommand::Eject { name, .. }
+            | DiskCommand::Limit { name, .. },
+        ) => Some(name),
+        Command::Disk(DiskCommand::Attach(a)) => Some(&mut a.name),
         _ => None,
     }
 }
@@ -139,5 +149,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         Command::Operation(cmd) => operation::run(&c, f, cmd).await,
         Command::Network(cmd) => network::run(&c, f, cmd).await,
         Command::Nic(cmd) => network::nic(&c, f, cmd).await,
+        Command::Pool(cmd) => storage::pool(&c, f, cmd).await,
+        Command::Volume(cmd) => storage::volume(&c, f, cmd).await,
+        Command::Disk(cmd) => disk::run(&c, f, cmd).await,
     }
 }

@@ -526,6 +526,146 @@ impl Client {
         .await
     }
 
+    pub async fn pools(&self) -> Result<Vec<ferrovirt_api::Pool>, ClientError> {
+        self.get("/1.0/pools").await
+    }
+
+    pub async fn pool(&self, name: &str) -> Result<ferrovirt_api::Pool, ClientError> {
+        self.get(&format!("/1.0/pools/{}", enc(name))).await
+    }
+
+    pub async fn create_pool(
+        &self,
+        req: &ferrovirt_api::PoolCreate,
+    ) -> Result<ferrovirt_api::Pool, ClientError> {
+        self.call(Method::POST, "/1.0/pools", Some(req)).await
+    }
+
+    pub async fn replace_pool(
+        &self,
+        spec: &ferrovirt_api::PoolSpec,
+    ) -> Result<ferrovirt_api::Pool, ClientError> {
+        let path = format!("/1.0/pools/{}", enc(&spec.name));
+        self.call(Method::PUT, &path, Some(spec)).await
+    }
+
+    /// Deletes a pool; `volumes` deletes its volumes too.
+    pub async fn delete_pool(&self, name: &str, volumes: bool) -> Result<(), ClientError> {
+        let path = format!("/1.0/pools/{}?volumes={volumes}", enc(name));
+        self.delete_path(&path).await
+    }
+
+    /// `start`, `stop` or `refresh` a pool.
+    pub async fn pool_action(
+        &self,
+        name: &str,
+        action: &str,
+    ) -> Result<ferrovirt_api::Pool, ClientError> {
+        let path = format!("/1.0/pools/{}/state", enc(name));
+        self.call(
+            Method::PUT,
+            &path,
+            Some(&serde_json::json!({"action": action})),
+        )
+        .await
+    }
+
+    fn volume_path(pool: &str, name: &str) -> String {
+        format!("/1.0/pools/{}/volumes/{}", enc(pool), enc(name))
+    }
+
+    pub async fn volumes(&self, pool: &str) -> Result<Vec<ferrovirt_api::Volume>, ClientError> {
+        self.get(&format!("/1.0/pools/{}/volumes", enc(pool))).await
+    }
+
+    pub async fn volume(
+        &self,
+        pool: &str,
+        name: &str,
+    ) -> Result<ferrovirt_api::Volume, ClientError> {
+        self.get(&Self::volume_path(pool, name)).await
+    }
+
+    pub async fn create_volume(
+        &self,
+        pool: &str,
+        req: &ferrovirt_api::VolumeCreate,
+    ) -> Result<ferrovirt_api::Volume, ClientError> {
+        let path = format!("/1.0/pools/{}/volumes", enc(pool));
+        self.call(Method::POST, &path, Some(req)).await
+    }
+
+    pub async fn delete_volume(&self, pool: &str, name: &str) -> Result<(), ClientError> {
+        self.delete_path(&Self::volume_path(pool, name)).await
+    }
+
+    /// A volume action answered with the volume: `resize` or `wipe`.
+    pub async fn volume_action<B: Serialize + ?Sized>(
+        &self,
+        pool: &str,
+        name: &str,
+        action: &str,
+        body: &B,
+    ) -> Result<ferrovirt_api::Volume, ClientError> {
+        let path = format!("{}/{action}", Self::volume_path(pool, name));
+        self.call(Method::POST, &path, Some(body)).await
+    }
+
+    /// A volume copy answered with an operation: `clone`, `convert` or `export`.
+    pub async fn volume_operation<B: Serialize + ?Sized>(
+        &self,
+        pool: &str,
+        name: &str,
+        action: &str,
+        body: &B,
+    ) -> Result<Operation, ClientError> {
+        let path = format!("{}/{action}", Self::volume_path(pool, name));
+        self.call(Method::POST, &path, Some(body)).await
+    }
+
+    pub async fn import_volume(
+        &self,
+        pool: &str,
+        req: &ferrovirt_api::VolumeImport,
+    ) -> Result<Operation, ClientError> {
+        let path = format!("/1.0/pools/{}/import", enc(pool));
+        self.call(Method::POST, &path, Some(req)).await
+    }
+
+    pub async fn attach_disk(
+        &self,
+        name: &str,
+        disk: &ferrovirt_api::Disk,
+    ) -> Result<Instance, ClientError> {
+        let path = format!("/1.0/instances/{}/disks", enc(name));
+        self.call(Method::POST, &path, Some(disk)).await
+    }
+
+    pub async fn detach_disk(&self, name: &str, disk: &str) -> Result<Instance, ClientError> {
+        let path = format!("/1.0/instances/{}/disks/{}", enc(name), enc(disk));
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
+    pub async fn change_media(
+        &self,
+        name: &str,
+        disk: &str,
+        req: &ferrovirt_api::MediaPut,
+    ) -> Result<Instance, ClientError> {
+        let path = format!("/1.0/instances/{}/disks/{}/media", enc(name), enc(disk));
+        self.call(Method::PUT, &path, Some(req)).await
+    }
+
+    pub async fn set_disk_limits(
+        &self,
+        name: &str,
+        disk: &str,
+        limits: &ferrovirt_api::IoLimits,
+    ) -> Result<Instance, ClientError> {
+        let path = format!("/1.0/instances/{}/disks/{}/limits", enc(name), enc(disk));
+        self.call(Method::PUT, &path, Some(limits)).await
+    }
+
     pub async fn host_info(&self) -> Result<HostInfo, ClientError> {
         self.get("/1.0/host").await
     }

@@ -24,12 +24,22 @@ fn group(instance: &str, node: &str, limits: &IoLimits) -> String {
         .unwrap_or_else(|| format!("{instance}-{node}"))
 }
 
+/// The QOM id `block_set_io_throttle` needs: the device itself, or for a
+/// virtio-blk-pci proxy its virtio backend, which holds the block backend.
+fn throttle_target(machine: MachineKind, disk: &Disk, node: &str) -> String {
+    if disk.bus == DiskBus::Virtio && machine != MachineKind::Microvm {
+        format!("/machine/peripheral/{}/virtio-backend", device_id(node))
+    } else {
+        device_id(node)
+    }
+}
+
 /// The arguments of `block_set_io_throttle` for a disk's limits (all zero
 /// lifts them).
-pub fn throttle_args(instance: &str, node: &str, l: &IoLimits) -> Value {
+pub fn throttle_args(instance: &str, target: &str, node: &str, l: &IoLimits) -> Value {
     let v = |x: Option<u64>| x.unwrap_or(0);
     let mut args = json!({
-        "id": device_id(node),
+        "id": target,
         "bps": 0, "bps_rd": v(l.read_bytes), "bps_wr": v(l.write_bytes),
         "iops": 0, "iops_rd": v(l.read_iops), "iops_wr": v(l.write_iops),
         "bps_rd_max": v(l.read_bytes_burst), "bps_wr_max": v(l.write_bytes_burst),
@@ -56,21 +66,28 @@ pub async fn apply_limits(qmp: &Qmp, spec: &InstanceSpec) -> Result<(), Error> {
     for (i, disk) in spec.disks.iter().enumerate() {
         if !disk.limits.is_empty() && ferrovirt_qemu::command::has_medium(disk) {
             let node = ferrovirt_core::disk::node_name(disk, i);
-            set_throttle(qmp, &spec.name, &node, &disk.limits).await?;
+            set_throttle(qmp, spec, disk, &node, &disk.limits).await?;
         }
     }
     Ok(())
 }
 
-async fn set_throttle(qmp: &Qmp, instance: &str, node: &str, l: &IoLimits) -> Result<(), Error> {
+async fn set_throttle(
+    qmp: &Qmp,
+    spec: &InstanceSpec,
+    disk: &Disk,
+    node: &str,
+    l: &IoLimits,
+) -> Result<(), Error> {
+    let target = throttle_target(spec.machine, disk, node);
     qmp.execute(
         "block_set_io_throttle",
-        Some(throttle_args(instance, node, l)),
+        Some(throttle_args(&spec.name, &target, node, l)),
     )
     .await
     .map(drop)
     .map_err(qmp_err(
-        instance,
+        &spec.name,
         &format!("set the I/O limits of disk {node} of"),
     ))
 }
@@ -148,7 +165,7 @@ async fn plug(qmp: &Qmp, spec: &InstanceSpec, disk: &Disk, node: &str) -> Result
             .await
             .map_err(qmp_err(name, &format!("plug disk {node} into")))?;
         if !disk.limits.is_empty() {
-            set_throttle(qmp, name, node, &disk.limits).await?;
+            set_throttle(qmp, spec, disk, node, &disk.limits).await?;
         }
         Ok(())
     }
@@ -339,7 +356,8 @@ pub async fn set_limits(
     if let Some(rt) = d.runtime(name)
         && ferrovirt_qemu::command::has_medium(&spec.disks[index])
     {
-        set_throttle(&rt.qmp, name, disk_name, &limits).await?;
+        let disk = spec.disks[index].clone();
+        set_throttle(&rt.qmp, &spec, &disk, disk_name, &limits).await?;
     }
     spec.disks[index].limits = limits;
     saved(d, &spec, format!("I/O limits of {disk_name} changed"))
@@ -358,7 +376,7 @@ mod tests {
             burst_seconds: Some(5),
             ..Default::default()
         };
-        let a = throttle_args("vm", "disk1", &l);
+        let a = throttle_args("vm", "disk1-dev", "disk1", &l);
         assert_eq!(a["id"], "disk1-dev");
         assert_eq!(a["iops_rd"], 100);
         assert_eq!(a["iops_rd_max"], 200);
@@ -366,7 +384,7 @@ mod tests {
         assert_eq!(a["bps_wr"], 1 << 20);
         assert_eq!(a["group"], "vm-disk1");
         assert!(a.get("bps_wr_max_length").is_none());
-        let lifted = throttle_args("vm", "disk1", &IoLimits::default());
+        let lifted = throttle_args("vm", "disk1-dev", "disk1", &IoLimits::default());
         assert_eq!(lifted["iops_rd"], 0);
     }
 }

@@ -1,6 +1,7 @@
 //! One module per noun or group of verbs.
 
 pub mod console;
+pub mod disk;
 pub mod host;
 pub mod instance;
 pub mod monitor;
@@ -10,3 +11,4 @@ pub mod remote;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod storage;

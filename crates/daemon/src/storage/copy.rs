@@ -247,9 +247,9 @@ pub async fn clone(
         .into_iter()
         .filter(|i| d.runtime(i).is_some())
         .collect();
-    if !users.is_empty() && !req.linked {
+    if !users.is_empty() {
         return Err(Error::conflict(format!(
-            "volume {name} is in use by running instance {}; its content is changing, so stop it or clone from a snapshot",
+            "volume {name} is in use by running instance {}; its content is changing, so stop it first",
             users[0]
         )));
     }

@@ -114,7 +114,28 @@ pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
     let h = super::host(d, &rec.spec);
     let v = h.volume(name).await?;
     refuse_if_used(d, pool, &v, "delete")?;
+    let backs = backed_by(&h, &v).await;
+    if !backs.is_empty() {
+        return Err(Error::conflict(format!(
+            "cannot delete volume {name}: it is the base of linked clone(s) {}",
+            backs.join(", ")
+        )));
+    }
     h.delete(name).await
+}
+
+/// Volumes of the pool whose backing file is `base`.
+async fn backed_by(h: &ferrovirt_storage::PoolHost<'_>, base: &VolumeInfo) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in h.volumes().await.unwrap_or_default() {
+        if v.has_backing
+            && let Ok(info) = ferrovirt_qemu::img::info(Path::new(&v.path)).await
+            && info.full_backing_filename.as_deref() == Some(base.path.as_str())
+        {
+            out.push(v.name);
+        }
+    }
+    out
 }
 
 pub async fn wipe(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
