@@ -898,3 +898,50 @@ async fn volume_copies_convert_export_cancel_and_bad_input() {
     assert!(err.to_string().contains("no volume missing"), "{err}");
     assert!(d.client.instance("bad").await.is_err(), "nothing half-made");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_daemon_mid_import_leaves_no_volume() {
+    let mut d = TestDaemon::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.raw");
+    sh_host(&format!(
+        "dd if=/dev/urandom of={} bs=4M count=96 2>/dev/null",
+        big.display()
+    ));
+    cli_ok(&d, &["volume", "create", "default/keep.qcow2", "1G"]);
+    let op = d
+        .client
+        .import_volume(
+            "default",
+            &VolumeImport {
+                name: "big".into(),
+                source: big.display().to_string(),
+                source_format: None,
+                format: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!op.status.is_final());
+    let pool_dir = d.state_dir().join("pools/default");
+    let part = pool_dir.join(".part-big");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !part.exists() {
+        assert!(Instant::now() < end, "the copy never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    d.kill();
+    assert!(part.exists(), "killed mid-copy, with the part file written");
+    d.restart().await;
+    let names: Vec<String> = std::fs::read_dir(&pool_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["keep.qcow2".to_string()],
+        "the half-made copy is gone"
+    );
+    let vols = d.client.volumes("default").await.unwrap();
+    assert_eq!(vols.len(), 1);
+}

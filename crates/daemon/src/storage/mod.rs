@@ -277,10 +277,10 @@ pub async fn ensure_default(d: &Daemon) -> Result<(), Error> {
 /// unmounted them) and start autostart ones.
 pub async fn reconcile(d: &Daemon) {
     for rec in records(d).unwrap_or_default() {
-        if rec.active || rec.spec.autostart {
-            if let Err(e) = start_locked(d, &rec.spec.name).await {
-                tracing::error!(pool = rec.spec.name, error = %e, "cannot start the pool");
-            }
+        if (rec.active || rec.spec.autostart)
+            && let Err(e) = start_locked(d, &rec.spec.name).await
+        {
+            tracing::error!(pool = rec.spec.name, error = %e, "cannot start the pool");
         }
     }
 }
