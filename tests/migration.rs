@@ -6,11 +6,7 @@ use std::time::Duration;
 use ferrovirt_api::{InstanceStatus, MigratePost, MigrationTarget, OperationStatus, StateAction};
 use ferrovirt_client::{Client, ClientError};
 use ferrovirt_e2e::*;
-use ferrovirt_testkit::CommandChannel;
 use serde_json::json;
-use tokio::io::DuplexStream;
-
-type Ch = CommandChannel<DuplexStream>;
 
 /// Two hosts: A at 10.98.0.1, B at 10.98.0.2, each serving TLS on :8443.
 async fn two_hosts() -> (TestDaemon, TestDaemon) {
@@ -69,12 +65,6 @@ fn request(target: MigrationTarget) -> MigratePost {
         max_downtime: None,
         compress: false,
     }
-}
-
-async fn sh(ch: &mut Ch, cmd: &str) -> String {
-    let out = ch.run(cmd, CMD).await.expect(cmd);
-    assert_eq!(out.exit_code, 0, "`{cmd}`: {}", out.output);
-    out.output
 }
 
 async fn uptime(ch: &mut Ch) -> f64 {

@@ -9,33 +9,12 @@ use ferrovirt_api::{
 };
 use ferrovirt_client::Client;
 use ferrovirt_e2e::*;
-use ferrovirt_testkit::CommandChannel;
 use serde_json::json;
-use tokio::io::DuplexStream;
-
-type Ch = CommandChannel<DuplexStream>;
 
 fn spec_with_disk(name: &str, disk: &str, format: &str) -> serde_json::Value {
     let mut spec = guest_spec(name);
     spec["disks"] = json!([{"path": disk, "format": format}]);
     spec
-}
-
-async fn sh(ch: &mut Ch, cmd: &str) -> String {
-    let out = ch.run(cmd, CMD).await.expect(cmd);
-    assert_eq!(out.exit_code, 0, "`{cmd}` failed: {}", out.output);
-    out.output
-}
-
-async fn boot(c: &Client, name: &str) -> Ch {
-    c.action(name, StateAction::Start).await.expect("start");
-    attach(c, name).await
-}
-
-async fn attach(c: &Client, name: &str) -> Ch {
-    let mut ch = channel(c, name).await;
-    ch.wait_ready(BOOT).await.expect("guest ready");
-    ch
 }
 
 async fn mount(ch: &mut Ch) {

@@ -9,27 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferrovirt_api::{OperationStatus, StateAction, VolumeImport};
-use ferrovirt_client::Client;
+use ferrovirt_api::{OperationStatus, VolumeImport};
 use ferrovirt_e2e::*;
-use ferrovirt_testkit::CommandChannel;
 use serde_json::json;
-use tokio::io::DuplexStream;
-
-type Ch = CommandChannel<DuplexStream>;
-
-async fn sh(ch: &mut Ch, cmd: &str) -> String {
-    let out = ch.run(cmd, CMD).await.expect(cmd);
-    assert_eq!(out.exit_code, 0, "`{cmd}` failed: {}", out.output);
-    out.output
-}
-
-async fn boot(c: &Client, name: &str) -> Ch {
-    c.action(name, StateAction::Start).await.expect("start");
-    let mut ch = channel(c, name).await;
-    ch.wait_ready(BOOT).await.expect("guest ready");
-    ch
-}
 
 /// Waits until /sys/block/DEV exists (or is gone) in the guest.
 async fn wait_block(ch: &mut Ch, dev: &str, present: bool) {
@@ -236,17 +218,7 @@ async fn linked_clone_boots_and_diverges_without_touching_its_base() {
         read_marker(&mut ch, "vda", 20).await,
         "ferrovirt-clone-data"
     );
-    d.client
-        .change_state(
-            "lc",
-            &ferrovirt_api::StatePut {
-                action: StateAction::Stop,
-                force: true,
-                timeout: None,
-            },
-        )
-        .await
-        .unwrap();
+    force_stop(&d.client, "lc").await;
 
     assert_eq!(
         before,
@@ -498,17 +470,7 @@ async fn iscsi_pool_luns_are_guest_disks() {
         b"ferrovirt-over-iscsi",
         "the LUN's file holds the guest's write"
     );
-    d.client
-        .change_state(
-            "isc",
-            &ferrovirt_api::StatePut {
-                action: StateAction::Stop,
-                force: true,
-                timeout: None,
-            },
-        )
-        .await
-        .unwrap();
+    force_stop(&d.client, "isc").await;
 }
 
 /// A loop device over a new sparse file of `mib` MiB; detached on drop.

@@ -420,3 +420,37 @@ pub fn qcow2(dir: &Path, name: &str, mib: u64) -> String {
     assert!(ok, "qemu-img create {}", path.display());
     path.display().to_string()
 }
+
+/// The guest's command channel over the console.
+pub type Ch = CommandChannel<DuplexStream>;
+
+/// Runs a guest command that must succeed; its output.
+pub async fn sh(ch: &mut Ch, cmd: &str) -> String {
+    let out = ch.run(cmd, CMD).await.expect(cmd);
+    assert_eq!(out.exit_code, 0, "`{cmd}` failed: {}", out.output);
+    out.output
+}
+
+/// Starts an instance and waits for its guest to be ready.
+pub async fn boot(c: &Client, name: &str) -> Ch {
+    c.action(name, ferrovirt_api::StateAction::Start)
+        .await
+        .expect("start");
+    let mut ch = channel(c, name).await;
+    ch.wait_ready(BOOT).await.expect("guest ready");
+    ch
+}
+
+/// Stops an instance at once (no ACPI).
+pub async fn force_stop(c: &Client, name: &str) {
+    c.change_state(
+        name,
+        &ferrovirt_api::StatePut {
+            action: ferrovirt_api::StateAction::Stop,
+            force: true,
+            timeout: None,
+        },
+    )
+    .await
+    .expect("force stop");
+}

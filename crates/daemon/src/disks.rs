@@ -2,8 +2,6 @@
 //! changes, and I/O limits through QEMU throttle groups
 //! (`block_set_io_throttle` with a group name).
 
-use std::time::Duration;
-
 use ferrovirt_api::{
     Disk, DiskBus, DiskMedia, EventKind, Instance, InstanceSpec, IoLimits, MachineKind, MediaPut,
 };
@@ -243,33 +241,14 @@ pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance,
                 disk.bus
             )));
         }
-        unplug(&rt.qmp, name, &disk, disk_name).await?;
+        unplug(&rt.qmp, &disk, disk_name).await?;
     }
     spec.disks.remove(index);
     saved(d, &spec, format!("disk {disk_name} detached"))
 }
 
-async fn unplug(qmp: &Qmp, name: &str, disk: &Disk, node: &str) -> Result<(), Error> {
-    let mut events = qmp.subscribe();
-    let id = device_id(node);
-    qmp.execute("device_del", Some(json!({"id": id})))
-        .await
-        .map_err(qmp_err(name, &format!("unplug disk {node} from")))?;
-    let deleted = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(ev) = events.recv().await {
-            if ev.event == "DEVICE_DELETED" && ev.data["device"] == id {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !deleted {
-        return Err(Error::conflict(format!(
-            "the guest did not release disk {node} within 20 s (does it handle hot-unplug?)"
-        )));
-    }
+async fn unplug(qmp: &Qmp, disk: &Disk, node: &str) -> Result<(), Error> {
+    crate::qmp_jobs::unplug_device(qmp, &device_id(node), &format!("disk {node}")).await?;
     for b in blockdev_nodes(disk, node).iter().rev() {
         let _ = qmp
             .execute("blockdev-del", Some(json!({"node-name": b["node-name"]})))

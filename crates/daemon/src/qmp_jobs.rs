@@ -205,3 +205,28 @@ pub async fn drop_node(qmp: &Qmp, node: &str) {
         )
         .await;
 }
+
+/// Unplugs device `id` and waits until the guest has released it
+/// (`DEVICE_DELETED`); `what` names it in errors, e.g. `NIC 52:54:…`.
+pub async fn unplug_device(qmp: &Qmp, id: &str, what: &str) -> Result<(), Error> {
+    let mut events = qmp.subscribe();
+    qmp.execute("device_del", Some(serde_json::json!({"id": id})))
+        .await
+        .map_err(|e| Error::internal(format!("cannot unplug {what}: {e}")))?;
+    let deleted = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Ok(ev) = events.recv().await {
+            if ev.event == "DEVICE_DELETED" && ev.data["device"] == id {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !deleted {
+        return Err(Error::conflict(format!(
+            "the guest did not release {what} within 20 s (does it handle hot-unplug?)"
+        )));
+    }
+    Ok(())
+}

@@ -20,6 +20,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Host tools a step needs are not installed (checked before starting).
+    #[error(
+        "cannot {purpose}: {tools} not found (looked in PATH, /usr/sbin and /sbin); install with `apt-get install {packages}` (see scripts/install-deps.sh)"
+    )]
+    ToolsNotInstalled {
+        /// What the tools were needed for.
+        purpose: String,
+        /// The missing programs, comma-separated.
+        tools: String,
+        /// The Debian packages that provide them, space-separated.
+        packages: String,
+    },
+
     /// A host tool ran but failed.
     #[error("`{command}` failed ({status}) while trying to {purpose}: {stderr}")]
     ToolFailed {

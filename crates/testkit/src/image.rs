@@ -74,8 +74,8 @@ pub(crate) struct Manifest {
     pub skipped_modules: Vec<(String, String)>,
 }
 
-/// Builds `vmlinux`, `initrd.img`, `cmdline` and `manifest.json` in `out`,
-/// using `scratch` for the unpacked packages.
+/// Builds `vmlinux`, `bzImage`, `initrd.img`, `cmdline` and `manifest.json`
+/// in `out`, using `scratch` for the unpacked packages.
 pub(crate) fn build(
     key: &str,
     kernel_deb: &Download,
@@ -91,6 +91,9 @@ pub(crate) fn build(
     let (vmlinuz, release) = find_vmlinuz(&kernel_root)?;
     tracing::info!(%release, "decompressing the kernel");
     let compression = kernel::extract_vmlinux(&vmlinuz, &out.join("vmlinux"), scratch)?;
+    // The packaged bzImage too, for boots through a boot loader.
+    let bzimage = out.join("bzImage");
+    fs::copy(&vmlinuz, &bzimage).map_err(Error::io("copy the kernel image to", &bzimage))?;
 
     let modules_dir = first_existing(
         &kernel_root,

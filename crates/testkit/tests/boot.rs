@@ -1,12 +1,14 @@
-//! Boots the real test guest in QEMU (TCG) and drives it through the
-//! command channel and QMP. Needs `qemu-system-x86_64` and apt; fails (does
+//! Boots the real test guest in QEMU (TCG), directly and from the bootable
+//! disk through the firmware, and drives it through the command channel and
+//! QMP. Needs `qemu-system-x86_64` and apt; fails (does
 //! not skip) without them.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ferrovirt_testkit::{CommandChannel, POWER_BUTTON_MARKER, TestGuest};
+use ferrovirt_testkit::{CommandChannel, DISK_BOOT_MARKER, POWER_BUTTON_MARKER, TestGuest};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
@@ -29,6 +31,10 @@ impl Drop for Qemu {
 
 impl Qemu {
     fn boot(guest: &TestGuest) -> Self {
+        Self::start(guest.qemu_boot_args())
+    }
+
+    fn start(boot_args: Vec<OsString>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("fv-boot-")
             .tempdir()
@@ -55,7 +61,7 @@ impl Qemu {
             .args(["-serial", "chardev:c0"])
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-            .args(guest.qemu_boot_args())
+            .args(boot_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -272,6 +278,38 @@ async fn power_button_pressed_right_after_ready_is_not_missed() {
         .wait_for_text(POWER_BUTTON_MARKER, COMMAND_TIMEOUT)
         .await
         .unwrap();
+    let status = qemu.wait_exit(COMMAND_TIMEOUT).await;
+    assert!(
+        status.success(),
+        "QEMU exit status {status}:\n{}",
+        qemu.log()
+    );
+}
+
+#[tokio::test]
+async fn boots_from_the_bootable_disk_through_the_firmware() {
+    let disk = ferrovirt_testkit::bootable_disk().expect("build the bootable disk");
+    // No -kernel: SeaBIOS boots the disk, SYSLINUX loads the bzImage.
+    let mut drive = OsString::from("file=");
+    drive.push(&disk);
+    drive.push(",format=raw,if=virtio,readonly=on");
+    let mut qemu = Qemu::start(vec!["-drive".into(), drive]);
+    let mut channel = qemu.channel().await;
+    channel
+        .wait_ready(BOOT_DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nQEMU log:\n{}", qemu.log()));
+    eprintln!(
+        "disk-booted guest ready {:?} after QEMU started",
+        qemu.started.elapsed()
+    );
+    let cmdline = run_ok(&mut channel, "cat /proc/cmdline").await;
+    assert!(
+        cmdline.split_whitespace().any(|w| w == DISK_BOOT_MARKER),
+        "{cmdline}"
+    );
+    assert!(cmdline.contains("BOOT_IMAGE=bzImage"), "{cmdline}");
+    channel.send("poweroff").await.unwrap();
     let status = qemu.wait_exit(COMMAND_TIMEOUT).await;
     assert!(
         status.success(),

@@ -1,8 +1,6 @@
 //! Guest NICs: MACs, TAP/macvtap devices handed to QEMU as file
 //! descriptors over QMP, hot-plug and unplug, cleanup when QEMU exits.
 
-use std::time::Duration;
-
 use ferrovirt_api::{InstanceSpec, MachineKind, NetworkType, Nic};
 use ferrovirt_core::Error;
 use ferrovirt_network::{host, plan};
@@ -217,25 +215,7 @@ pub async fn free_root_port(qmp: &Qmp) -> Result<String, Error> {
 pub async fn unplug(d: &Daemon, qmp: &Qmp, nic: &Nic) -> Result<(), Error> {
     let mac = nic.mac.clone().unwrap_or_default();
     let sfx = id_suffix(&mac);
-    let mut events = qmp.subscribe();
-    qmp.execute("device_del", Some(json!({"id": format!("nic-{sfx}")})))
-        .await
-        .map_err(|e| Error::internal(format!("cannot unplug NIC {mac}: {e}")))?;
-    let deleted = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(ev) = events.recv().await {
-            if ev.event == "DEVICE_DELETED" && ev.data["device"] == format!("nic-{sfx}") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !deleted {
-        return Err(Error::conflict(format!(
-            "the guest did not release NIC {mac} within 20 s (does it handle PCI hot-unplug?)"
-        )));
-    }
+    crate::qmp_jobs::unplug_device(qmp, &format!("nic-{sfx}"), &format!("NIC {mac}")).await?;
     let _ = qmp
         .execute("netdev_del", Some(json!({"id": format!("net-{sfx}")})))
         .await;

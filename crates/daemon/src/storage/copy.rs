@@ -131,27 +131,51 @@ pub async fn import(d: &Daemon, pool: &str, req: VolumeImport) -> Result<Operati
     };
     let format = req.format.unwrap_or(VolumeFormat::Qcow2);
     native("format", format)?;
-    let dd = d.clone();
-    let (pool, name) = (pool.to_owned(), req.name.clone());
-    Ok(spawn(
+    Ok(spawn_copy(
         d,
-        format!("import {} as {pool}/{name}", req.source),
-        vec![resource(&pool, &name)],
-        move |ctx| async move {
-            let _guard = dd.locks.lock(&lock_key(&pool, &name)).await;
-            convert(
-                &ctx,
-                &src,
-                Some(src_format.as_str()),
-                &dest,
-                format,
-                "importing",
-            )
-            .await?;
-            ctx.set_result(serde_json::json!({"volume": format!("{pool}/{name}")}));
-            Ok(())
+        format!("import {} as {pool}/{}", req.source, req.name),
+        vec![resource(pool, &req.name)],
+        lock_key(pool, &req.name),
+        Copy {
+            src,
+            src_format,
+            dest,
+            format,
+            stage: "importing",
         },
     ))
+}
+
+/// One qemu-img copy of an operation.
+struct Copy {
+    src: PathBuf,
+    src_format: VolumeFormat,
+    dest: PathBuf,
+    format: VolumeFormat,
+    stage: &'static str,
+}
+
+/// Runs `job` as a cancellable operation holding the lock `lock`.
+fn spawn_copy(
+    d: &Daemon,
+    description: String,
+    resources: Vec<String>,
+    lock: String,
+    job: Copy,
+) -> Operation {
+    let dd = d.clone();
+    spawn(d, description, resources, move |ctx| async move {
+        let _guard = dd.locks.lock(&lock).await;
+        convert(
+            &ctx,
+            &job.src,
+            Some(job.src_format.as_str()),
+            &job.dest,
+            job.format,
+            job.stage,
+        )
+        .await
+    })
 }
 
 fn native(field: &str, f: VolumeFormat) -> Result<(), Error> {
@@ -197,25 +221,17 @@ pub async fn export(
         ));
     }
     let format = req.format.unwrap_or(v.format);
-    let src = PathBuf::from(&v.path);
-    let src_format = v.format;
-    let dd = d.clone();
-    let (pool, name) = (pool.to_owned(), name.to_owned());
-    Ok(spawn(
+    Ok(spawn_copy(
         d,
         format!("export {pool}/{name} to {}", req.path),
-        vec![resource(&pool, &name)],
-        move |ctx| async move {
-            let _guard = dd.locks.lock(&lock_key(&pool, &name)).await;
-            convert(
-                &ctx,
-                &src,
-                Some(src_format.as_str()),
-                &dest,
-                format,
-                "exporting",
-            )
-            .await
+        vec![resource(pool, name)],
+        lock_key(pool, name),
+        Copy {
+            src: PathBuf::from(&v.path),
+            src_format: v.format,
+            dest,
+            format,
+            stage: "exporting",
         },
     ))
 }
@@ -311,7 +327,6 @@ pub async fn convert_volume(
     }
     native("format", req.format)?;
     let v = find(d, pool, name).await?;
-    let in_place = req.name.is_none();
     let dest = match &req.name {
         Some(new) => target(d, pool, new, "name").await?,
         None => {
@@ -325,33 +340,21 @@ pub async fn convert_volume(
             PathBuf::from(&v.path)
         }
     };
-    let src = PathBuf::from(&v.path);
-    let dd = d.clone();
-    let (pool, name) = (pool.to_owned(), name.to_owned());
-    let new_name = req.name.clone().unwrap_or_else(|| name.clone());
-    Ok(spawn(
+    let new_name = req.name.clone().unwrap_or_else(|| name.to_owned());
+    Ok(spawn_copy(
         d,
         format!(
             "convert {pool}/{name} to {} as {new_name}",
             req.format.as_str()
         ),
-        vec![resource(&pool, &name)],
-        move |ctx| async move {
-            let _guard = dd.locks.lock(&lock_key(&pool, &new_name)).await;
-            let _src_guard = if in_place {
-                None
-            } else {
-                Some(dd.locks.lock(&lock_key(&pool, &name)).await)
-            };
-            convert(
-                &ctx,
-                &src,
-                Some(v.format.as_str()),
-                &dest,
-                req.format,
-                "converting",
-            )
-            .await
+        vec![resource(pool, name)],
+        lock_key(pool, &new_name),
+        Copy {
+            src: PathBuf::from(&v.path),
+            src_format: v.format,
+            dest,
+            format: req.format,
+            stage: "converting",
         },
     ))
 }
