@@ -907,3 +907,35 @@ async fn killed_daemon_mid_import_leaves_no_volume() {
     let vols = d.client.volumes("default").await.unwrap();
     assert_eq!(vols.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_vmdk_and_vdi_boot_through_the_firmware() {
+    let d = TestDaemon::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = ferrovirt_testkit::bootable_disk().expect("bootable test disk");
+    for fmt in ["vmdk", "vdi"] {
+        let img = dir.path().join(format!("guest.{fmt}"));
+        sh_host(&format!(
+            "qemu-img convert -f raw -O {fmt} {} {}",
+            raw.display(),
+            img.display()
+        ));
+        let vol = format!("default/guest-{fmt}");
+        let out = cli_ok(&d, &["volume", "import", &vol, &img.display().to_string()]);
+        assert!(out.contains("Imported"), "{out}");
+        let name = format!("boot-{fmt}");
+        create(
+            &d.client,
+            json!({"name": name, "memory": 256, "disks": [{"volume": vol}],
+                   "boot": {"order": ["disk"]}}),
+        )
+        .await;
+        let mut ch = boot(&d.client, &name).await;
+        let cmdline = sh(&mut ch, "cat /proc/cmdline").await;
+        assert!(
+            cmdline.contains(ferrovirt_testkit::DISK_BOOT_MARKER),
+            "{fmt}: not booted from the disk: {cmdline}"
+        );
+        force_stop(&d.client, &name).await;
+    }
+}
