@@ -126,6 +126,7 @@ async fn volume_attach_detach_resize_and_io_limits() {
     // Detach and re-attach: the data is intact.
     cli_ok(&d, &["disk", "detach", "st", "data"]);
     wait_block(&mut ch, "vda", false).await;
+    // Re-attached with the host cache off and Linux AIO.
     cli_ok(
         &d,
         &[
@@ -136,6 +137,10 @@ async fn volume_attach_detach_resize_and_io_limits() {
             "default/data.qcow2",
             "--as",
             "data",
+            "--cache",
+            "none",
+            "--aio",
+            "native",
         ],
     );
     wait_block(&mut ch, "vda", true).await;
@@ -938,4 +943,64 @@ async fn imported_vmdk_and_vdi_boot_through_the_firmware() {
         );
         force_stop(&d.client, &name).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_clone_shares_extents_on_xfs() {
+    let d = TestDaemon::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("xfs.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(320 << 20)
+        .unwrap();
+    let mnt = dir.path().join("mnt");
+    cli_ok(
+        &d,
+        &[
+            "pool",
+            "create",
+            "x",
+            "--type",
+            "fs",
+            "--filesystem",
+            "xfs",
+            "--device",
+            &img.display().to_string(),
+            "--path",
+            &mnt.display().to_string(),
+            "--build",
+        ],
+    );
+    let src = dir.path().join("data.raw");
+    sh_host(&format!(
+        "dd if=/dev/urandom of={} bs=1M count=64 2>/dev/null",
+        src.display()
+    ));
+    cli_ok(
+        &d,
+        &[
+            "volume",
+            "import",
+            "x/base",
+            &src.display().to_string(),
+            "--image-format",
+            "raw",
+        ],
+    );
+    let out = cli_ok(&d, &["volume", "clone", "x/base", "copy"]);
+    assert!(out.contains("(reflink)"), "{out}");
+    let pool = d.client.pool("x").await.unwrap();
+    assert!(
+        pool.allocation < (64 + 48) << 20,
+        "two 64 MiB volumes share their extents: {} bytes allocated",
+        pool.allocation
+    );
+    let in_daemon =
+        Path::new(&format!("/proc/{}/root", d.pid())).join(mnt.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(in_daemon.join("base")).unwrap(),
+        std::fs::read(in_daemon.join("copy")).unwrap()
+    );
+    cli_ok(&d, &["pool", "delete", "x", "--volumes"]);
 }
