@@ -44,6 +44,11 @@ fn sniff(path: &Path, meta: &std::fs::Metadata) -> (VolumeFormat, u64, bool) {
     (VolumeFormat::Raw, meta.len(), false)
 }
 
+/// The volume file `name` of the directory, if there is one.
+pub fn find(dir: &Path, name: &str) -> Option<VolumeInfo> {
+    info(&dir.join(name), name.to_owned())
+}
+
 fn info(path: &Path, name: String) -> Option<VolumeInfo> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
@@ -118,10 +123,18 @@ pub async fn create(dir: &Path, req: &VolumeCreate) -> Result<(), Error> {
     finish(made, &part, &path).map(drop)
 }
 
-/// Renames a finished part file into place, or removes it on failure.
+/// Makes a finished part file durable (qemu-img does not flush its
+/// output) and renames it into place, or removes it on failure.
 pub fn finish<T>(result: Result<T, Error>, part: &Path, path: &Path) -> Result<T, Error> {
     let result = result.and_then(|v| {
-        std::fs::rename(part, path)
+        let durable = std::fs::File::open(part)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(part, path))
+            .and_then(|()| match path.parent() {
+                Some(dir) => std::fs::File::open(dir).and_then(|d| d.sync_all()),
+                None => Ok(()),
+            });
+        durable
             .map(|()| v)
             .map_err(|e| Error::internal(format!("cannot move {} into place: {e}", path.display())))
     });

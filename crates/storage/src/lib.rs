@@ -204,13 +204,15 @@ impl PoolHost<'_> {
     /// The volume called `name`.
     pub async fn volume(&self, name: &str) -> Result<VolumeInfo, Error> {
         check_volume_name("volume", name)?;
-        self.volumes()
-            .await?
-            .into_iter()
-            .find(|v| v.name == name)
-            .ok_or_else(|| {
-                Error::not_found(format!("pool {} has no volume {name}", self.spec.name))
-            })
+        let found = if self.kind().has_files() {
+            // One stat, not a listing of the whole pool.
+            files::find(&self.dir, name)
+        } else {
+            self.volumes().await?.into_iter().find(|v| v.name == name)
+        };
+        found.ok_or_else(|| {
+            Error::not_found(format!("pool {} has no volume {name}", self.spec.name))
+        })
     }
 
     fn fixed_volumes(&self) -> Result<(), Error> {
@@ -246,7 +248,7 @@ impl PoolHost<'_> {
         if req.size == 0 {
             return Err(Error::validation("size", "must be more than 0"));
         }
-        if self.volumes().await?.iter().any(|v| v.name == req.name) {
+        if self.volume(&req.name).await.is_ok() {
             return Err(Error::conflict(format!(
                 "pool {} already has a volume {}",
                 self.spec.name, req.name

@@ -19,24 +19,40 @@ pub fn lock_key(pool: &str, name: &str) -> String {
 
 /// Instances with a disk on the volume (by `pool/volume` or by path).
 pub fn used_by(d: &Daemon, pool: &str, name: &str, path: &str) -> Vec<String> {
-    let id = format!("{pool}/{name}");
+    users_in(&instance_specs(d), pool, name, path)
+}
+
+/// Every instance's spec (read once for a listing).
+fn instance_specs(d: &Daemon) -> Vec<InstanceSpec> {
     d.store
         .list_instances()
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| {
-            r.spec.disks.iter().any(|disk| {
+        .map(|r| r.spec)
+        .collect()
+}
+
+fn users_in(specs: &[InstanceSpec], pool: &str, name: &str, path: &str) -> Vec<String> {
+    let id = format!("{pool}/{name}");
+    specs
+        .iter()
+        .filter(|spec| {
+            spec.disks.iter().any(|disk| {
                 disk.volume.as_deref() == Some(id.as_str())
                     || (!path.is_empty() && disk.path == path)
             })
         })
-        .map(|r| r.spec.name)
+        .map(|spec| spec.name.clone())
         .collect()
 }
 
 fn view(d: &Daemon, pool: &str, v: VolumeInfo) -> Volume {
+    view_with(&instance_specs(d), pool, v)
+}
+
+fn view_with(specs: &[InstanceSpec], pool: &str, v: VolumeInfo) -> Volume {
     Volume {
-        used_by: used_by(d, pool, &v.name, &v.path),
+        used_by: users_in(specs, pool, &v.name, &v.path),
         name: v.name,
         pool: pool.to_owned(),
         path: v.path,
@@ -50,7 +66,11 @@ fn view(d: &Daemon, pool: &str, v: VolumeInfo) -> Volume {
 pub async fn list(d: &Daemon, pool: &str) -> Result<Vec<Volume>, Error> {
     let rec = super::active(d, pool)?;
     let vols = super::host(d, &rec.spec).volumes().await?;
-    Ok(vols.into_iter().map(|v| view(d, pool, v)).collect())
+    let specs = instance_specs(d);
+    Ok(vols
+        .into_iter()
+        .map(|v| view_with(&specs, pool, v))
+        .collect())
 }
 
 /// A volume, found in an active pool.
