@@ -19,13 +19,10 @@ import fcntl
 import json
 import os
 import platform
-import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
-import http.client
 from pathlib import Path
 
 try:  # optional: API-level libvirt figures
@@ -34,6 +31,9 @@ try:  # optional: API-level libvirt figures
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 except Exception:  # pragma: no cover - depends on the host
     libvirt = None
+
+# Shared with the other benchmarks (bench/lib/fvbench.py).
+from fvbench import ForeignLoad, UnixHTTPConnection  # noqa: E402
 
 now = time.perf_counter
 MIB = 1 << 20
@@ -185,60 +185,7 @@ def sparse_copy(src: Path, dst: Path) -> None:
 
 
 # --------------------------------------------------------------------------
-# what else runs on the host
-
-
-class ForeignLoad:
-    """Samples, once a second, whether cargo/rustc or a QEMU runs on the host
-    (none is ours: this benchmark starts no VM) and the load average."""
-
-    def __init__(self) -> None:
-        self.samples = self.qemu = self.build = 0
-        self.max_load = 0.0
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self.loop, daemon=True)
-        self.t.start()
-
-    def loop(self) -> None:
-        while not self.stop.wait(1.0):
-            q = b = 0
-            for d in Path("/proc").iterdir():
-                if not d.name.isdigit():
-                    continue
-                try:
-                    comm = (d / "comm").read_text().strip()
-                except OSError:
-                    continue
-                if comm.startswith("qemu-system"):
-                    q += 1
-                elif comm in ("cargo", "rustc", "cc1", "cc1plus", "ld", "cargo-nextest"):
-                    b += 1
-            self.samples += 1
-            self.qemu += q > 0
-            self.build += b > 0
-            self.max_load = max(self.max_load, float(Path("/proc/loadavg").read_text().split()[0]))
-
-    def result(self) -> dict:
-        self.stop.set()
-        self.t.join(timeout=5)
-        return {"samples": self.samples, "with_qemu": self.qemu,
-                "with_cargo_or_rustc": self.build, "max_loadavg_1min": self.max_load}
-
-
-# --------------------------------------------------------------------------
 # Ferrovirt
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 600.0):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path)
-        self.sock = s
 
 
 class Ferrovirt:
@@ -249,7 +196,7 @@ class Ferrovirt:
     def api(self, method: str, path: str, body: dict | None = None,
             want=(200, 201, 202)) -> dict | list | None:
         """One request on a new connection, as a client would make it."""
-        c = UnixHTTPConnection(self.sock)
+        c = UnixHTTPConnection(self.sock, timeout=600.0)
         headers = {}
         data = None
         if body is not None:
@@ -690,7 +637,7 @@ def check_overlay(path: Path, base: str, size: int) -> None:
 
 def measure(a: argparse.Namespace) -> int:
     b = Bench(a)
-    load = ForeignLoad()
+    load = ForeignLoad(set())  # this benchmark starts no VM: every QEMU is foreign
     t0 = time.time()
     try:
         b.setup()
@@ -841,7 +788,7 @@ def report(raw: dict) -> str:
             L.append("")
     fl = m.get("foreign_load") or {}
     L.append(f"Measured in {m.get('measure_seconds')} s; other load: {fl.get('with_cargo_or_rustc', 0)} of "
-             f"{fl.get('samples', 0)} one-second samples saw cargo/rustc, {fl.get('with_qemu', 0)} a QEMU; "
+             f"{fl.get('samples', 0)} one-second samples saw cargo/rustc, {fl.get('with_foreign_qemu', fl.get('with_qemu', 0))} a QEMU; "
              f"max 1-min load average {fl.get('max_loadavg_1min')}.")
     L.append("")
     return "\n".join(L)
