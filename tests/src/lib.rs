@@ -454,3 +454,88 @@ pub async fn force_stop(c: &Client, name: &str) {
     .await
     .expect("force stop");
 }
+
+/// Waits until /sys/block/DEV exists (or is gone) in the guest.
+pub async fn wait_block(ch: &mut Ch, dev: &str, present: bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = ch
+            .run(&format!("test -e /sys/block/{dev}"), CMD)
+            .await
+            .unwrap();
+        if (out.exit_code == 0) == present {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "/sys/block/{dev} present={} never became {present}",
+            !present
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Size of a guest block device in bytes.
+pub async fn guest_bytes(ch: &mut Ch, dev: &str) -> u64 {
+    let out = sh(ch, &format!("cat /sys/block/{dev}/size")).await;
+    out.trim().parse::<u64>().unwrap() * 512
+}
+
+/// Writes `text` into the first sector of a guest device, flushed.
+pub async fn write_marker(ch: &mut Ch, dev: &str, text: &str) {
+    sh(
+        ch,
+        &format!("printf '{text}' | dd of=/dev/{dev} bs=512 conv=sync,fsync 2>/dev/null"),
+    )
+    .await;
+}
+
+/// The first `len` bytes of a guest device.
+pub async fn read_marker(ch: &mut Ch, dev: &str, len: usize) -> String {
+    sh(
+        ch,
+        &format!("dd if=/dev/{dev} bs=512 count=1 2>/dev/null | head -c {len}"),
+    )
+    .await
+}
+
+/// Runs the CLI against `d`; it must succeed. Its standard output.
+pub fn cli_ok(d: &TestDaemon, args: &[&str]) -> String {
+    let (ok, out, err) = d.cli(args);
+    assert!(ok, "ferrovirt {} failed: {err}{out}", args.join(" "));
+    out
+}
+
+/// Runs the CLI against `d`; it must fail. Its standard error.
+pub fn cli_err(d: &TestDaemon, args: &[&str]) -> String {
+    let (ok, out, err) = d.cli(args);
+    assert!(!ok, "ferrovirt {} should fail: {out}", args.join(" "));
+    err
+}
+
+/// Runs a host shell command that must succeed; its output.
+pub fn sh_host(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A new sparse file of `mib` MiB.
+pub fn sparse_file(path: &Path, mib: u64) {
+    std::fs::File::create(path)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+}
+
+/// A new sparse file of `mib` MiB starting with `marker`.
+pub fn marked_file(path: &Path, mib: u64, marker: &str) {
+    use std::io::Write;
+    sparse_file(path, mib);
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all(marker.as_bytes()).unwrap();
+}

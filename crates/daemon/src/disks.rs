@@ -114,15 +114,12 @@ pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, 
     if disk.name.is_none() {
         disk.name = Some(ferrovirt_core::disk::free_name(&spec.disks));
     }
+    // Errors point at the request's fields, not at the spec's new disk.
+    let added = format!("disks[{}].", spec.disks.len());
     spec.disks.push(disk);
     let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)
         .map_err(|mut e| {
-            // Point at the request's fields, not at the spec's last disk.
-            let last = format!(
-                "disks[{}].",
-                d.record(name).map(|r| r.spec.disks.len()).unwrap_or(0)
-            );
-            e.field = e.field.map(|f| f.replace(&last, ""));
+            e.field = e.field.map(|f| f.replace(&added, ""));
             e
         })?
         .into_inner();
@@ -273,15 +270,15 @@ pub async fn change_media(
             format!("{disk_name} is a disk, not a cdrom drive"),
         ));
     }
-    let mut disk = spec.disks[index].clone();
-    disk.volume = req.volume.clone();
-    disk.path = req.path.clone().unwrap_or_default();
     if req.path.is_some() && req.volume.is_some() {
         return Err(Error::validation(
             "path",
             "give a path or a volume, not both",
         ));
     }
+    let mut disk = spec.disks[index].clone();
+    disk.volume = req.volume;
+    disk.path = req.path.unwrap_or_default();
     volumes::resolve_disk(d, "volume", &mut disk).await?;
     if !disk.path.is_empty() {
         ferrovirt_core::disk::validate("media", &mut disk, spec.machine, &Daemon::path_exists)?;

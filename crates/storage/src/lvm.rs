@@ -59,11 +59,17 @@ fn num(s: &str) -> u64 {
     s.parse().unwrap_or(0)
 }
 
-pub async fn space(vg: &str) -> Result<Space, Error> {
+/// One row per object of an LVM report (`vgs`/`lvs`) of `vg`, sizes in bytes.
+async fn report(
+    doing: &str,
+    command: &str,
+    columns: &str,
+    vg: &str,
+) -> Result<Vec<Vec<String>>, Error> {
     let out = lvm(
-        &format!("cannot read volume group {vg}"),
+        doing,
         &[
-            "vgs",
+            command,
             "--noheadings",
             "--units",
             "b",
@@ -71,12 +77,23 @@ pub async fn space(vg: &str) -> Result<Space, Error> {
             "--separator",
             "|",
             "-o",
-            "vg_size,vg_free",
+            columns,
             vg,
         ],
     )
     .await?;
-    let row = fields(&out).into_iter().next().unwrap_or_default();
+    Ok(fields(&out))
+}
+
+pub async fn space(vg: &str) -> Result<Space, Error> {
+    let rows = report(
+        &format!("cannot read volume group {vg}"),
+        "vgs",
+        "vg_size,vg_free",
+        vg,
+    )
+    .await?;
+    let row = rows.into_iter().next().unwrap_or_default();
     let capacity = num(row.first().map(String::as_str).unwrap_or("0"));
     let available = num(row.get(1).map(String::as_str).unwrap_or("0"));
     Ok(Space {
@@ -87,24 +104,15 @@ pub async fn space(vg: &str) -> Result<Space, Error> {
 }
 
 pub async fn list(vg: &str) -> Result<Vec<VolumeInfo>, Error> {
-    let out = lvm(
+    let rows = report(
         &format!("cannot list the volumes of {vg}"),
-        &[
-            "lvs",
-            "--noheadings",
-            "--units",
-            "b",
-            "--nosuffix",
-            "--separator",
-            "|",
-            "-o",
-            "lv_name,lv_size",
-            vg,
-        ],
+        "lvs",
+        "lv_name,lv_size",
+        vg,
     )
     .await?;
     let active = has_device_mapper();
-    let mut vols: Vec<VolumeInfo> = fields(&out)
+    let mut vols: Vec<VolumeInfo> = rows
         .into_iter()
         .filter(|r| r.len() >= 2)
         .map(|r| {

@@ -3,7 +3,7 @@
 use ferrovirt_api::{Disk, IoLimits, MediaPut};
 use ferrovirt_client::Client;
 
-use super::storage::{parse_enum, parse_size};
+use super::storage::{absolute, parse_enum, parse_size};
 use crate::args::{DiskCommand, Format, LimitArgs};
 use crate::output::{structured, table};
 
@@ -69,15 +69,7 @@ pub async fn run(c: &Client, f: Format, cmd: DiskCommand) -> anyhow::Result<()> 
         DiskCommand::Attach(a) => {
             let disk = Disk {
                 name: a.disk_name.clone(),
-                path: a
-                    .path
-                    .clone()
-                    .map(|p| {
-                        std::path::absolute(&p)
-                            .map(|p| p.display().to_string())
-                            .unwrap_or(p)
-                    })
-                    .unwrap_or_default(),
+                path: a.path.as_deref().map(absolute).unwrap_or_default(),
                 volume: a.volume.clone(),
                 format: a
                     .image_format
@@ -134,11 +126,7 @@ pub async fn run(c: &Client, f: Format, cmd: DiskCommand) -> anyhow::Result<()> 
             volume,
             path,
         } => {
-            let path = path.map(|p| {
-                std::path::absolute(&p)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or(p)
-            });
+            let path = path.as_deref().map(absolute);
             if volume.is_none() && path.is_none() {
                 anyhow::bail!("give --volume POOL/VOLUME or --path FILE");
             }

@@ -31,6 +31,14 @@ pub fn parse_size(what: &str, value: &str) -> anyhow::Result<u64> {
     size::parse(what, value).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A host path as the daemon needs it: absolute, resolved against the
+/// CLI's working directory.
+pub fn absolute(path: &str) -> String {
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.to_owned())
+}
+
 /// `POOL/VOLUME`
 pub fn split(id: &str) -> anyhow::Result<(&str, &str)> {
     id.split_once('/')
@@ -292,19 +300,16 @@ pub async fn volume(c: &Client, f: Format, cmd: VolumeCommand) -> anyhow::Result
             detach,
         } => {
             let (pool, name) = split(&volume)?;
-            let path = std::path::absolute(&file).unwrap_or_else(|_| file.clone().into());
             let req = VolumeImport {
                 name: name.into(),
-                source: path.display().to_string(),
+                source: absolute(&file),
                 source_format: source_format
                     .map(|s| parse_enum("source-format", &s))
                     .transpose()?,
                 format: format.map(|s| parse_enum("image-format", &s)).transpose()?,
             };
             let op = c.import_volume(pool, &req).await?;
-            if !follow(c, op, detach).await?.status.is_final() {
-                return Ok(());
-            }
+            follow(c, op, detach).await?;
             if !detach {
                 println!("Imported {file} as {volume}");
             }
@@ -316,9 +321,8 @@ pub async fn volume(c: &Client, f: Format, cmd: VolumeCommand) -> anyhow::Result
             detach,
         } => {
             let (pool, name) = split(&volume)?;
-            let path = std::path::absolute(&file).unwrap_or_else(|_| file.clone().into());
             let req = VolumeExport {
-                path: path.display().to_string(),
+                path: absolute(&file),
                 format: format.map(|s| parse_enum("image-format", &s)).transpose()?,
             };
             let op = c.volume_operation(pool, name, "export", &req).await?;
