@@ -214,6 +214,29 @@ async fn cancelled_migration_leaves_the_source_running() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn stop_force_preempts_a_live_migration() {
+    let (a, b) = two_hosts().await;
+    let id = slow_migration(&a, &b).await;
+    let t = std::time::Instant::now();
+    force_stop(&a.client, "slow").await;
+    let took = t.elapsed();
+    eprintln!("stop --force during a live migration took {took:?}");
+    assert!(took < Duration::from_secs(1), "stop --force took {took:?}");
+    let op = a.client.wait_operation(&id, 30.0).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Cancelled, "{op:?}");
+    assert_eq!(
+        a.client.instance("slow").await.unwrap().state.status,
+        InstanceStatus::Shutoff
+    );
+    assert!(a.qemu_pids().is_empty(), "the source's QEMU is gone");
+    assert!(
+        b.client.instance("slow").await.is_err(),
+        "nothing left on the destination"
+    );
+    assert!(b.qemu_pids().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn killed_destination_leaves_the_source_running() {
     let (a, mut b) = two_hosts().await;
     let id = slow_migration(&a, &b).await;

@@ -17,6 +17,8 @@ use ferrovirt_qemu::img;
 use ferrovirt_store::InstanceRecord;
 
 use crate::daemon::{Daemon, store_err};
+use crate::instance::handle::InstanceHandle;
+use crate::instance::job::{Job, JobKind};
 use crate::operations::OpCtx;
 use crate::snapshots::{self, writable_disks};
 
@@ -71,6 +73,8 @@ fn clone_file(source_disk: &str, clone: &str, i: usize, format: &str) -> String 
 
 pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Result<(), Error> {
     check(d, source, &req)?;
+    let h = crate::instance::handle(d, source)?;
+    let job = h.begin(JobKind::Clone, Some(ctx))?;
     let src = d.record(source)?;
     // Which files hold the state to clone, and from which internal tag.
     let (files, tag, temp) = match (&req.from_snapshot, req.linked) {
@@ -89,15 +93,15 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
             }
         }
         (None, true) => {
-            let frozen = freeze(d, ctx, source, &format!("clone-{}", req.name)).await?;
+            let frozen = freeze(d, &h, &job, &format!("clone-{}", req.name)).await?;
             (frozen, None, None)
         }
-        (None, false) if d.runtime(source).is_some() => {
+        (None, false) if h.live().is_some() => {
             let temp = format!(
                 "clone-tmp-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             );
-            let frozen = freeze(d, ctx, source, &temp).await?;
+            let frozen = freeze(d, &h, &job, &temp).await?;
             (frozen, None, Some(temp))
         }
         (None, false) => (live_files(&src.spec), None, None),
@@ -131,11 +135,11 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                     Path::new(&dst),
                     format,
                     tag.as_deref(),
-                    |p| ctx.progress(&stage, (n as f64 * 100.0 + p) / total, None),
+                    |p| job.progress(&stage, (n as f64 * 100.0 + p) / total, None),
                 );
                 tokio::select! {
                     r = copy => r.map_err(img_err(format!("cannot copy {file}")))?,
-                    _ = ctx.cancelled() => return Err(Error::conflict("the clone was cancelled")),
+                    () = job.cancelled() => return Err(Error::conflict("the clone was cancelled")),
                 }
             }
             spec.disks[*i].path = dst;
@@ -160,8 +164,14 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
         Ok(())
     }
     .await;
+    // Cleanup is not cancelled; after `stop --force`, it runs on the
+    // stopped source's files.
+    job.shield();
+    if job.is_preempted() {
+        wait_stopped(&h).await;
+    }
     if let Some(temp) = temp
-        && let Err(e) = snapshots::delete(d, ctx, source, &temp).await
+        && let Err(e) = snapshots::delete_in(d, &h, &job, &temp).await
     {
         tracing::error!(instance = source, snapshot = temp, error = %e, "cannot remove the temporary clone snapshot");
     }
@@ -190,11 +200,22 @@ fn live_files(spec: &ferrovirt_api::InstanceSpec) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Takes a disk-only external snapshot of `source` and returns the files it froze.
+/// Waits (bounded) until `stop --force` has ended the source's QEMU.
+async fn wait_stopped(h: &InstanceHandle) {
+    let gone = async {
+        while h.live().is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), gone).await;
+}
+
+/// Takes a disk-only external snapshot of the source and returns the files
+/// it froze.
 async fn freeze(
     d: &Daemon,
-    ctx: &OpCtx,
-    source: &str,
+    h: &InstanceHandle,
+    job: &Job,
     snap: &str,
 ) -> Result<Vec<(String, String)>, Error> {
     let req = SnapshotsPost {
@@ -203,8 +224,8 @@ async fn freeze(
         memory: Some(false),
         description: "frozen disks for a clone".into(),
     };
-    snapshots::create(d, ctx, source, req).await?;
-    Ok(snapshots::view(d, source, snap)?
+    snapshots::create_in(d, h, job, req).await?;
+    Ok(snapshots::view(d, h.name(), snap)?
         .disks
         .into_iter()
         .map(|x| (x.frozen, x.format))

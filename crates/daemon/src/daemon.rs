@@ -1,11 +1,10 @@
 //! The daemon's shared state and the small operations every part uses.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Utc;
-use ferrovirt_api::{AccelDecision, EventKind, Instance, InstanceState, InstanceStatus, QemuInfo};
+use ferrovirt_api::{AccelDecision, Instance, InstanceState, QemuInfo};
 use ferrovirt_core::accel::HostVirt;
 use ferrovirt_core::{Error, HostLimits, InstanceLocks};
 use ferrovirt_qemu::InstancePaths;
@@ -13,7 +12,8 @@ use ferrovirt_store::{InstanceRecord, Store, StoreError};
 
 use crate::config::Config;
 use crate::events::EventBus;
-use crate::runtime::VmRuntime;
+use crate::instance::live::Live;
+use crate::instance::registry::Instances;
 
 /// Cheap handle on the daemon's state.
 #[derive(Clone)]
@@ -31,7 +31,8 @@ pub struct Inner {
     pub locks: InstanceLocks,
     pub events: EventBus,
     pub operations: crate::operations::Operations,
-    runtimes: Mutex<HashMap<String, Arc<VmRuntime>>>,
+    /// Every instance's handle (its actor), by name.
+    pub instances: Instances,
     /// The probed QEMU binary, or why it is unusable.
     pub qemu: Result<QemuInfo, String>,
     pub virt: HostVirt,
@@ -79,7 +80,7 @@ impl Daemon {
             locks: InstanceLocks::default(),
             events: EventBus::default(),
             operations: Default::default(),
-            runtimes: Mutex::default(),
+            instances: Instances::default(),
             qemu,
             virt: ferrovirt_qemu::host::virt(),
             limits,
@@ -105,59 +106,16 @@ impl Daemon {
             .ok_or_else(|| Error::not_found(format!("instance {name} does not exist")))
     }
 
-    pub fn runtime(&self, name: &str) -> Option<Arc<VmRuntime>> {
-        self.runtimes.lock().expect("runtimes").get(name).cloned()
-    }
-
-    pub fn register(&self, name: &str, rt: Arc<VmRuntime>) {
-        self.runtimes
-            .lock()
-            .expect("runtimes")
-            .insert(name.to_owned(), rt);
-    }
-
-    /// Removes `rt` if it is still the instance's registered runtime.
-    pub fn unregister(&self, name: &str, rt: &Arc<VmRuntime>) -> bool {
-        let mut map = self.runtimes.lock().expect("runtimes");
-        match map.get(name) {
-            Some(cur) if Arc::ptr_eq(cur, rt) => {
-                map.remove(name);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Records a state and emits `event` when the status changed (or always
-    /// for events that do not change the status).
-    pub fn set_status(
-        &self,
-        name: &str,
-        status: InstanceStatus,
-        reason: &str,
-        event: Option<EventKind>,
-    ) {
-        let before = self
-            .store
-            .get_instance(name)
-            .ok()
-            .flatten()
-            .map(|r| r.status);
-        if let Err(e) = self.store.set_status(name, status, reason) {
-            tracing::error!(instance = name, error = %ferrovirt_core::error::chain(&e), "cannot record state");
-        }
-        if let Some(kind) = event
-            && before != Some(status)
-        {
-            self.events.emit(kind, name, Some(reason.to_owned()));
-        }
+    /// The live QEMU of instance `name`, if it runs.
+    pub fn runtime(&self, name: &str) -> Option<Arc<Live>> {
+        self.instances.get(name).and_then(|h| h.live())
     }
 
     /// The API view of an instance.
     pub fn view(&self, rec: InstanceRecord) -> Instance {
         let rt = self.runtime(&rec.spec.name);
         let (pid, accel): (Option<u32>, Option<AccelDecision>) = match &rt {
-            Some(rt) => (Some(rt.pid), Some(rt.accel.clone())),
+            Some(rt) => (Some(rt.pid()), Some(rt.accel.clone())),
             None => (None, None),
         };
         Instance {

@@ -10,7 +10,7 @@ use ferrovirt_store::InstanceRecord;
 use serde_json::Value;
 
 use crate::daemon::{Daemon, store_err};
-use crate::lifecycle;
+use crate::instance::{self, job::JobKind};
 
 pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Error> {
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
@@ -35,13 +35,14 @@ pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Erro
 
 /// Replaces the spec (PUT). Running instances may change only live fields.
 pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<Instance, Error> {
-    let _guard = d.locks.lock(name).await;
+    let h = instance::handle(d, name)?;
+    let _job = h.begin(JobKind::Update, None)?;
     let old = d.record(name)?;
     if spec.uuid.is_none() {
         spec.uuid = old.spec.uuid;
     }
     // Maximums left at their default follow cpus/memory of a stopped instance.
-    if d.runtime(name).is_none() {
+    if h.live().is_none() {
         if spec.max_cpus == old.spec.max_cpus && old.spec.max_cpus == Some(old.spec.cpus) {
             spec.max_cpus = None;
         }
@@ -52,9 +53,9 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec)?;
-    check_update(&old.spec, &spec, d.runtime(name).is_some())?;
-    if let Some(rt) = d.runtime(name) {
-        crate::resources::apply(&rt.qmp, &old.spec, &spec).await?;
+    check_update(&old.spec, &spec, h.live().is_some())?;
+    if let Some(rt) = h.live() {
+        crate::resources::apply(rt.monitor(), &old.spec, &spec).await?;
     }
     d.store
         .update_spec(&spec)
@@ -92,6 +93,13 @@ fn merge(target: &mut Value, patch: Value) {
 }
 
 pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
+    let h = instance::handle(d, name)?;
+    if force && h.live().is_some() {
+        // Preempts whatever job runs, then waits for it to clean up.
+        h.stop(true, Duration::ZERO).await?;
+        h.wait_idle(Duration::from_secs(30)).await;
+    }
+    let _job = h.begin(JobKind::Delete, None)?;
     let _guard = d.locks.lock(name).await;
     let rec = d.record(name)?;
     let files = crate::snapshots::chain_files(d, name, &rec.spec);
@@ -103,13 +111,10 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
         )));
     }
     let ours = crate::snapshots::owned_files(d, name, &rec.spec);
-    if d.runtime(name).is_some() {
-        if !force {
-            return Err(Error::conflict(format!(
-                "instance {name} is running; stop it first or delete with --force"
-            )));
-        }
-        lifecycle::stop_locked(d, name, true, Duration::ZERO).await?;
+    if h.live().is_some() {
+        return Err(Error::conflict(format!(
+            "instance {name} is running; stop it first or delete with --force"
+        )));
     }
     for file in &ours {
         let _ = std::fs::remove_file(file);
@@ -125,19 +130,21 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
     process::clean_runtime(&paths);
     let _ = std::fs::remove_dir_all(&paths.log_dir);
     d.locks.forget(name);
+    d.instances.remove(name);
     d.events.emit(EventKind::Deleted, name, None);
     Ok(())
 }
 
 /// Adds a NIC (hot-plugged when the instance runs).
 pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<Instance, Error> {
-    let _guard = d.locks.lock(name).await;
+    let h = instance::handle(d, name)?;
+    let _job = h.begin(JobKind::NicChange, None)?;
     let mut spec = d.record(name)?.spec;
     spec.nics.push(nic);
     crate::networks::nics::prepare(d, &mut spec)?;
     let nic = spec.nics.last().cloned().expect("just pushed");
-    if let Some(rt) = d.runtime(name) {
-        crate::networks::nics::plug(d, &rt.qmp, &spec, &nic).await?;
+    if let Some(rt) = h.live() {
+        crate::networks::nics::plug(d, rt.monitor(), &spec, &nic).await?;
     }
     d.store
         .update_spec(&spec)
@@ -152,7 +159,8 @@ pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<
 
 /// Removes the NIC with `mac` (hot-unplugged when the instance runs).
 pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, Error> {
-    let _guard = d.locks.lock(name).await;
+    let h = instance::handle(d, name)?;
+    let _job = h.begin(JobKind::NicChange, None)?;
     let mut spec = d.record(name)?.spec;
     let mac = mac.to_lowercase();
     let index = spec
@@ -161,8 +169,8 @@ pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, E
         .position(|n| n.mac.as_deref() == Some(mac.as_str()))
         .ok_or_else(|| Error::not_found(format!("instance {name} has no NIC {mac}")))?;
     let nic = spec.nics.remove(index);
-    if let Some(rt) = d.runtime(name) {
-        crate::networks::nics::unplug(d, &rt.qmp, &nic).await?;
+    if let Some(rt) = h.live() {
+        crate::networks::nics::unplug(d, rt.monitor(), &nic).await?;
     }
     d.store
         .update_spec(&spec)

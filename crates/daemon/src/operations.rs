@@ -44,7 +44,18 @@ pub struct OpCtx {
     entry: Arc<Entry>,
 }
 
+impl std::fmt::Debug for OpCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpCtx").field("id", &self.id()).finish()
+    }
+}
+
 impl OpCtx {
+    /// The operation's id.
+    pub fn id(&self) -> Uuid {
+        self.entry.state.borrow().id
+    }
+
     /// Reports progress; `done`/`total` in bytes when known.
     pub fn progress(&self, stage: &str, percent: f64, bytes: Option<(u64, u64)>) {
         let now = Instant::now();
@@ -81,8 +92,9 @@ impl OpCtx {
         self.entry.state.send_modify(|op| op.result = Some(value));
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        *self.entry.cancel.borrow()
+    /// Marks the operation cancelled (its job was preempted by `stop --force`).
+    pub fn mark_cancelled(&self) {
+        self.entry.cancel.send_replace(true);
     }
 
     /// Resolves when a cancel is requested.

@@ -1,22 +1,26 @@
 //! Start-up reconciliation with the QEMUs that outlived a daemon restart.
 //!
 //! Every recorded instance is matched with its pidfile: live QEMUs are
-//! re-attached (QMP, console, monitor) and their state read back; instances
-//! whose QEMU died meanwhile are marked crashed and their on_crash policy
-//! applied; QEMUs of ours that no instance owns are killed. Then autostart.
+//! re-attached (monitor, console) and handed to the instance's actor with
+//! their state read back, and what happened to the guest meanwhile (a
+//! poweroff, a panic) is replayed to it; instances whose QEMU died meanwhile
+//! are marked crashed and their on_crash policy applied; a QEMU left
+//! half-started is stopped; QEMUs of ours that no instance owns are killed.
+//! Then autostart.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::Arc;
 
 use ferrovirt_api::{AccelDecision, EventKind, InstanceStatus};
-use ferrovirt_qemu::process;
-use ferrovirt_qmp::Qmp;
+use ferrovirt_qemu::{Event, Events, RunState, Vm, process};
+use ferrovirt_store::InstanceRecord;
 
 use crate::console::ConsoleHub;
 use crate::daemon::{Daemon, store_err};
-use crate::lifecycle;
-use crate::monitor;
-use crate::runtime::VmRuntime;
+use crate::instance::handle::InstanceHandle;
+use crate::instance::job::JobKind;
+use crate::instance::live::Live;
+use crate::instance::{self, lifecycle};
 
 pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     let records = d
@@ -26,33 +30,41 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     let mut owned = HashSet::new();
     for rec in &records {
         let name = &rec.spec.name;
+        let h = instance::handle(d, name)?;
         let paths = d.paths(name);
-        let live = process::read_pid(&paths).filter(|pid| process::is_alive(*pid, &paths));
-        match live {
-            Some(pid) => {
+        match Vm::attach(&paths).await {
+            Some((pid, attached)) => {
                 owned.insert(pid);
-                if let Err(e) = reattach(d, name, pid).await {
+                let result = match attached {
+                    Ok((vm, events)) => reattach(d, &h, rec, vm, events).await,
+                    Err(e) => Err(ferrovirt_core::error::chain(&e)),
+                };
+                if let Err(e) = result {
                     tracing::error!(instance = name, error = %e, "cannot re-attach; killing QEMU");
                     process::kill_now(pid);
                     process::clean_runtime(&paths);
-                    d.set_status(
-                        name,
-                        InstanceStatus::Crashed,
-                        &format!("could not re-attach after a daemon restart: {e}"),
-                        Some(EventKind::Crashed),
-                    );
+                    let _ = h
+                        .set_status(
+                            InstanceStatus::Crashed,
+                            &format!("could not re-attach after a daemon restart: {e}"),
+                            Some(EventKind::Crashed),
+                        )
+                        .await;
                 }
             }
             None => {
                 process::clean_runtime(&paths);
                 if rec.status.is_active() {
-                    d.set_status(
-                        name,
-                        InstanceStatus::Crashed,
-                        "QEMU exited while the daemon was down",
-                        Some(EventKind::Crashed),
-                    );
-                    monitor::apply_crash_policy(d, name).await;
+                    let _ = h
+                        .set_status(
+                            InstanceStatus::Crashed,
+                            "QEMU exited while the daemon was down",
+                            Some(EventKind::Crashed),
+                        )
+                        .await;
+                    if rec.spec.on_crash == ferrovirt_api::LifecycleAction::Restart {
+                        lifecycle::restart_after_crash(d, name).await;
+                    }
                 }
             }
         }
@@ -63,26 +75,35 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     kill_orphans(d, &owned);
     for rec in records {
         let name = &rec.spec.name;
-        if rec.spec.autostart && d.runtime(name).is_none() {
-            let _guard = d.locks.lock(name).await;
-            if d.runtime(name).is_none() {
-                tracing::info!(instance = name, "autostart");
-                if let Err(e) = lifecycle::start_locked(d, name).await {
-                    tracing::error!(instance = name, error = %e, "autostart failed");
-                }
+        let Ok(h) = instance::handle(d, name) else {
+            continue;
+        };
+        if rec.spec.autostart && h.live().is_none() {
+            let Ok(job) = h.begin(JobKind::Start, None) else {
+                continue;
+            };
+            tracing::info!(instance = name, "autostart");
+            if let Err(e) = lifecycle::start(d, &h, &job).await {
+                tracing::error!(instance = name, error = %e, "autostart failed");
             }
         }
     }
     Ok(())
 }
 
-async fn reattach(d: &Daemon, name: &str, pid: u32) -> Result<(), String> {
-    let paths = d.paths(name);
-    let (qmp, events) = connect_with_retry(&paths.qmp_socket()).await?;
-    let status = qmp
-        .execute("query-status", None)
+async fn reattach(
+    d: &Daemon,
+    h: &InstanceHandle,
+    rec: &InstanceRecord,
+    vm: Vm,
+    events: Events,
+) -> Result<(), String> {
+    let paths = d.paths(h.name());
+    let state = vm
+        .monitor()
+        .query_status()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ferrovirt_core::error::chain(&e))?;
     let console = ConsoleHub::connect(&paths.console_socket()).await.ok();
     let accel = std::fs::read(paths.runtime_dir.join("accel.json"))
         .ok()
@@ -91,64 +112,36 @@ async fn reattach(d: &Daemon, name: &str, pid: u32) -> Result<(), String> {
             accel: "unknown".into(),
             reason: "re-attached after a daemon restart".into(),
         });
-    let rt = VmRuntime::new(pid, qmp, accel, paths, console);
-    d.register(name, rt.clone());
-    let runstate = status["status"].as_str().unwrap_or("").to_owned();
-    tracing::info!(
-        instance = name,
-        pid,
-        runstate,
-        "re-attached to running QEMU"
-    );
-    match runstate.as_str() {
-        "running" => d.set_status(
-            name,
-            InstanceStatus::Running,
-            "running",
-            Some(EventKind::Resumed),
-        ),
-        "paused" => d.set_status(
-            name,
-            InstanceStatus::Paused,
-            "paused",
-            Some(EventKind::Paused),
-        ),
-        "prelaunch" => {
-            rt.expect_exit(
+    tracing::info!(instance = h.name(), pid = vm.pid(), state = ?state, "re-attached to running QEMU");
+    let live = Arc::new(Live { vm, accel, console });
+    let (status, reason, event) = match state {
+        RunState::Running => (InstanceStatus::Running, "running", Some(EventKind::Resumed)),
+        RunState::Paused => (InstanceStatus::Paused, "paused", Some(EventKind::Paused)),
+        _ => (rec.status, rec.reason.as_str(), None),
+    };
+    let err = |e: ferrovirt_core::Error| e.message;
+    h.adopt(live, events, status, reason, event)
+        .await
+        .map_err(err)?;
+    match state {
+        RunState::Prelaunch => h
+            .quit(
                 InstanceStatus::Shutoff,
                 "start was interrupted by a daemon restart",
-            );
-            rt.quit().await;
-        }
-        _ => {}
-    }
-    tokio::spawn(monitor::run(d.clone(), name.to_owned(), rt.clone(), events));
-    match runstate.as_str() {
-        "shutdown" => monitor::guest_poweroff(d, name, &rt).await,
-        "guest-panicked" => monitor::guest_panic(d, name, &rt).await,
+                false,
+            )
+            .await
+            .map_err(err)?,
+        RunState::Shutdown => h
+            .replay(Event::Shutdown {
+                guest: true,
+                reason: "guest-shutdown".into(),
+            })
+            .map_err(err)?,
+        RunState::GuestPanicked => h.replay(Event::GuestPanicked).map_err(err)?,
         _ => {}
     }
     Ok(())
-}
-
-async fn connect_with_retry(
-    path: &std::path::Path,
-) -> Result<
-    (
-        Qmp,
-        tokio::sync::broadcast::Receiver<ferrovirt_qmp::QmpEvent>,
-    ),
-    String,
-> {
-    let mut last = String::new();
-    for _ in 0..50 {
-        match Qmp::connect(path).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = ferrovirt_core::error::chain(&e),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(last)
 }
 
 /// Kills QEMUs started from our runtime dir that no instance owns.

@@ -15,9 +15,11 @@ use ferrovirt_api::{EventKind, InstanceSpec, InstanceStatus};
 use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_store::InstanceRecord;
 
+use ferrovirt_qemu::BootSource;
+use ferrovirt_qemu::monitor::MigrationInfo;
+
 use crate::daemon::{Daemon, store_err};
-use crate::lifecycle::{self, Resume, qmp_err, running};
-use crate::monitor;
+use crate::instance::{self, job::JobKind, job_err};
 use crate::operations::OpCtx;
 
 /// Bytes reserved for the header before the migration stream.
@@ -32,9 +34,10 @@ pub fn managed_path(d: &Daemon, name: &str) -> PathBuf {
 /// Saves a running instance's memory to `file` (or its managed save) and
 /// stops it. On failure the guest keeps running as before.
 pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> Result<(), Error> {
-    let _guard = d.locks.lock(name).await;
+    let h = instance::handle(d, name)?;
+    let job = h.begin(JobKind::Save, Some(ctx))?;
     let rec = d.record(name)?;
-    let rt = running(d, name)?;
+    let rt = h.running()?;
     let managed = file.is_none();
     let path = file
         .map(PathBuf::from)
@@ -44,32 +47,33 @@ pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> 
             .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
     }
     let was_running = rec.status == InstanceStatus::Running;
-    rt.qmp
-        .execute("stop", None)
-        .await
-        .map_err(qmp_err(name, "pause"))?;
+    let hold = h.hold(&rt).await?;
     let uri = format!("file:{},offset={HEADER_SIZE}", path.display());
-    let written = crate::qmp_jobs::migrate(&rt.qmp, Some(ctx), "saving memory", &uri).await;
-    let written = written.and_then(|()| write_header(&path, &rec.spec));
+    let report = |m: &MigrationInfo| {
+        if m.total > 0 {
+            let pct = (m.transferred as f64 * 100.0 / m.total as f64).min(99.0);
+            job.progress("saving memory", pct, Some((m.transferred, m.total)));
+        }
+    };
+    let written = rt
+        .monitor()
+        .migrate_and_wait(&uri, &report, job.cancelled())
+        .await
+        .map(drop)
+        .map_err(job_err("saving memory"))
+        .and_then(|()| write_header(&path, &rec.spec));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&path);
-        if was_running {
-            let _ = rt.qmp.execute("cont", None).await;
-        }
+        hold.release(&rt, was_running).await;
         return Err(e);
     }
-    rt.intent().stopping = true;
-    rt.expect_exit(
-        InstanceStatus::Shutoff,
-        &if managed {
-            "saved; the next start resumes it".to_owned()
-        } else {
-            format!("saved to {}", path.display())
-        },
-    );
-    rt.quit().await;
-    rt.qmp.closed().await;
-    monitor::finish_exit(d, name, &rt);
+    let reason = if managed {
+        "saved; the next start resumes it".to_owned()
+    } else {
+        format!("saved to {}", path.display())
+    };
+    h.quit(InstanceStatus::Shutoff, &reason, false).await?;
+    hold.release(&rt, false).await;
     if managed {
         d.store
             .set_managed_save(name, Some(&path.display().to_string()))
@@ -128,7 +132,7 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
                     file.display()
                 )));
             }
-            if d.runtime(&name).is_some() {
+            if d.instances.is_active(&name) {
                 return Err(Error::conflict(format!(
                     "instance {name} is already running"
                 )));
@@ -149,11 +153,13 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
             d.events.emit(EventKind::Created, &name, None);
         }
     }
-    let resume = Resume::File {
+    let h = instance::handle(d, &name)?;
+    let job = h.begin(JobKind::Restore, Some(ctx))?;
+    let source = BootSource::RestoreFile {
         path: file.display().to_string(),
         offset: HEADER_SIZE,
     };
-    lifecycle::start_from(d, &name, resume, Some(ctx)).await
+    instance::start::boot(d, &h, &job, source).await
 }
 
 #[cfg(test)]

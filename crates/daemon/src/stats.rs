@@ -52,41 +52,30 @@ pub async fn collect(d: &Daemon, name: &str) -> Result<InstanceStats, Error> {
     let rt = d
         .runtime(name)
         .ok_or_else(|| Error::conflict(format!("instance {name} is not running")))?;
-    let balloon = rt
-        .qmp
-        .execute("query-balloon", None)
+    let m = rt.monitor();
+    let balloon = m.query_balloon().await.ok().flatten();
+    let vcpus = m
+        .query_cpus_fast()
         .await
         .ok()
-        .and_then(|b| b["actual"].as_u64());
-    let vcpus = rt
-        .qmp
-        .execute("query-cpus-fast", None)
-        .await
-        .ok()
-        .and_then(|c| c.as_array().map(|a| a.len() as u32))
+        .map(|c| c.len() as u32)
         .unwrap_or(rec.spec.cpus);
-    let blockstats = rt
-        .qmp
-        .execute("query-blockstats", None)
-        .await
-        .unwrap_or_default();
     let mut disks = Vec::new();
-    for entry in blockstats.as_array().into_iter().flatten() {
-        let qdev = entry["qdev"].as_str().unwrap_or("");
-        let Some(device) = qdev
+    for entry in m.query_blockstats().await.unwrap_or_default() {
+        let Some(device) = entry
+            .qdev
             .split('/')
             .find(|p| p.ends_with("-dev"))
             .map(|p| p.trim_end_matches("-dev").to_owned())
         else {
             continue;
         };
-        let s = &entry["stats"];
         disks.push(DiskStats {
             device,
-            read_bytes: s["rd_bytes"].as_u64().unwrap_or(0),
-            write_bytes: s["wr_bytes"].as_u64().unwrap_or(0),
-            read_ops: s["rd_operations"].as_u64().unwrap_or(0),
-            write_ops: s["wr_operations"].as_u64().unwrap_or(0),
+            read_bytes: entry.read_bytes,
+            write_bytes: entry.write_bytes,
+            read_ops: entry.read_ops,
+            write_ops: entry.write_ops,
         });
     }
     let nics = rec
@@ -112,8 +101,8 @@ pub async fn collect(d: &Daemon, name: &str) -> Result<InstanceStats, Error> {
         .collect();
     Ok(InstanceStats {
         instance: name.to_owned(),
-        cpu_time_ns: proc_cpu_ns(rt.pid),
-        rss_bytes: proc_rss_bytes(rt.pid),
+        cpu_time_ns: proc_cpu_ns(rt.pid()),
+        rss_bytes: proc_rss_bytes(rt.pid()),
         balloon_bytes: balloon,
         vcpus,
         disks,

@@ -407,3 +407,64 @@ fn graphics(a: &mut Args, spec: &InstanceSpec, paths: &InstancePaths) {
     a.device(json!({"driver": "qemu-xhci", "id": "usb0"}));
     a.device(json!({"driver": "usb-tablet", "id": "tablet0", "bus": "usb0.0"}));
 }
+
+/// The `device_add` of a hot-plugged NIC `id` on back end `netdev`, on PCIe
+/// root port `bus` when given (q35).
+pub fn nic_device(
+    model: ferrovirt_api::NicModel,
+    machine: MachineKind,
+    id: &str,
+    netdev: &str,
+    mac: &str,
+    bus: Option<&str>,
+) -> Value {
+    let mut dev = json!({
+        "driver": model.qemu_driver(machine == MachineKind::Microvm),
+        "id": id,
+        "netdev": netdev,
+        "mac": mac,
+    });
+    if let Some(bus) = bus {
+        dev["bus"] = json!(bus);
+    }
+    dev
+}
+
+/// A hot-plugged disk device: [`disk_device`] placed on PCIe root port
+/// `bus` or at SCSI id `scsi_id`.
+pub fn placed_disk_device(
+    machine: MachineKind,
+    disk: &Disk,
+    node: &str,
+    bus: Option<&str>,
+    scsi_id: Option<u32>,
+) -> Value {
+    let mut dev = disk_device(machine, disk, node);
+    if let Some(id) = scsi_id {
+        dev["scsi-id"] = json!(id);
+    }
+    if let Some(bus) = bus {
+        dev["bus"] = json!(bus);
+    }
+    dev
+}
+
+/// The device an I/O throttle applies to: the disk device itself, or for a
+/// virtio-blk-pci proxy its virtio back end, which holds the block backend.
+pub fn throttle_target(machine: MachineKind, disk: &Disk, node: &str) -> String {
+    if disk.bus == DiskBus::Virtio && machine != MachineKind::Microvm {
+        format!("/machine/peripheral/{}/virtio-backend", device_id(node))
+    } else {
+        device_id(node)
+    }
+}
+
+/// The virtio-scsi controller SCSI disks sit on, hot-plugged on PCIe root
+/// port `bus` when given.
+pub fn scsi_controller(bus: Option<&str>) -> Value {
+    let mut dev = json!({"driver": "virtio-scsi-pci", "id": SCSI_CONTROLLER});
+    if let Some(bus) = bus {
+        dev["bus"] = json!(bus);
+    }
+    dev
+}

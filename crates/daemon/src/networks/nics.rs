@@ -4,8 +4,7 @@
 use ferrovirt_api::{InstanceSpec, MachineKind, NetworkType, Nic};
 use ferrovirt_core::Error;
 use ferrovirt_network::{host, plan};
-use ferrovirt_qmp::Qmp;
-use serde_json::json;
+use ferrovirt_qemu::Monitor;
 
 use crate::daemon::Daemon;
 
@@ -94,7 +93,7 @@ pub fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
 }
 
 /// Creates the host side of a NIC and plugs it into the running QEMU.
-pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Result<(), Error> {
+pub async fn plug(d: &Daemon, qmp: &Monitor, spec: &InstanceSpec, nic: &Nic) -> Result<(), Error> {
     let mac = nic.mac.clone().unwrap_or_default();
     let net = super::record(d, &nic.network)?;
     if !net.active {
@@ -140,85 +139,66 @@ pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Resu
     let sfx = id_suffix(&mac);
     let qmp_err = |what: &'static str| {
         let mac = mac.clone();
-        move |e: ferrovirt_qmp::Error| {
-            Error::internal(format!(
+        move |e: ferrovirt_qemu::MonitorError| match e {
+            ferrovirt_qemu::MonitorError::NoFreeSlot(_) => Error::conflict(e.to_string()),
+            e => Error::internal(format!(
                 "cannot {what} NIC {mac}: {}",
                 ferrovirt_core::error::chain(&e)
-            ))
+            )),
         }
     };
-    qmp.send_fd(&format!("fd-{sfx}"), std::os::fd::AsFd::as_fd(&fd))
+    let fd_name = format!("fd-{sfx}");
+    qmp.getfd(&fd_name, std::os::fd::AsFd::as_fd(&fd))
         .await
         .map_err(qmp_err("hand QEMU the TAP of"))?;
     drop(fd);
-    let mut netdev = json!({"type": "tap", "id": format!("net-{sfx}"), "fd": format!("fd-{sfx}")});
     // In-kernel virtio-net when the host has it (virtio NICs only).
+    let mut vhost_fd = None;
     if nic.model == ferrovirt_api::NicModel::Virtio
         && let Ok(vhost) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/vhost-net")
     {
-        qmp.send_fd(&format!("vhost-{sfx}"), std::os::fd::AsFd::as_fd(&vhost))
+        let name = format!("vhost-{sfx}");
+        qmp.getfd(&name, std::os::fd::AsFd::as_fd(&vhost))
             .await
             .map_err(qmp_err("hand QEMU vhost-net for"))?;
-        netdev["vhost"] = json!(true);
-        netdev["vhostfd"] = json!(format!("vhost-{sfx}"));
+        vhost_fd = Some(name);
     }
-    qmp.execute("netdev_add", Some(netdev))
+    let netdev = format!("net-{sfx}");
+    qmp.add_tap_netdev(&netdev, &fd_name, vhost_fd.as_deref())
         .await
         .map_err(qmp_err("create the backend of"))?;
-    let mut dev = json!({
-        "driver": nic.model.qemu_driver(spec.machine == MachineKind::Microvm),
-        "id": format!("nic-{sfx}"),
-        "netdev": format!("net-{sfx}"),
-        "mac": mac,
-    });
-    if spec.machine == MachineKind::Q35 {
-        dev["bus"] = json!(free_root_port(qmp).await?);
-    }
-    if let Err(e) = qmp.execute("device_add", Some(dev)).await {
-        let _ = qmp
-            .execute("netdev_del", Some(json!({"id": format!("net-{sfx}")})))
-            .await;
+    let bus = if spec.machine == MachineKind::Q35 {
+        Some(qmp.free_root_port(ROOT_PORTS).await.map_err(qmp_err("find a slot for"))?)
+    } else {
+        None
+    };
+    let dev = ferrovirt_qemu::command::nic_device(
+        nic.model,
+        spec.machine,
+        &format!("nic-{sfx}"),
+        &netdev,
+        &mac,
+        bus.as_deref(),
+    );
+    if let Err(e) = qmp.device_add(&dev).await {
+        let _ = qmp.netdev_del(&netdev).await;
         cleanup_nic(d, nic);
         return Err(qmp_err("attach")(e));
     }
     Ok(())
 }
 
-/// The first hot-pluggable root port with nothing behind it.
-pub async fn free_root_port(qmp: &Qmp) -> Result<String, Error> {
-    let pci = qmp
-        .execute("query-pci", None)
-        .await
-        .map_err(|e| Error::internal(format!("cannot list PCI devices: {e}")))?;
-    let mut used = std::collections::HashSet::new();
-    for bus in pci.as_array().into_iter().flatten() {
-        for dev in bus["devices"].as_array().into_iter().flatten() {
-            let id = dev["qdev_id"].as_str().unwrap_or("");
-            let behind = dev["pci_bridge"]["devices"]
-                .as_array()
-                .is_some_and(|d| !d.is_empty());
-            if id.starts_with("rp") && behind {
-                used.insert(id.to_owned());
-            }
-        }
-    }
-    (0..ROOT_PORTS)
-        .map(|i| format!("rp{i}"))
-        .find(|p| !used.contains(p))
-        .ok_or_else(|| Error::conflict(format!("all {ROOT_PORTS} hot-plug slots are taken")))
-}
-
 /// Unplugs a NIC from the running QEMU and removes its host side.
-pub async fn unplug(d: &Daemon, qmp: &Qmp, nic: &Nic) -> Result<(), Error> {
+pub async fn unplug(d: &Daemon, qmp: &Monitor, nic: &Nic) -> Result<(), Error> {
     let mac = nic.mac.clone().unwrap_or_default();
     let sfx = id_suffix(&mac);
-    crate::qmp_jobs::unplug_device(qmp, &format!("nic-{sfx}"), &format!("NIC {mac}")).await?;
-    let _ = qmp
-        .execute("netdev_del", Some(json!({"id": format!("net-{sfx}")})))
-        .await;
+    qmp.device_del(&format!("nic-{sfx}"), &format!("NIC {mac}"))
+        .await
+        .map_err(|e| crate::monitor_error::monitor_error(&format!("unplugging NIC {mac}"), e))?;
+    let _ = qmp.netdev_del(&format!("net-{sfx}")).await;
     cleanup_nic(d, nic);
     Ok(())
 }

@@ -28,7 +28,7 @@ pub async fn attach(
     Ok(ws.on_upgrade(move |socket| pump(socket, rt)))
 }
 
-async fn pump(mut socket: WebSocket, rt: std::sync::Arc<crate::runtime::VmRuntime>) {
+async fn pump(mut socket: WebSocket, rt: std::sync::Arc<crate::instance::live::Live>) {
     let Some(hub) = rt.console.as_ref() else {
         return;
     };
@@ -50,7 +50,7 @@ async fn pump(mut socket: WebSocket, rt: std::sync::Arc<crate::runtime::VmRuntim
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
-            _ = rt.qmp.closed() => break,
+            () = rt.monitor().closed() => break,
         }
     }
     let _ = socket.send(Message::Close(None)).await;

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use crate::daemon::{Daemon, store_err};
 use crate::error::ApiResult;
 use crate::json::Json;
-use crate::{instances, lifecycle};
+use crate::instance::lifecycle;
+use crate::instances;
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 

@@ -119,7 +119,7 @@ pub async fn save_instance(
     Json(req): Json<SavePost>,
 ) -> Accepted {
     d.record(&name)?;
-    crate::lifecycle::running(&d, &name)?;
+    crate::instance::handle(&d, &name)?.running()?;
     if let Some(file) = &req.file {
         if !std::path::Path::new(file).is_absolute() {
             return Err(

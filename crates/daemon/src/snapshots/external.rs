@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{DiskFormat, InstanceSpec, InstanceStatus, SnapshotDisk};
 use ferrovirt_core::Error;
-use ferrovirt_qemu::img;
+use ferrovirt_qemu::monitor::{BlockJob, MigrationInfo};
+use ferrovirt_qemu::{BootSource, img};
 use ferrovirt_store::{SnapshotRecord, SnapshotState};
-use serde_json::json;
 
 use super::{records, writable_disks};
 use crate::daemon::{Daemon, store_err};
-use crate::lifecycle::{self, Resume, qmp_err};
-use crate::operations::OpCtx;
-use crate::qmp_jobs::{self, node_of_file, run_job};
+use crate::instance::handle::InstanceHandle;
+use crate::instance::job::Job;
+use crate::instance::{job_err, qmp_err};
 
 fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
     move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
@@ -86,7 +86,8 @@ pub async fn files_backing_other_instances(
 
 pub async fn create(
     d: &Daemon,
-    ctx: &OpCtx,
+    h: &InstanceHandle,
+    job: &Job,
     spec: &InstanceSpec,
     mut snap: SnapshotRecord,
 ) -> Result<(), Error> {
@@ -114,7 +115,7 @@ pub async fn create(
     d.store
         .put_snapshot(&snap)
         .map_err(store_err("recording the snapshot"))?;
-    match take(d, ctx, &snap).await {
+    match take(h, job, &snap).await {
         Ok(()) => {
             let mut new_spec = spec.clone();
             point_disks_at(&mut new_spec, &snap.overlays);
@@ -149,8 +150,8 @@ fn discard(snap: &SnapshotRecord) {
     }
 }
 
-async fn take(d: &Daemon, ctx: &OpCtx, snap: &SnapshotRecord) -> Result<(), Error> {
-    let Some(rt) = d.runtime(&snap.instance) else {
+async fn take(h: &InstanceHandle, job: &Job, snap: &SnapshotRecord) -> Result<(), Error> {
+    let Some(rt) = h.live() else {
         for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
             img::create_overlay(Path::new(overlay), Path::new(&disk.frozen), &disk.format)
                 .await
@@ -160,16 +161,22 @@ async fn take(d: &Daemon, ctx: &OpCtx, snap: &SnapshotRecord) -> Result<(), Erro
     };
     let name = &snap.instance;
     let was_running = snap.taken_while == InstanceStatus::Running;
+    let m = rt.monitor();
     // Pause so the memory and all disks are captured at one instant.
-    rt.qmp
-        .execute("stop", None)
-        .await
-        .map_err(qmp_err(name, "pause"))?;
+    let hold = h.hold(&rt).await?;
     let result = async {
         if let Some(mem) = &snap.memory_file {
-            qmp_jobs::migrate(&rt.qmp, Some(ctx), "saving memory", &format!("file:{mem}")).await?;
+            let report = |i: &MigrationInfo| {
+                if i.total > 0 {
+                    let pct = (i.transferred as f64 * 100.0 / i.total as f64).min(99.0);
+                    job.progress("saving memory", pct, Some((i.transferred, i.total)));
+                }
+            };
+            m.migrate_and_wait(&format!("file:{mem}"), &report, job.cancelled())
+                .await
+                .map_err(job_err("saving memory"))?;
         }
-        let mut actions = Vec::new();
+        let mut pairs = Vec::new();
         for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
             let size = img::info(Path::new(&disk.frozen))
                 .await
@@ -183,42 +190,38 @@ async fn take(d: &Daemon, ctx: &OpCtx, snap: &SnapshotRecord) -> Result<(), Erro
             )
             .await
             .map_err(img_err(format!("cannot create {overlay}")))?;
-            let top = node_of_file(&rt.qmp, &disk.frozen).await?.ok_or_else(|| {
-                Error::internal(format!("QEMU of {name} does not have {} open", disk.frozen))
-            })?;
+            let top = m
+                .node_of_file(&disk.frozen)
+                .await
+                .map_err(qmp_err(name, "list the disks of"))?
+                .ok_or_else(|| {
+                    Error::internal(format!("QEMU of {name} does not have {} open", disk.frozen))
+                })?;
             let node = format!("ov{}", short_id());
-            rt.qmp
-                .execute(
-                    "blockdev-add",
-                    Some(json!({"driver": "qcow2", "node-name": node,
-                        "file": {"driver": "file", "filename": overlay}, "backing": null})),
-                )
+            m.add_overlay(&node, overlay)
                 .await
                 .map_err(qmp_err(name, "open the overlay of"))?;
-            actions
-                .push(json!({"type": "blockdev-snapshot", "data": {"node": top, "overlay": node}}));
+            pairs.push((top, node));
         }
-        if !actions.is_empty() {
-            rt.qmp
-                .execute("transaction", Some(json!({"actions": actions})))
+        if !pairs.is_empty() {
+            m.snapshot_overlays(&pairs)
                 .await
                 .map_err(qmp_err(name, "switch to the overlays of"))?;
         }
         Ok(())
     }
     .await;
-    if was_running {
-        let _ = rt.qmp.execute("cont", None).await;
-    }
+    hold.release(&rt, was_running).await;
     result
 }
 
 pub async fn revert(
     d: &Daemon,
-    ctx: &OpCtx,
-    instance: &str,
+    h: &InstanceHandle,
+    job: &Job,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
+    let instance = h.name();
     let rec = d.record(instance)?;
     let writable = writable_disks(&rec.spec).len();
     if writable != s.disks.len() {
@@ -228,8 +231,9 @@ pub async fn revert(
             s.disks.len()
         )));
     }
-    if d.runtime(instance).is_some() {
-        lifecycle::stop_locked(d, instance, true, std::time::Duration::ZERO).await?;
+    if h.live().is_some() {
+        h.quit(InstanceStatus::Shutoff, "stopped by force", true)
+            .await?;
     }
     let frozen = frozen_by_snapshots(d, instance);
     let mut spec = d.record(instance)?.spec;
@@ -262,31 +266,34 @@ pub async fn revert(
     }
     match &s.memory_file {
         Some(mem) => {
-            let resume = Resume::File {
+            let source = BootSource::RestoreFile {
                 path: mem.clone(),
                 offset: 0,
             };
-            lifecycle::start_from(d, instance, resume, Some(ctx)).await?;
-            if let Some(rt) = d.runtime(instance) {
-                super::internal::resume_as_taken(d, instance, &rt, s).await;
+            crate::instance::start::boot(d, h, job, source).await?;
+            if let Some(rt) = h.live() {
+                super::internal::resume_as_taken(h, &rt, s).await;
             }
         }
-        None => d.set_status(
-            instance,
-            InstanceStatus::Shutoff,
-            &format!("reverted to snapshot {}", s.name),
-            None,
-        ),
+        None => {
+            h.set_status(
+                InstanceStatus::Shutoff,
+                &format!("reverted to snapshot {}", s.name),
+                None,
+            )
+            .await?
+        }
     }
     Ok(())
 }
 
 pub async fn delete(
     d: &Daemon,
-    ctx: &OpCtx,
-    instance: &str,
+    h: &InstanceHandle,
+    job: &Job,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
+    let instance = h.name();
     let frozen: Vec<String> = s.disks.iter().map(|x| x.frozen.clone()).collect();
     let users = files_backing_other_instances(d, &frozen, instance).await;
     if !users.is_empty() {
@@ -308,7 +315,7 @@ pub async fn delete(
         })
         .collect();
     for (j, snap_disk) in s.disks.iter().enumerate() {
-        merge_away(d, ctx, instance, j, snap_disk, &others).await?;
+        merge_away(d, h, job, j, snap_disk, &others).await?;
     }
     if let Some(mem) = &s.memory_file {
         let _ = std::fs::remove_file(mem);
@@ -339,12 +346,13 @@ pub fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<Strin
 /// any remaining snapshot or the live disk contains.
 async fn merge_away(
     d: &Daemon,
-    ctx: &OpCtx,
-    instance: &str,
+    h: &InstanceHandle,
+    job: &Job,
     j: usize,
     f: &SnapshotDisk,
     frozen_by_others: &HashSet<String>,
 ) -> Result<(), Error> {
+    let instance = h.name();
     let mut spec = d.record(instance)?.spec;
     let live_index = writable_disks(&spec).get(j).map(|(i, _)| *i);
     let live = live_index.map(|i| spec.disks[i].path.clone());
@@ -361,8 +369,10 @@ async fn merge_away(
         .await
         .map_err(img_err(format!("cannot read {}", f.frozen)))?
         .full_backing_filename;
-    let rt = d.runtime(instance);
+    let rt = h.live();
     let stage = "merging the snapshot's disk state";
+    let report = job.reporter(stage);
+    let list_err = || qmp_err(instance, "list the disks of");
     // The frozen file's only child is the live disk: write the live disk's
     // data down into it and make it the live disk again.
     if let ([child], Some(live), Some(index)) = (children.as_slice(), &live, live_index)
@@ -373,20 +383,17 @@ async fn merge_away(
     {
         match &rt {
             Some(rt) => {
-                let top = qmp_jobs::root_node_of(&rt.qmp, child)
-                    .await?
-                    .unwrap_or_default();
-                let base = node_of_file(&rt.qmp, &f.frozen).await?.unwrap_or_default();
-                run_job(
-                    &rt.qmp,
-                    Some(ctx),
-                    stage,
-                    "block-commit",
-                    json!({"job-id": format!("commit{}", short_id()), "device": top,
-                           "base-node": base, "auto-dismiss": false}),
-                )
-                .await?;
-                qmp_jobs::drop_node(&rt.qmp, &top).await;
+                let m = rt.monitor();
+                let top = m.root_node_of(child).await.map_err(list_err())?.unwrap_or_default();
+                let base = m.node_of_file(&f.frozen).await.map_err(list_err())?.unwrap_or_default();
+                let commit = BlockJob::Commit {
+                    device: top.clone(),
+                    base_node: base,
+                };
+                m.run_job(&format!("commit{}", short_id()), &commit, Some(&report), job.cancelled())
+                    .await
+                    .map_err(job_err(stage))?;
+                m.drop_node(&top).await;
             }
             None => img::commit(Path::new(child))
                 .await
@@ -416,19 +423,25 @@ async fn merge_away(
     };
     for child in &children {
         let node = match &rt {
-            Some(rt) => node_of_file(&rt.qmp, child).await?,
+            Some(rt) => rt.monitor().node_of_file(child).await.map_err(list_err())?,
             None => None,
         };
         match (&rt, node) {
             (Some(rt), Some(node)) => {
-                let mut args = json!({"job-id": format!("stream{}", short_id()),
-                                      "device": node, "auto-dismiss": false});
-                if let Some(b) = &backing {
-                    args["base-node"] = json!(node_of_file(&rt.qmp, b).await?.unwrap_or_default());
-                }
-                run_job(&rt.qmp, Some(ctx), stage, "block-stream", args).await?;
-                if let Some(gone) = node_of_file(&rt.qmp, &f.frozen).await? {
-                    qmp_jobs::drop_node(&rt.qmp, &gone).await;
+                let m = rt.monitor();
+                let base_node = match &backing {
+                    Some(b) => Some(m.node_of_file(b).await.map_err(list_err())?.unwrap_or_default()),
+                    None => None,
+                };
+                let stream = BlockJob::Stream {
+                    device: node,
+                    base_node,
+                };
+                m.run_job(&format!("stream{}", short_id()), &stream, Some(&report), job.cancelled())
+                    .await
+                    .map_err(job_err(stage))?;
+                if let Some(gone) = m.node_of_file(&f.frozen).await.map_err(list_err())? {
+                    m.drop_node(&gone).await;
                 }
             }
             _ => {
@@ -451,7 +464,7 @@ async fn merge_away(
 /// A snapshot interrupted by a daemon restart is complete when the disks
 /// already use its overlays (in the spec or in the running QEMU); otherwise
 /// its files are removed.
-pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
+pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool {
     let Ok(rec) = d.record(&s.instance) else {
         return false;
     };
@@ -462,11 +475,24 @@ pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
     if live == s.overlays {
         return true;
     }
-    if let Some(rt) = d.runtime(&s.instance) {
-        if s.memory {
-            let _ = qmp_jobs::wait_migration(&rt.qmp, None, "saving memory", true).await;
+    if let Some(rt) = h.live() {
+        let m = rt.monitor();
+        let migrating = matches!(
+            m.query_migrate().await.ok().and_then(|i| i.status),
+            Some(
+                ferrovirt_qemu::monitor::MigrationStatus::Setup
+                    | ferrovirt_qemu::monitor::MigrationStatus::Active
+            )
+        );
+        if s.memory && migrating {
+            let mut events = m.events();
+            let mut tick = |_: &MigrationInfo| std::future::ready(Ok(()));
+            let every = std::time::Duration::from_millis(100);
+            let _ = m
+                .follow_migration(&mut events, every, &mut tick, std::future::pending())
+                .await;
         }
-        let active = qmp_jobs::active_files(&rt.qmp).await.unwrap_or_default();
+        let active = m.active_files().await.unwrap_or_default();
         if !s.overlays.is_empty() && s.overlays.iter().all(|o| active.contains(o)) {
             let mut spec = rec.spec.clone();
             point_disks_at(&mut spec, &s.overlays);

@@ -7,14 +7,16 @@ use std::path::Path;
 use ferrovirt_api::{InstanceSpec, InstanceStatus};
 use ferrovirt_core::Error;
 use ferrovirt_qemu::img;
+use ferrovirt_qemu::monitor::BlockJob;
+use ferrovirt_qemu::BootSource;
 use ferrovirt_store::{SnapshotRecord, SnapshotState};
-use serde_json::json;
 
 use super::writable_disks;
 use crate::daemon::{Daemon, store_err};
-use crate::lifecycle::{self, Resume};
-use crate::operations::OpCtx;
-use crate::qmp_jobs::run_job;
+use crate::instance::handle::InstanceHandle;
+use crate::instance::job::Job;
+use crate::instance::job_err;
+use crate::instance::live::Live;
 
 fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
     move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
@@ -28,9 +30,20 @@ pub fn nodes(spec: &InstanceSpec) -> Vec<String> {
         .collect()
 }
 
+/// Where a guest starts from an internal snapshot with memory.
+pub fn boot_source(spec: &InstanceSpec, tag: &str) -> BootSource {
+    let devices = nodes(spec);
+    BootSource::Snapshot {
+        tag: tag.to_owned(),
+        vmstate: devices.first().cloned().unwrap_or_default(),
+        devices,
+    }
+}
+
 pub async fn create(
     d: &Daemon,
-    ctx: &OpCtx,
+    h: &InstanceHandle,
+    job: &Job,
     spec: &InstanceSpec,
     snap: SnapshotRecord,
 ) -> Result<(), Error> {
@@ -38,38 +51,26 @@ pub async fn create(
         .put_snapshot(&snap)
         .map_err(store_err("recording the snapshot"))?;
     let tag = snap.name.clone();
-    let result = match d.runtime(&snap.instance) {
+    let result = match h.live() {
         Some(rt) if snap.memory => {
             let devices = nodes(spec);
-            run_job(
-                &rt.qmp,
-                Some(ctx),
-                "saving the snapshot",
-                "snapshot-save",
-                json!({"job-id": format!("snap-{tag}"), "tag": tag,
-                       "vmstate": devices[0], "devices": devices}),
-            )
-            .await
-        }
-        Some(rt) => {
-            let actions: Vec<_> = nodes(spec)
-                .into_iter()
-                .map(|n| {
-                    json!({"type": "blockdev-snapshot-internal-sync",
-                                "data": {"device": n, "name": tag}})
-                })
-                .collect();
-            rt.qmp
-                .execute("transaction", Some(json!({"actions": actions})))
+            let save = BlockJob::SnapshotSave {
+                tag: tag.clone(),
+                vmstate: devices[0].clone(),
+                devices,
+            };
+            let stage = "saving the snapshot";
+            let report = job.reporter(stage);
+            rt.monitor()
+                .run_job(&format!("snap-{tag}"), &save, Some(&report), job.cancelled())
                 .await
-                .map(drop)
-                .map_err(|e| {
-                    Error::internal(format!(
-                        "disk snapshot failed: {}",
-                        ferrovirt_core::error::chain(&e)
-                    ))
-                })
+                .map_err(job_err(stage))
         }
+        Some(rt) => rt
+            .monitor()
+            .snapshot_internal_sync(&nodes(spec), &tag)
+            .await
+            .map_err(job_err("the disk snapshot")),
         None => {
             let mut result = Ok(());
             for (_, disk) in writable_disks(spec) {
@@ -92,7 +93,7 @@ pub async fn create(
                 .map_err(store_err("recording the snapshot"))
         }
         Err(e) => {
-            remove_tags(d, spec, &snap).await;
+            remove_tags(h, spec, &snap).await;
             let _ = d.store.delete_snapshot(&snap.instance, &snap.name);
             Err(e)
         }
@@ -100,18 +101,17 @@ pub async fn create(
 }
 
 /// Best-effort removal of a tag from every disk that has it.
-async fn remove_tags(d: &Daemon, spec: &InstanceSpec, snap: &SnapshotRecord) {
-    match d.runtime(&snap.instance) {
+async fn remove_tags(h: &InstanceHandle, spec: &InstanceSpec, snap: &SnapshotRecord) {
+    match h.live() {
         Some(rt) => {
-            let _ = run_job(
-                &rt.qmp,
-                None,
-                "removing a half-made snapshot",
-                "snapshot-delete",
-                json!({"job-id": format!("undo-{}", snap.name), "tag": snap.name,
-                       "devices": nodes(spec)}),
-            )
-            .await;
+            let job = BlockJob::SnapshotDelete {
+                tag: snap.name.clone(),
+                devices: nodes(spec),
+            };
+            let _ = rt
+                .monitor()
+                .run_job(&format!("undo-{}", snap.name), &job, None, std::future::pending())
+                .await;
         }
         None => {
             for (_, disk) in writable_disks(spec) {
@@ -123,33 +123,43 @@ async fn remove_tags(d: &Daemon, spec: &InstanceSpec, snap: &SnapshotRecord) {
 
 pub async fn revert(
     d: &Daemon,
-    ctx: &OpCtx,
-    instance: &str,
+    h: &InstanceHandle,
+    job: &Job,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let spec = d.record(instance)?.spec;
-    if let Some(rt) = d.runtime(instance) {
+    let spec = d.record(h.name())?.spec;
+    if let Some(rt) = h.live() {
         if s.memory {
-            let devices = nodes(&spec);
-            run_job(
-                &rt.qmp,
-                Some(ctx),
-                "loading the snapshot",
-                "snapshot-load",
-                json!({"job-id": format!("load-{}", s.name), "tag": s.name,
-                       "vmstate": devices[0], "devices": devices}),
-            )
-            .await?;
-            resume_as_taken(d, instance, &rt, s).await;
+            let stage = "loading the snapshot";
+            let report = job.reporter(stage);
+            let BootSource::Snapshot {
+                tag,
+                vmstate,
+                devices,
+            } = boot_source(&spec, &s.name)
+            else {
+                unreachable!("an internal snapshot boots from a snapshot")
+            };
+            let load = BlockJob::SnapshotLoad {
+                tag,
+                vmstate,
+                devices,
+            };
+            rt.monitor()
+                .run_job(&format!("load-{}", s.name), &load, Some(&report), job.cancelled())
+                .await
+                .map_err(job_err(stage))?;
+            resume_as_taken(h, &rt, s).await;
             return Ok(());
         }
-        lifecycle::stop_locked(d, instance, true, std::time::Duration::ZERO).await?;
+        h.quit(InstanceStatus::Shutoff, "stopped by force", true)
+            .await?;
     }
     if s.memory {
         // snapshot-load restores the disks and the memory together.
-        lifecycle::start_from(d, instance, Resume::Snapshot(s.name.clone()), Some(ctx)).await?;
-        if let Some(rt) = d.runtime(instance) {
-            resume_as_taken(d, instance, &rt, s).await;
+        crate::instance::start::boot(d, h, job, boot_source(&spec, &s.name)).await?;
+        if let Some(rt) = h.live() {
+            resume_as_taken(h, &rt, s).await;
         }
         return Ok(());
     }
@@ -158,59 +168,41 @@ pub async fn revert(
             .await
             .map_err(img_err(format!("cannot revert {}", disk.path)))?;
     }
-    d.set_status(
-        instance,
+    h.set_status(
         InstanceStatus::Shutoff,
         &format!("reverted to snapshot {}", s.name),
         None,
-    );
-    Ok(())
+    )
+    .await
 }
 
 /// After loading a memory snapshot, run or pause the guest as it was.
-pub(super) async fn resume_as_taken(
-    d: &Daemon,
-    instance: &str,
-    rt: &crate::runtime::VmRuntime,
-    s: &SnapshotRecord,
-) {
-    if s.taken_while == InstanceStatus::Paused {
-        let _ = rt.qmp.execute("stop", None).await;
-        d.set_status(
-            instance,
-            InstanceStatus::Paused,
-            &format!("reverted to snapshot {}", s.name),
-            None,
-        );
-    } else {
-        let _ = rt.qmp.execute("cont", None).await;
-        d.set_status(
-            instance,
-            InstanceStatus::Running,
-            &format!("reverted to snapshot {}", s.name),
-            None,
-        );
-    }
+pub(super) async fn resume_as_taken(h: &InstanceHandle, _rt: &Live, s: &SnapshotRecord) {
+    let running = s.taken_while != InstanceStatus::Paused;
+    let _ = h
+        .set_running(running, &format!("reverted to snapshot {}", s.name), None)
+        .await;
 }
 
 pub async fn delete(
     d: &Daemon,
-    ctx: &OpCtx,
-    instance: &str,
+    h: &InstanceHandle,
+    job: &Job,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let spec = d.record(instance)?.spec;
-    match d.runtime(instance) {
+    let spec = d.record(h.name())?.spec;
+    match h.live() {
         Some(rt) => {
-            run_job(
-                &rt.qmp,
-                Some(ctx),
-                "deleting the snapshot",
-                "snapshot-delete",
-                json!({"job-id": format!("del-{}", s.name), "tag": s.name,
-                       "devices": nodes(&spec)}),
-            )
-            .await
+            let stage = "deleting the snapshot";
+            let report = job.reporter(stage);
+            let del = BlockJob::SnapshotDelete {
+                tag: s.name.clone(),
+                devices: nodes(&spec),
+            };
+            rt.monitor()
+                .run_job(&format!("del-{}", s.name), &del, Some(&report), job.cancelled())
+                .await
+                .map_err(job_err(stage))
         }
         None => {
             for (_, disk) in writable_disks(&spec) {
@@ -229,14 +221,13 @@ pub async fn delete(
 /// A snapshot interrupted by a daemon restart is complete when every disk
 /// has its tag (with the memory in the first one when asked); otherwise the
 /// tags present are removed.
-pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
+pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool {
     let Ok(rec) = d.record(&s.instance) else {
         return false;
     };
-    if let Some(rt) = d.runtime(&s.instance) {
+    if let Some(rt) = h.live() {
         // The job may still be running in QEMU.
-        let _ =
-            crate::qmp_jobs::wait_job(&rt.qmp, None, "snapshot", &format!("snap-{}", s.name)).await;
+        let _ = rt.monitor().follow_job(&format!("snap-{}", s.name)).await;
     }
     let mut complete = true;
     for (i, (_, disk)) in writable_disks(&rec.spec).into_iter().enumerate() {
@@ -248,7 +239,7 @@ pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
         };
     }
     if !complete {
-        remove_tags(d, &rec.spec, s).await;
+        remove_tags(h, &rec.spec, s).await;
     }
     complete
 }

@@ -14,10 +14,11 @@ use ferrovirt_core::{Error, name};
 use ferrovirt_store::{SnapshotRecord, SnapshotState};
 
 use crate::daemon::{Daemon, store_err};
+use crate::instance::handle::InstanceHandle;
+use crate::instance::job::{Job, JobKind};
 use crate::operations::OpCtx;
 
 pub use external::{chain_files, files_backing_other_instances, owned_files};
-pub use internal::nodes as internal_nodes;
 
 /// Disks whose content changes, i.e. what a snapshot must capture.
 pub fn writable_disks(spec: &InstanceSpec) -> Vec<(usize, &Disk)> {
@@ -100,7 +101,7 @@ pub fn check_create(d: &Daemon, instance: &str, req: &SnapshotsPost) -> Result<b
             .to_lowercase(),
         ));
     }
-    let active = d.runtime(instance).is_some();
+    let active = d.instances.is_active(instance);
     let memory = req.memory.unwrap_or(active);
     if memory && !active {
         return Err(Error::validation(
@@ -143,7 +144,19 @@ pub async fn create(
     instance: &str,
     req: SnapshotsPost,
 ) -> Result<(), Error> {
-    let _guard = d.locks.lock(instance).await;
+    let h = crate::instance::handle(d, instance)?;
+    let job = h.begin(JobKind::Snapshot, Some(ctx))?;
+    create_in(d, &h, &job, req).await
+}
+
+/// Creates a snapshot within a job the caller holds.
+pub async fn create_in(
+    d: &Daemon,
+    h: &InstanceHandle,
+    job: &Job,
+    req: SnapshotsPost,
+) -> Result<(), Error> {
+    let instance = h.name();
     let memory = check_create(d, instance, &req)?;
     let rec = d.record(instance)?;
     let snap = SnapshotRecord {
@@ -153,7 +166,7 @@ pub async fn create(
         description: req.description,
         parent: rec.current_snapshot.clone(),
         memory,
-        taken_while: if d.runtime(instance).is_some() {
+        taken_while: if h.live().is_some() {
             rec.status
         } else {
             InstanceStatus::Shutoff
@@ -165,8 +178,8 @@ pub async fn create(
         created_at: Daemon::now(),
     };
     let result = match req.kind {
-        SnapshotKind::Internal => internal::create(d, ctx, &rec.spec, snap).await,
-        SnapshotKind::External => external::create(d, ctx, &rec.spec, snap).await,
+        SnapshotKind::Internal => internal::create(d, h, job, &rec.spec, snap).await,
+        SnapshotKind::External => external::create(d, h, job, &rec.spec, snap).await,
     };
     if result.is_ok() {
         d.store
@@ -178,11 +191,12 @@ pub async fn create(
 
 /// Reverts to a snapshot (run inside an operation).
 pub async fn revert(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Result<(), Error> {
-    let _guard = d.locks.lock(instance).await;
+    let h = crate::instance::handle(d, instance)?;
+    let job = h.begin(JobKind::Revert, Some(ctx))?;
     let s = find(d, instance, snap)?;
     match s.kind {
-        SnapshotKind::Internal => internal::revert(d, ctx, instance, &s).await?,
-        SnapshotKind::External => external::revert(d, ctx, instance, &s).await?,
+        SnapshotKind::Internal => internal::revert(d, &h, &job, &s).await?,
+        SnapshotKind::External => external::revert(d, &h, &job, &s).await?,
     }
     d.store
         .set_current_snapshot(instance, Some(snap))
@@ -191,11 +205,18 @@ pub async fn revert(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Resu
 
 /// Deletes a snapshot (run inside an operation).
 pub async fn delete(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Result<(), Error> {
-    let _guard = d.locks.lock(instance).await;
+    let h = crate::instance::handle(d, instance)?;
+    let job = h.begin(JobKind::SnapshotDelete, Some(ctx))?;
+    delete_in(d, &h, &job, snap).await
+}
+
+/// Deletes a snapshot within a job the caller holds.
+pub async fn delete_in(d: &Daemon, h: &InstanceHandle, job: &Job, snap: &str) -> Result<(), Error> {
+    let instance = h.name();
     let s = find(d, instance, snap)?;
     match s.kind {
-        SnapshotKind::Internal => internal::delete(d, ctx, instance, &s).await?,
-        SnapshotKind::External => external::delete(d, ctx, instance, &s).await?,
+        SnapshotKind::Internal => internal::delete(d, h, job, &s).await?,
+        SnapshotKind::External => external::delete(d, h, job, &s).await?,
     }
     d.store
         .delete_snapshot(instance, snap)
@@ -208,13 +229,16 @@ pub async fn recover(d: &Daemon, instance: &str) {
     let Ok(recs) = records(d, instance) else {
         return;
     };
+    let Ok(h) = crate::instance::handle(d, instance) else {
+        return;
+    };
     for s in recs
         .into_iter()
         .filter(|r| r.state == SnapshotState::Creating)
     {
         let completed = match s.kind {
-            SnapshotKind::Internal => internal::recover(d, &s).await,
-            SnapshotKind::External => external::recover(d, &s).await,
+            SnapshotKind::Internal => internal::recover(d, &h, &s).await,
+            SnapshotKind::External => external::recover(d, &h, &s).await,
         };
         if completed {
             let mut done = s.clone();
@@ -232,16 +256,14 @@ pub async fn recover(d: &Daemon, instance: &str) {
         }
         // A memory snapshot pauses the guest; give it back its run state.
         if s.taken_while == InstanceStatus::Running
-            && let Some(rt) = d.runtime(instance)
+            && let Some(rt) = h.live()
         {
-            let status = rt
-                .qmp
-                .execute("query-status", None)
-                .await
-                .unwrap_or_default();
-            if status["status"] == "paused" || status["status"] == "postmigrate" {
-                let _ = rt.qmp.execute("cont", None).await;
-                d.set_status(instance, InstanceStatus::Running, "running", None);
+            let state = rt.monitor().query_status().await.ok();
+            if matches!(
+                state,
+                Some(ferrovirt_qemu::RunState::Paused | ferrovirt_qemu::RunState::PostMigrate)
+            ) {
+                let _ = h.set_running(true, "running", None).await;
             }
         }
     }

@@ -215,14 +215,13 @@ pub async fn resize(
             h.resize(name, req.size).await?;
         }
         for (inst, node) in &running {
-            let rt = crate::lifecycle::running(d, inst)?;
-            rt.qmp
-                .execute(
-                    "block_resize",
-                    Some(serde_json::json!({"node-name": node, "size": req.size})),
-                )
+            let rt = d.runtime(inst).ok_or_else(|| {
+                Error::conflict(format!("instance {inst} is not running"))
+            })?;
+            rt.monitor()
+                .block_resize(node, req.size)
                 .await
-                .map_err(crate::lifecycle::qmp_err(inst, "resize a disk of"))?;
+                .map_err(crate::monitor_error::qmp_err(inst, "resize a disk of"))?;
         }
     }
     Ok(view(d, pool, h.volume(name).await?))

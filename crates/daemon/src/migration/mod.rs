@@ -1,0 +1,75 @@
+//! Live and offline migration between Ferrovirt hosts.
+//!
+//! The source drives; the destination is told over the TLS API (`POST
+//! /1.0/migrations/incoming`) to start a paused QEMU waiting for the
+//! migration stream (and, with `copy_storage`, to create empty disks and
+//! export them over NBD, which the source mirrors into while the guest runs).
+//! Then the source sends memory, and when it completes it asks the
+//! destination to `finish` (resume the guest there) before it stops its own
+//! QEMU and forgets the instance. Any failure or cancel before that point —
+//! `stop --force` included, which preempts the migration job — leaves the
+//! guest on the source (running, or stopped when forced) and asks the
+//! destination to `abort`, which removes everything it made.
+
+mod incoming;
+mod outgoing;
+
+use ferrovirt_api::MigratePost;
+use ferrovirt_client::ClientError;
+use ferrovirt_core::Error;
+
+use crate::daemon::Daemon;
+
+pub use incoming::{abort as abort_incoming, finish as finish_incoming, prepare as prepare_incoming, reconcile};
+pub use outgoing::migrate;
+
+fn remote_err(doing: &str) -> impl Fn(ClientError) -> Error + '_ {
+    move |e| match e {
+        ClientError::Api(b) => Error {
+            kind: match b.code {
+                400 => ferrovirt_core::ErrorKind::Validation,
+                403 => ferrovirt_core::ErrorKind::Forbidden,
+                404 => ferrovirt_core::ErrorKind::NotFound,
+                409 => ferrovirt_core::ErrorKind::Conflict,
+                _ => ferrovirt_core::ErrorKind::Internal,
+            },
+            message: format!("the destination refused {doing}: {}", b.error),
+            field: b.details.and_then(|d| d.field),
+        },
+        other => Error::internal(format!("{doing} failed: {other}")),
+    }
+}
+
+/// Checks a migration request before the operation starts.
+pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
+    let rec = d.record(name)?;
+    let running = d.instances.is_active(name);
+    if req.offline && running {
+        return Err(Error::conflict(format!(
+            "instance {name} is running; stop it or migrate live"
+        )));
+    }
+    if !req.offline && !running {
+        return Err(Error::conflict(format!(
+            "instance {name} is not running; use --offline"
+        )));
+    }
+    if rec.managed_save.is_some() {
+        return Err(Error::conflict(format!(
+            "instance {name} has a managed save; start it first"
+        )));
+    }
+    if !crate::snapshots::records(d, name)?.is_empty() {
+        return Err(Error::conflict(format!(
+            "instance {name} has snapshots, which do not migrate yet; delete them first"
+        )));
+    }
+    if req.postcopy && req.copy_storage {
+        return Err(Error::validation(
+            "postcopy",
+            "post-copy cannot be combined with copy_storage",
+        ));
+    }
+    Ok(())
+}
+
