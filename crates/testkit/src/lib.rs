@@ -16,6 +16,7 @@
 //! printing [`POWER_BUTTON_MARKER`] and powering off.
 
 mod apt;
+pub mod fake_qemu;
 pub mod channel;
 mod cpio;
 mod disk;
