@@ -72,10 +72,18 @@ impl FakeHost {
         self.child = Some(child);
         let end = Instant::now() + STEP;
         while self.client.list_instances().await.is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("ferrovirtd exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < end, "ferrovirtd did not come up:\n{}", self.log());
+            assert!(
+                Instant::now() < end,
+                "ferrovirtd did not come up:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -222,5 +230,30 @@ pub fn http_code(e: &ClientError) -> u16 {
     match e {
         ClientError::Api(body) => body.code,
         other => panic!("not an API error: {other}"),
+    }
+}
+
+/// The commands of `cmds` that act (the `query-*` ones left out: the
+/// daemon may query at any time, e.g. on a STOP event).
+pub fn actions(cmds: &[String]) -> Vec<&str> {
+    cmds.iter()
+        .map(String::as_str)
+        .filter(|c| !c.starts_with("query-"))
+        .collect()
+}
+
+/// Polls until the last acting commands the fake received are `tail`.
+pub async fn wait_actions_end(fake: &FakeQemu, tail: &[&str]) -> Vec<String> {
+    let end = Instant::now() + STEP;
+    loop {
+        let cmds = fake.commands().await.unwrap_or_default();
+        if actions(&cmds).ends_with(tail) {
+            return cmds;
+        }
+        assert!(
+            Instant::now() < end,
+            "the fake QEMU's last commands are not {tail:?}: {cmds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -40,11 +40,12 @@ async fn guest_poweroff_follows_on_poweroff() {
     wait_event(&mut events, "off-restart", EventKind::Shutdown, STEP).await;
     let ev = wait_event(&mut events, "off-restart", EventKind::Rebooted, STEP).await;
     assert!(
-        ev.details.unwrap_or_default().contains("on_poweroff=restart"),
+        ev.details
+            .unwrap_or_default()
+            .contains("on_poweroff=restart"),
         "reboot event names the policy"
     );
-    let cmds = wait_command(&fake, "system_reset").await;
-    assert_eq!(cmds.last().map(String::as_str), Some("cont"), "{cmds:?}");
+    wait_actions_end(&fake, &["system_reset", "cont"]).await;
     assert_eq!(fake.runstate().await.unwrap(), "running");
     let inst = c.instance("off-restart").await.unwrap();
     assert_eq!(inst.state.status, InstanceStatus::Running);
@@ -152,12 +153,8 @@ async fn guest_panic_follows_on_crash() {
     fake.send("panic").await.unwrap();
     let ev = wait_event(&mut events, "pn-restart", EventKind::Crashed, STEP).await;
     assert!(ev.details.unwrap_or_default().contains("restarting"));
-    wait_command(&fake, "system_reset").await;
-    let end = std::time::Instant::now() + STEP;
-    while fake.runstate().await.unwrap() != "running" {
-        assert!(std::time::Instant::now() < end, "the guest was not continued");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_actions_end(&fake, &["system_reset", "cont"]).await;
+    assert_eq!(fake.runstate().await.unwrap(), "running");
     let inst = c.instance("pn-restart").await.unwrap();
     assert_eq!(inst.state.status, InstanceStatus::Running);
     assert_eq!(inst.state.pid, Some(pid));
@@ -180,7 +177,10 @@ async fn guest_panic_follows_on_crash() {
         inst.state.reason
     );
     assert!(alive(pid));
-    assert_eq!(h.fake("pn-keep").runstate().await.unwrap(), "guest-panicked");
+    assert_eq!(
+        h.fake("pn-keep").runstate().await.unwrap(),
+        "guest-panicked"
+    );
     // stop ends a preserved crash without waiting for the guest.
     c.action("pn-keep", StateAction::Stop).await.unwrap();
     wait_gone(pid).await;

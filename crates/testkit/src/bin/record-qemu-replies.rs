@@ -56,7 +56,11 @@ fn main() -> Result<()> {
     {
         let mut q = Qemu::start(tmp.path(), &disk, &[])?;
         rec.greeting(&q.greeting)?;
-        rec.step(&mut q, "qmp_capabilities", json!({"execute": "qmp_capabilities"}))?;
+        rec.step(
+            &mut q,
+            "qmp_capabilities",
+            json!({"execute": "qmp_capabilities"}),
+        )?;
         rec.step(&mut q, "bogus", json!({"execute": "bogus"}))?;
         rec.step(&mut q, "query-status-prelaunch", cmd("query-status"))?;
         rec.step(&mut q, "query-migrate-none", cmd("query-migrate"))?;
@@ -77,35 +81,69 @@ fn main() -> Result<()> {
         rec.job(&mut q, "load-a", "snapshot-load")?;
         let missing = json!({"job-id": "load-x", "tag": "x", "vmstate": "disk0",
                              "devices": ["disk0"]});
-        rec.step(&mut q, "snapshot-load-missing", with("snapshot-load", missing))?;
+        rec.step(
+            &mut q,
+            "snapshot-load-missing",
+            with("snapshot-load", missing),
+        )?;
         rec.job(&mut q, "load-x", "snapshot-load-missing")?;
         let del_args = json!({"job-id": "del-a", "tag": "a", "devices": ["disk0"]});
         rec.step(&mut q, "snapshot-delete", with("snapshot-delete", del_args))?;
         rec.job(&mut q, "del-a", "snapshot-delete")?;
-        rec.step(&mut q, "job-dismiss-missing", with("job-dismiss", json!({"id": "nope"})))?;
+        rec.step(
+            &mut q,
+            "job-dismiss-missing",
+            with("job-dismiss", json!({"id": "nope"})),
+        )?;
         let bw = json!({"max-bandwidth": i64::MAX});
-        rec.step(&mut q, "migrate-set-parameters", with("migrate-set-parameters", bw))?;
+        rec.step(
+            &mut q,
+            "migrate-set-parameters",
+            with("migrate-set-parameters", bw),
+        )?;
         std::fs::File::create(&save)?.set_len(65536)?;
         rec.step(&mut q, "migrate", with("migrate", json!({"uri": uri})))?;
         rec.migration(&mut q, "query-migrate")?;
         rec.step(&mut q, "query-status-postmigrate", cmd("query-status"))?;
         rec.step(&mut q, "system_reset", cmd("system_reset"))?;
         rec.step(&mut q, "query-status-after-reset", cmd("query-status"))?;
-        rec.step(&mut q, "migrate-incoming-not-deferred", with("migrate-incoming", json!({"uri": uri})))?;
-        for c in ["query-block", "query-cpus-fast", "query-hotpluggable-cpus", "query-blockstats", "query-balloon"] {
+        rec.step(
+            &mut q,
+            "migrate-incoming-not-deferred",
+            with("migrate-incoming", json!({"uri": uri})),
+        )?;
+        for c in [
+            "query-block",
+            "query-cpus-fast",
+            "query-hotpluggable-cpus",
+            "query-blockstats",
+            "query-balloon",
+        ] {
             rec.step(&mut q, c, cmd(c))?;
         }
         let flat = json!({"flat": true});
-        rec.step(&mut q, "query-named-block-nodes", with("query-named-block-nodes", flat))?;
+        rec.step(
+            &mut q,
+            "query-named-block-nodes",
+            with("query-named-block-nodes", flat),
+        )?;
         rec.step(&mut q, "quit", cmd("quit"))?;
         q.wait_exit(&mut rec)?;
     }
     {
         let mut q = Qemu::start(tmp.path(), &disk, &["-incoming", "defer"])?;
         rec.prefix = "incoming-".into();
-        rec.step(&mut q, "qmp_capabilities", json!({"execute": "qmp_capabilities"}))?;
+        rec.step(
+            &mut q,
+            "qmp_capabilities",
+            json!({"execute": "qmp_capabilities"}),
+        )?;
         rec.step(&mut q, "query-status-inmigrate", cmd("query-status"))?;
-        rec.step(&mut q, "migrate-incoming", with("migrate-incoming", json!({"uri": uri})))?;
+        rec.step(
+            &mut q,
+            "migrate-incoming",
+            with("migrate-incoming", json!({"uri": uri})),
+        )?;
         rec.migration(&mut q, "query-migrate")?;
         rec.step(&mut q, "query-status-loaded", cmd("query-status"))?;
         rec.step(&mut q, "quit", cmd("quit"))?;
@@ -141,10 +179,18 @@ impl Qemu {
             .args(["-S", "-nodefaults", "-no-user-config", "-no-shutdown"])
             .args(["-action", "panic=pause", "-machine", "q35", "-accel", "tcg"])
             .args(["-display", "none", "-m", "64"])
-            .args(["-blockdev", &file.to_string(), "-blockdev", &fmt.to_string()])
+            .args([
+                "-blockdev",
+                &file.to_string(),
+                "-blockdev",
+                &fmt.to_string(),
+            ])
             .args(["-device", "virtio-blk-pci,drive=disk0,id=disk0-dev"])
             .arg("-chardev")
-            .arg(format!("socket,id=qmp,path={},server=on,wait=off", sock.display()))
+            .arg(format!(
+                "socket,id=qmp,path={},server=on,wait=off",
+                sock.display()
+            ))
             .args(["-mon", "chardev=qmp,mode=control"])
             .args(extra)
             .stdin(Stdio::null())
@@ -154,7 +200,9 @@ impl Qemu {
         let stream = loop {
             match UnixStream::connect(&sock) {
                 Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Err(e) => return Err(e).context("connecting to QMP"),
             }
         };
@@ -168,7 +216,12 @@ impl Qemu {
             }
         });
         let greeting = lines.recv_timeout(Duration::from_secs(10))?;
-        Ok(Self { child, writer, lines, greeting })
+        Ok(Self {
+            child,
+            writer,
+            lines,
+            greeting,
+        })
     }
 
     fn wait_exit(&mut self, rec: &mut Recorder) -> Result<()> {
@@ -188,7 +241,11 @@ struct Recorder {
 
 impl Recorder {
     fn new(out: &Path) -> Self {
-        Self { out: out.to_owned(), prefix: String::new(), events: Vec::new() }
+        Self {
+            out: out.to_owned(),
+            prefix: String::new(),
+            events: Vec::new(),
+        }
     }
 
     fn greeting(&self, line: &str) -> Result<()> {
@@ -198,7 +255,10 @@ impl Recorder {
 
     fn event(&mut self, step: &str, line: &str) {
         if line.contains("\"event\"") {
-            self.events.push(format!("{{\"after\": \"{}{step}\", \"line\": {line}}}\n", self.prefix));
+            self.events.push(format!(
+                "{{\"after\": \"{}{step}\", \"line\": {line}}}\n",
+                self.prefix
+            ));
         }
     }
 
@@ -207,13 +267,19 @@ impl Recorder {
     fn step(&mut self, q: &mut Qemu, name: &str, command: Value) -> Result<Value> {
         writeln!(q.writer, "{command}")?;
         let reply = loop {
-            let line = q.lines.recv_timeout(Duration::from_secs(30)).context(name.to_owned())?;
+            let line = q
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .context(name.to_owned())?;
             if line.contains("\"return\"") || line.contains("\"error\"") {
                 break line;
             }
             self.event(name, &line);
         };
-        let file = self.out.join("replies").join(format!("{}{name}.json", self.prefix));
+        let file = self
+            .out
+            .join("replies")
+            .join(format!("{}{name}.json", self.prefix));
         std::fs::write(file, format!("{reply}\n"))?;
         let settle = Instant::now() + Duration::from_millis(300);
         while let Some(left) = settle.checked_duration_since(Instant::now()) {
@@ -230,12 +296,26 @@ impl Recorder {
     fn job(&mut self, q: &mut Qemu, id: &str, name: &str) -> Result<()> {
         for _ in 0..200 {
             let r = self.step(q, &format!("{name}-query-jobs"), cmd("query-jobs"))?;
-            let job = r["return"].as_array().and_then(|a| a.iter().find(|j| j["id"] == id)).cloned();
-            let status = job.as_ref().and_then(|j| j["status"].as_str()).unwrap_or("gone").to_owned();
-            let file = self.out.join("replies").join(format!("{}{name}-query-jobs-{status}.json", self.prefix));
+            let job = r["return"]
+                .as_array()
+                .and_then(|a| a.iter().find(|j| j["id"] == id))
+                .cloned();
+            let status = job
+                .as_ref()
+                .and_then(|j| j["status"].as_str())
+                .unwrap_or("gone")
+                .to_owned();
+            let file = self
+                .out
+                .join("replies")
+                .join(format!("{}{name}-query-jobs-{status}.json", self.prefix));
             std::fs::write(file, format!("{r}\n"))?;
             if status == "concluded" || status == "gone" {
-                self.step(q, &format!("{name}-job-dismiss"), with("job-dismiss", json!({"id": id})))?;
+                self.step(
+                    q,
+                    &format!("{name}-job-dismiss"),
+                    with("job-dismiss", json!({"id": id})),
+                )?;
                 return Ok(());
             }
         }
@@ -247,7 +327,10 @@ impl Recorder {
         for _ in 0..200 {
             let r = self.step(q, name, cmd("query-migrate"))?;
             let status = r["return"]["status"].as_str().unwrap_or("none").to_owned();
-            let file = self.out.join("replies").join(format!("{}{name}-{status}.json", self.prefix));
+            let file = self
+                .out
+                .join("replies")
+                .join(format!("{}{name}-{status}.json", self.prefix));
             std::fs::write(file, format!("{r}\n"))?;
             if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
                 return Ok(());

@@ -44,9 +44,31 @@ pub enum ArgvError {
 
 /// Options that take a value (the others are flags).
 const WITH_VALUE: &[&str] = &[
-    "-name", "-uuid", "-action", "-msg", "-machine", "-accel", "-cpu", "-smp", "-m", "-chardev",
-    "-mon", "-serial", "-device", "-blockdev", "-kernel", "-initrd", "-append", "-display", "-vnc",
-    "-spice", "-incoming", "-D", "-pidfile", "-netdev", "-object",
+    "-name",
+    "-uuid",
+    "-action",
+    "-msg",
+    "-machine",
+    "-accel",
+    "-cpu",
+    "-smp",
+    "-m",
+    "-chardev",
+    "-mon",
+    "-serial",
+    "-device",
+    "-blockdev",
+    "-kernel",
+    "-initrd",
+    "-append",
+    "-display",
+    "-vnc",
+    "-spice",
+    "-incoming",
+    "-D",
+    "-pidfile",
+    "-netdev",
+    "-object",
 ];
 
 pub fn parse(args: &[String]) -> Result<Invocation, ArgvError> {

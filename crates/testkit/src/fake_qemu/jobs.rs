@@ -75,9 +75,7 @@ pub fn start(vm: &Arc<Vm>, kind: JobKind, args: &Value) -> Result<Value, QmpErro
         .to_owned();
     let mut st = vm.state();
     if st.jobs.iter().any(|j| j.id == id) {
-        return Err(QmpError::generic(format!(
-            "Job ID '{id}' already in use"
-        )));
+        return Err(QmpError::generic(format!("Job ID '{id}' already in use")));
     }
     let mut job = Job {
         id: id.clone(),

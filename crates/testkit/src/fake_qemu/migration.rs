@@ -91,9 +91,7 @@ pub fn start_outgoing(vm: &Arc<Vm>, args: &Value) -> Result<Value, QmpError> {
     let target = Target::parse(args["uri"].as_str().unwrap_or_default())?;
     let mut st = vm.state();
     if st.migration.as_ref().is_some_and(|m| in_progress(m.status)) {
-        return Err(QmpError::generic(
-            "There's a migration process in progress",
-        ));
+        return Err(QmpError::generic("There's a migration process in progress"));
     }
     let mut m = Migration {
         status: "setup",
@@ -203,9 +201,10 @@ pub fn start_incoming(vm: &Arc<Vm>, args: &Value) -> Result<Value, QmpError> {
     set_status(vm, &mut m, "setup");
     st.migration = Some(m);
     let listener = match &target {
-        Target::Tcp(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
-            QmpError::generic(format!("Failed to bind socket for {addr}: {e}"))
-        })?),
+        Target::Tcp(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| QmpError::generic(format!("Failed to bind socket for {addr}: {e}")))?,
+        ),
         Target::File { .. } => None,
     };
     drop(st);

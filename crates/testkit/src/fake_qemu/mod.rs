@@ -20,6 +20,9 @@ mod migration;
 mod qmp;
 mod vm;
 
+#[cfg(test)]
+mod shapes;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -101,7 +104,10 @@ fn launcher(args: &[String]) -> ExitCode {
 fn listen(path: &Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     UnixListener::bind(path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", path.display()))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        )
     })
 }
 

@@ -162,10 +162,16 @@ pub fn execute(vm: &Arc<Vm>, name: &str, args: &Value) -> Result<Value, QmpError
             );
             Ok(json!({}))
         }
-        "migrate-set-parameters" | "getfd" | "device_add" | "netdev_add" | "netdev_del"
-        | "blockdev-add" | "blockdev-del" | "object-del" | "balloon" | "transaction" => {
-            Ok(json!({}))
-        }
+        "migrate-set-parameters"
+        | "getfd"
+        | "device_add"
+        | "netdev_add"
+        | "netdev_del"
+        | "blockdev-add"
+        | "blockdev-del"
+        | "object-del"
+        | "balloon"
+        | "transaction" => Ok(json!({})),
         other => Err(QmpError {
             class: "CommandNotFound",
             desc: format!("The command {other} has not been found"),

@@ -182,7 +182,10 @@ impl Vm {
 
     /// The guest reboots itself: a reset, the guest keeps running.
     pub fn guest_reboot(&self) {
-        self.emit("RESET", Some(json!({"guest": true, "reason": "guest-reset"})));
+        self.emit(
+            "RESET",
+            Some(json!({"guest": true, "reason": "guest-reset"})),
+        );
     }
 
     /// The guest panics (`-action panic=pause`: QEMU pauses it).
@@ -224,10 +227,7 @@ impl Vm {
 
     /// Exits like QEMU on `quit`: SHUTDOWN, then the pidfile and sockets go.
     pub fn exit(&self, reason: &str) -> ! {
-        self.emit(
-            "SHUTDOWN",
-            Some(json!({"guest": false, "reason": reason})),
-        );
+        self.emit("SHUTDOWN", Some(json!({"guest": false, "reason": reason})));
         self.remove_files();
         std::process::exit(0)
     }
@@ -240,7 +240,11 @@ impl Vm {
 
     pub fn remove_files(&self) {
         let l = &self.launch;
-        let files = [Some(&l.qmp_socket), l.serial_socket.as_ref(), l.pidfile.as_ref()];
+        let files = [
+            Some(&l.qmp_socket),
+            l.serial_socket.as_ref(),
+            l.pidfile.as_ref(),
+        ];
         for f in files.into_iter().flatten() {
             let _ = std::fs::remove_file(f);
         }
