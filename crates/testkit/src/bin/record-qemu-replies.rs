@@ -79,14 +79,6 @@ fn main() -> Result<()> {
                                "devices": ["disk0"]});
         rec.step(&mut q, "snapshot-load", with("snapshot-load", load_args))?;
         rec.job(&mut q, "load-a", "snapshot-load")?;
-        let missing = json!({"job-id": "load-x", "tag": "x", "vmstate": "disk0",
-                             "devices": ["disk0"]});
-        rec.step(
-            &mut q,
-            "snapshot-load-missing",
-            with("snapshot-load", missing),
-        )?;
-        rec.job(&mut q, "load-x", "snapshot-load-missing")?;
         let del_args = json!({"job-id": "del-a", "tag": "a", "devices": ["disk0"]});
         rec.step(&mut q, "snapshot-delete", with("snapshot-delete", del_args))?;
         rec.job(&mut q, "del-a", "snapshot-delete")?;
@@ -127,6 +119,21 @@ fn main() -> Result<()> {
             "query-named-block-nodes",
             with("query-named-block-nodes", flat),
         )?;
+        // A failed load leaves the VM in restore-vm: done last.
+        let missing = json!({"job-id": "load-x", "tag": "x", "vmstate": "disk0",
+                             "devices": ["disk0"]});
+        rec.step(
+            &mut q,
+            "snapshot-load-missing",
+            with("snapshot-load", missing),
+        )?;
+        rec.job(&mut q, "load-x", "snapshot-load-missing")?;
+        rec.step(
+            &mut q,
+            "query-status-after-failed-load",
+            cmd("query-status"),
+        )?;
+        rec.step(&mut q, "cont-after-failed-load", cmd("cont"))?;
         rec.step(&mut q, "quit", cmd("quit"))?;
         q.wait_exit(&mut rec)?;
     }
@@ -265,6 +272,11 @@ impl Recorder {
     /// Sends `command`, saves its reply as `replies/NAME.json`, records
     /// the events seen meanwhile and for 300 ms after.
     fn step(&mut self, q: &mut Qemu, name: &str, command: Value) -> Result<Value> {
+        Ok(self.step_raw(q, name, command)?.1)
+    }
+
+    /// [`Self::step`], also returning the reply's text as QEMU wrote it.
+    fn step_raw(&mut self, q: &mut Qemu, name: &str, command: Value) -> Result<(String, Value)> {
         writeln!(q.writer, "{command}")?;
         let reply = loop {
             let line = q
@@ -288,14 +300,15 @@ impl Recorder {
                 Err(_) => break,
             }
         }
-        Ok(serde_json::from_str(&reply)?)
+        let v = serde_json::from_str(&reply)?;
+        Ok((reply, v))
     }
 
     /// Polls query-jobs until job `id` concludes (saving the reply of each
     /// status seen), then dismisses it.
     fn job(&mut self, q: &mut Qemu, id: &str, name: &str) -> Result<()> {
         for _ in 0..200 {
-            let r = self.step(q, &format!("{name}-query-jobs"), cmd("query-jobs"))?;
+            let (raw, r) = self.step_raw(q, &format!("{name}-query-jobs"), cmd("query-jobs"))?;
             let job = r["return"]
                 .as_array()
                 .and_then(|a| a.iter().find(|j| j["id"] == id))
@@ -309,7 +322,7 @@ impl Recorder {
                 .out
                 .join("replies")
                 .join(format!("{}{name}-query-jobs-{status}.json", self.prefix));
-            std::fs::write(file, format!("{r}\n"))?;
+            std::fs::write(file, format!("{raw}\n"))?;
             if status == "concluded" || status == "gone" {
                 self.step(
                     q,
@@ -325,13 +338,13 @@ impl Recorder {
     /// Polls query-migrate until the migration ends, saving each status.
     fn migration(&mut self, q: &mut Qemu, name: &str) -> Result<()> {
         for _ in 0..200 {
-            let r = self.step(q, name, cmd("query-migrate"))?;
+            let (raw, r) = self.step_raw(q, name, cmd("query-migrate"))?;
             let status = r["return"]["status"].as_str().unwrap_or("none").to_owned();
             let file = self
                 .out
                 .join("replies")
                 .join(format!("{}{name}-{status}.json", self.prefix));
-            std::fs::write(file, format!("{r}\n"))?;
+            std::fs::write(file, format!("{raw}\n"))?;
             if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
                 return Ok(());
             }

@@ -43,7 +43,7 @@ pub struct Job {
 impl Job {
     /// The entry of query-jobs, in QEMU 10's shape.
     pub fn describe(&self) -> Value {
-        let done = u64::from(self.status == "concluded" && self.error.is_none());
+        let done = u64::from(self.status == "concluded");
         let mut v = json!({
             "current-progress": done, "status": self.status,
             "total-progress": 1, "type": self.kind.as_str(), "id": self.id,
@@ -139,8 +139,11 @@ fn run(vm: &Vm, id: &str) {
     }
 }
 
+/// A failed load leaves the guest stopped in `restore-vm`, as QEMU does.
 fn finish(vm: &Vm, st: &mut State, mut job: Job) {
-    if let Some(to) = job.resume_to.take() {
+    if let Some(to) = job.resume_to.take()
+        && !(job.error.is_some() && job.kind == JobKind::SnapshotLoad)
+    {
         vm.set_runstate(st, to);
     }
     set_status(vm, &mut job, "concluded");

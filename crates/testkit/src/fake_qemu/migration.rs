@@ -54,9 +54,11 @@ pub struct Migration {
     started: Instant,
 }
 
-fn set_status(vm: &Vm, m: &mut Migration, status: &'static str) {
+fn set_status(vm: &Vm, events: bool, m: &mut Migration, status: &'static str) {
     m.status = status;
-    vm.emit("MIGRATION", Some(json!({"status": status})));
+    if events {
+        vm.emit("MIGRATION", Some(json!({"status": status})));
+    }
 }
 
 fn in_progress(status: &str) -> bool {
@@ -70,6 +72,14 @@ pub fn query(vm: &Vm) -> Value {
     let Some(m) = &st.migration else {
         return json!({});
     };
+    if !m.outgoing {
+        // The destination reports nothing but its status.
+        let mut v = json!({"status": m.status});
+        if let Some(e) = &m.error {
+            v["error-desc"] = json!(e);
+        }
+        return v;
+    }
     let mut v = fixtures::reply("query-migrate-completed");
     v["status"] = json!(m.status);
     let ms = m.started.elapsed().as_millis() as u64;
@@ -100,8 +110,8 @@ pub fn start_outgoing(vm: &Arc<Vm>, args: &Value) -> Result<Value, QmpError> {
         cancel: false,
         started: Instant::now(),
     };
-    set_status(vm, &mut m, "setup");
-    set_status(vm, &mut m, "active");
+    set_status(vm, st.migration_events, &mut m, "setup");
+    set_status(vm, st.migration_events, &mut m, "active");
     st.migration = Some(m);
     drop(st);
     let vm = vm.clone();
@@ -118,8 +128,8 @@ fn outgoing(vm: &Vm, target: &Target) {
             return;
         };
         if m.cancel {
-            set_status(vm, &mut m, "cancelling");
-            set_status(vm, &mut m, "cancelled");
+            set_status(vm, st.migration_events, &mut m, "cancelling");
+            set_status(vm, st.migration_events, &mut m, "cancelled");
             st.migration = Some(m);
             return;
         }
@@ -132,11 +142,11 @@ fn outgoing(vm: &Vm, target: &Target) {
             Ok(()) => {
                 vm.set_runstate(&mut st, RunState::FinishMigrate);
                 st.runstate = RunState::PostMigrate;
-                set_status(vm, &mut m, "completed");
+                set_status(vm, st.migration_events, &mut m, "completed");
             }
             Err(e) => {
                 m.error = Some(e);
-                set_status(vm, &mut m, "failed");
+                set_status(vm, st.migration_events, &mut m, "failed");
             }
         }
         st.migration = Some(m);
@@ -198,7 +208,7 @@ pub fn start_incoming(vm: &Arc<Vm>, args: &Value) -> Result<Value, QmpError> {
         cancel: false,
         started: Instant::now(),
     };
-    set_status(vm, &mut m, "setup");
+    set_status(vm, st.migration_events, &mut m, "setup");
     st.migration = Some(m);
     let listener = match &target {
         Target::Tcp(addr) => Some(
@@ -227,8 +237,9 @@ fn incoming(vm: &Vm, target: &Target, listener: Option<std::net::TcpListener>) {
     };
     {
         let mut st = vm.state();
+        let events = st.migration_events;
         if let Some(m) = st.migration.as_mut() {
-            set_status(vm, m, "active");
+            set_status(vm, events, m, "active");
         }
     }
     std::thread::sleep(vm.state().knobs.migration_time);
@@ -240,11 +251,11 @@ fn incoming(vm: &Vm, target: &Target, listener: Option<std::net::TcpListener>) {
         Ok(snapshots) => {
             st.snapshots = snapshots;
             st.runstate = RunState::Paused;
-            set_status(vm, &mut m, "completed");
+            set_status(vm, st.migration_events, &mut m, "completed");
             st.migration = Some(m);
         }
         Err(e) => {
-            set_status(vm, &mut m, "failed");
+            set_status(vm, st.migration_events, &mut m, "failed");
             eprintln!("qemu-system-x86_64: load of migration failed: {e}");
             vm.remove_files();
             std::process::exit(1);
@@ -290,4 +301,15 @@ mod tests {
         );
         assert!(Target::parse("exec:cat").is_err());
     }
+}
+
+/// `migrate-set-capabilities`: only `events` changes what the fake does.
+pub fn set_capabilities(vm: &Vm, args: &Value) -> Result<Value, QmpError> {
+    let caps = args["capabilities"].as_array().cloned().unwrap_or_default();
+    for cap in caps {
+        if cap["capability"] == "events" {
+            vm.state().migration_events = cap["state"] == true;
+        }
+    }
+    Ok(json!({}))
 }

@@ -151,6 +151,7 @@ pub fn execute(vm: &Arc<Vm>, name: &str, args: &Value) -> Result<Value, QmpError
         "migrate-incoming" => migration::start_incoming(vm, args),
         "migrate_cancel" => migration::cancel(vm),
         "query-migrate" => Ok(migration::query(vm)),
+        "migrate-set-capabilities" => migration::set_capabilities(vm, args),
         "query-balloon" => Ok(json!({"actual": vm.launch.memory_mib << 20})),
         "query-block" | "query-named-block-nodes" | "query-blockstats" => Ok(json!([])),
         "query-cpus-fast" => Ok(fixtures::reply("query-cpus-fast")),

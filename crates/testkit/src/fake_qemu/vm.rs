@@ -92,6 +92,9 @@ pub struct State {
     pub migration: Option<Migration>,
     /// Every QMP command received: `{"execute", "arguments"}`.
     pub commands: Vec<Value>,
+    /// The `events` migration capability: MIGRATION events are sent only
+    /// when it is on (QEMU's default is off).
+    pub migration_events: bool,
 }
 
 pub struct Vm {
@@ -118,6 +121,7 @@ impl Vm {
                 snapshots: BTreeSet::new(),
                 migration: None,
                 commands: Vec::new(),
+                migration_events: false,
             }),
             clients: Mutex::new(Vec::new()),
         })
