@@ -64,6 +64,7 @@ impl FakeHost {
             .env("FERROVIRT_NO_DEFAULT_NETWORK", "1")
             .env("FERROVIRT_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .kill_on_drop(true)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -205,7 +205,10 @@ async fn cancelled_save_leaves_the_guest_running() {
 async fn conflicts_with(h: &FakeHost, name: &str, job_word: &str, op: Operation, sent: &str) {
     let c = &h.client;
     wait_command(&h.fake(name), sent).await;
-    let err = c.action(name, StateAction::Pause).await.unwrap_err();
+    let err = tokio::time::timeout(STEP, c.action(name, StateAction::Pause))
+        .await
+        .expect("a conflicting request is answered at once, not queued")
+        .unwrap_err();
     assert_eq!(http_code(&err), 409, "{err}");
     assert!(err.to_string().contains(job_word), "{err}");
     let t = Instant::now();
