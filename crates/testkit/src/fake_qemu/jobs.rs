@@ -13,17 +13,17 @@ use super::vm::{RunState, State, Vm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
-    SnapshotSave,
-    SnapshotLoad,
-    SnapshotDelete,
+    Save,
+    Load,
+    Delete,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::SnapshotSave => "snapshot-save",
-            Self::SnapshotLoad => "snapshot-load",
-            Self::SnapshotDelete => "snapshot-delete",
+            Self::Save => "snapshot-save",
+            Self::Load => "snapshot-load",
+            Self::Delete => "snapshot-delete",
         }
     }
 }
@@ -91,10 +91,10 @@ pub fn start(vm: &Arc<Vm>, kind: JobKind, args: &Value) -> Result<Value, QmpErro
         Some(json!({"status": "created", "id": id})),
     );
     set_status(vm, &mut job, "running");
-    if kind != JobKind::SnapshotDelete && st.runstate == RunState::Running {
+    if kind != JobKind::Delete && st.runstate == RunState::Running {
         job.resume_to = Some(RunState::Running);
         let during = match kind {
-            JobKind::SnapshotSave => RunState::SaveVm,
+            JobKind::Save => RunState::SaveVm,
             _ => RunState::RestoreVm,
         };
         vm.set_runstate(&mut st, during);
@@ -142,7 +142,7 @@ fn run(vm: &Vm, id: &str) {
 /// A failed load leaves the guest stopped in `restore-vm`, as QEMU does.
 fn finish(vm: &Vm, st: &mut State, mut job: Job) {
     if let Some(to) = job.resume_to.take()
-        && !(job.error.is_some() && job.kind == JobKind::SnapshotLoad)
+        && !(job.error.is_some() && job.kind == JobKind::Load)
     {
         vm.set_runstate(st, to);
     }
@@ -159,14 +159,14 @@ fn apply(st: &mut State, job: &Job) -> Option<String> {
         ))
     };
     match job.kind {
-        JobKind::SnapshotSave => {
+        JobKind::Save => {
             st.snapshots.insert(job.tag.clone());
             None
         }
-        JobKind::SnapshotLoad if !st.snapshots.contains(&job.tag) => missing(),
-        JobKind::SnapshotLoad => None,
-        JobKind::SnapshotDelete if !st.snapshots.remove(&job.tag) => missing(),
-        JobKind::SnapshotDelete => None,
+        JobKind::Load if !st.snapshots.contains(&job.tag) => missing(),
+        JobKind::Load => None,
+        JobKind::Delete if !st.snapshots.remove(&job.tag) => missing(),
+        JobKind::Delete => None,
     }
 }
 

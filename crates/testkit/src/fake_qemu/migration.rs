@@ -282,6 +282,17 @@ fn parse_blob(b: &[u8]) -> Result<std::collections::BTreeSet<String>, String> {
     Ok(serde_json::from_value(v["snapshots"].clone()).unwrap_or_default())
 }
 
+/// `migrate-set-capabilities`: only `events` changes what the fake does.
+pub fn set_capabilities(vm: &Vm, args: &Value) -> Result<Value, QmpError> {
+    let caps = args["capabilities"].as_array().cloned().unwrap_or_default();
+    for cap in caps {
+        if cap["capability"] == "events" {
+            vm.state().migration_events = cap["state"] == true;
+        }
+    }
+    Ok(json!({}))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,15 +312,4 @@ mod tests {
         );
         assert!(Target::parse("exec:cat").is_err());
     }
-}
-
-/// `migrate-set-capabilities`: only `events` changes what the fake does.
-pub fn set_capabilities(vm: &Vm, args: &Value) -> Result<Value, QmpError> {
-    let caps = args["capabilities"].as_array().cloned().unwrap_or_default();
-    for cap in caps {
-        if cap["capability"] == "events" {
-            vm.state().migration_events = cap["state"] == true;
-        }
-    }
-    Ok(json!({}))
 }

@@ -140,9 +140,9 @@ pub fn execute(vm: &Arc<Vm>, name: &str, args: &Value) -> Result<Value, QmpError
             vm.host_reset();
             Ok(json!({}))
         }
-        "snapshot-save" => jobs::start(vm, JobKind::SnapshotSave, args),
-        "snapshot-load" => jobs::start(vm, JobKind::SnapshotLoad, args),
-        "snapshot-delete" => jobs::start(vm, JobKind::SnapshotDelete, args),
+        "snapshot-save" => jobs::start(vm, JobKind::Save, args),
+        "snapshot-load" => jobs::start(vm, JobKind::Load, args),
+        "snapshot-delete" => jobs::start(vm, JobKind::Delete, args),
         "query-jobs" => Ok(jobs::query(vm)),
         "job-dismiss" => jobs::dismiss(vm, args),
         "job-cancel" => jobs::cancel(vm, args),
