@@ -16,12 +16,12 @@
 //! printing [`POWER_BUTTON_MARKER`] and powering off.
 
 mod apt;
-pub mod fake_qemu;
 pub mod channel;
 mod cpio;
 mod disk;
 mod elf;
 mod error;
+pub mod fake_qemu;
 mod image;
 mod kernel;
 mod modules;
