@@ -21,6 +21,7 @@ mod cpio;
 mod disk;
 mod elf;
 mod error;
+pub mod fake_qemu;
 mod image;
 mod kernel;
 mod modules;
