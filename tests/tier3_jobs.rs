@@ -225,7 +225,6 @@ async fn conflicts_with(h: &FakeHost, name: &str, job_word: &str, op: Operation,
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "job model: enabled when the instance actor lands"]
 async fn a_running_snapshot_job_conflicts_and_stop_force_preempts_it() {
     let h = FakeHost::start().await;
     with_disk(&h, "busy").await;
@@ -239,7 +238,6 @@ async fn a_running_snapshot_job_conflicts_and_stop_force_preempts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "job model: enabled when the instance actor lands"]
 async fn a_running_save_conflicts_and_stop_force_preempts_it() {
     let h = FakeHost::start().await;
     h.running("busy", json!({})).await;
@@ -254,7 +252,6 @@ async fn a_running_save_conflicts_and_stop_force_preempts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "job model: enabled when the instance actor lands"]
 async fn a_running_migration_to_a_file_conflicts_and_stop_force_preempts_it() {
     let h = FakeHost::start().await;
     h.running("busy", json!({})).await;

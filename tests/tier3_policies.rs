@@ -126,7 +126,6 @@ async fn guest_reboot_follows_on_reboot() {
 /// Today the STOP event of the daemon's own `stop` makes the monitor
 /// record the pause again, as "paused", over the policy's reason.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "job model: enabled when the instance actor lands (internal pauses must not surface)"]
 async fn on_reboot_preserve_keeps_its_reason() {
     let h = FakeHost::start().await;
     h.running("rb-keep", json!({"on_reboot": "preserve"})).await;
