@@ -199,6 +199,8 @@ class Host:
         self.undo.append((fn, args))
 
     def cleanup(self) -> None:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # (a second Ctrl-C must not cut it short)
+            signal.signal(s, signal.SIG_IGN)
         log(f"{self.suite}: cleaning up")
         while self.undo:
             fn, args = self.undo.pop()
@@ -241,6 +243,9 @@ class Host:
         shutil.rmtree(self.tmp, ignore_errors=True)
         log(f"{self.suite}: done, {time.time() - self.t0:.0f} s in all"
             + (f"; daemon logs in {self.logs}" if self.logs else ""))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, _terminate)
 
     def netns(self, tag: str) -> str:
         """A new network namespace with its loopback up."""
@@ -501,7 +506,6 @@ def lv_unpack(h: Host, pkg: str, install: bool) -> Path:
 LIBVIRTD_NS = r"""
 set -euo pipefail
 LV=$1
-for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do mkdir -p $d; done
 mount --bind "$LV/etc" /etc/libvirt
 mount --bind "$LV/lib" /var/lib/libvirt
 mount --bind "$LV/cache" /var/cache/libvirt

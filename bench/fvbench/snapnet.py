@@ -78,8 +78,11 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
             try:
                 netroot = host.lv_unpack(h, "libvirt-daemon-driver-network", a.install)
                 fw, net_note = firewall_backend(h, a.install)
-                drivers, etc = {"network": netroot}, {"network.conf": f'firewall_backend = "{fw}"\n'}
                 meta["libvirt_firewall_backend"] = fw
+                if net_note:  # its networks could not start: libvirtd without them
+                    netroot = None
+                else:
+                    drivers, etc = {"network": netroot}, {"network.conf": f'firewall_backend = "{fw}"\n'}
             except Skip as e:
                 net_note, netroot = str(e), None
         lvd = host.start_libvirtd(h, lv_ns, "lv", drivers=drivers, network=netroot, etc=etc)
