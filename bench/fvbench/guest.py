@@ -226,11 +226,13 @@ class Channel:
                 log(f"no answer, sending again: {str(e)[:200]}")
         raise AssertionError("unreachable")
 
-    def _wait(self, cid: int, cmd: str, timeout: float, check: bool) -> tuple[int, str]:
+    def _wait(self, cid: int, cmd: str, timeout: float, check: bool,
+              also: set[int] = frozenset()) -> tuple[int, str]:
+        """The answer to `cid` (or to one of the ids `also`)."""
         deadline = time.monotonic() + timeout
         while True:
             for m in RESULT_RE.finditer(self.buf):
-                if int(m.group(1)) == cid:
+                if int(m.group(1)) == cid or int(m.group(1)) in also:
                     self.buf = self.buf[m.end():]
                     rc, text = int(m.group(2)), base64.b64decode(m.group(3)).decode(errors="replace")
                     if check and rc != 0:
@@ -258,11 +260,17 @@ class Channel:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Probes with `true` every 0.5 s until one answers (the guest may
-        have printed its ready marker before we connected)."""
+        have printed its ready marker before we connected); the answer to an
+        earlier probe counts too (on a loaded host the guest may take longer
+        than 0.5 s for each)."""
         deadline = time.monotonic() + timeout
+        sent: set[int] = set()
         while True:
+            self.next_id += 1
+            sent.add(self.next_id)
+            self.s.send(f"@@FV {self.next_id} {base64.b64encode(b'true').decode()}\n".encode())
             try:
-                self.run("true", timeout=0.5)
+                self._wait(self.next_id, "true", 0.5, True, sent)
                 return
             except TimeoutError:
                 if time.monotonic() > deadline:
