@@ -49,10 +49,11 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run(a: argparse.Namespace) -> int:
+def run(a: argparse.Namespace, defaults: argparse.Namespace) -> int:
     mod = SUITES[a.suite]
-    if a.quick:
-        mod.quick(a)
+    for k, v in mod.QUICK.items() if a.quick else ():
+        if getattr(a, k) == getattr(defaults, k):
+            setattr(a, k, v)
     results = Path(a.results) if a.results else BENCH / "results" / ("quick" if a.quick else "")
     t0 = time.time()
     qemu = host.qemu_binary()
@@ -80,12 +81,12 @@ def main(argv: list[str]) -> int:
     ap = parser()
     a = ap.parse_args(argv)
     if a.suite != "all":
-        return run(a)
+        return run(a, ap.parse_args([a.suite]))
     rest = [x for x in argv if x != "all"]
     failed = []
     for name in SUITES:
         try:
-            if run(ap.parse_args([name, *rest])) != 0:
+            if run(ap.parse_args([name, *rest]), ap.parse_args([name])) != 0:
                 failed.append(name)
         except Exception as e:  # noqa: BLE001 - the next suite still runs
             host.log(f"{name} failed: {e}")

@@ -66,8 +66,7 @@ def add_args(p) -> None:
                    help="skip the floor that keeps QEMU's default 128 MiB/s cap (quick: skipped)")
 
 
-def quick(a) -> None:
-    a.runs, a.sizes, a.no_capped_floor = 1, "256", True
+QUICK = {"runs": 1, "sizes": "256", "no_capped_floor": True}  # --quick, unless given
 
 
 class Heartbeat:
