@@ -239,7 +239,7 @@ class Host:
             for f in list(self.tmp.glob("*/*.log")) + list(self.tmp.glob("*/libvirtd.out")) \
                     + list(self.tmp.glob("*.log")):
                 if f.is_file() and f.stat().st_size:
-                    shutil.copy(f, self.logs / f"{f.parent.name}-{f.name}".lstrip("-"))
+                    shutil.copy(f, self.logs / (f.name if f.parent == self.tmp else f"{f.parent.name}-{f.name}"))
         shutil.rmtree(self.tmp, ignore_errors=True)
         log(f"{self.suite}: done, {time.time() - self.t0:.0f} s in all"
             + (f"; daemon logs in {self.logs}" if self.logs else ""))
