@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 from . import host
 from .guest import fsize, ms, now, wait_ready
 from .host import Skip, log, run
 from .stats import ForeignLoad, median
-from .systems import Ferrovirt, Floor, Libvirt, binding, golden_template, template_of
+from .systems import Ferrovirt, Floor, Libvirt, System, binding, golden_template, template_of
 
 STEM = "latest"
 GOLDEN = host.ROOT / "crates/qemu/tests/golden/direct_kernel_boot_tcg.argv"
@@ -64,7 +65,7 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
         if a.no_libvirt:
             raise Skip("--no-libvirt")
         host.ensure_libvirt(h, a.install)
-        host.prewarm("/usr/sbin/libvirtd", run(["sh", "-c", "command -v virsh"]).stdout.decode().strip(),
+        host.prewarm("/usr/sbin/libvirtd", shutil.which("virsh") or "",
                      *map(str, (host.LV_DRIVERS / "connection-driver").glob("*.so")))
         lvd = host.start_libvirtd(h, h.netns("lv"), "lv")
         try:
@@ -141,7 +142,7 @@ def measure(a, h: host.Host, b: host.Binaries, qemu: str, fvd: host.Ferrovirtd,
         meta["libvirt_argv"] = host.cmdline(lv.pid("bench-lv"))
         lv.stop("bench-lv")
 
-    def boot(key: str, sys_, name: str, start) -> None:
+    def boot(key: str, sys_: System, name: str, start) -> None:
         off = fsize(sys_.console_log(name))
         t0 = now()
         start(name)
@@ -177,7 +178,7 @@ def measure(a, h: host.Host, b: host.Binaries, qemu: str, fvd: host.Ferrovirtd,
 
     # ---- graceful stop (ACPI power button; the guest powers off)
     if not a.no_graceful:
-        def graceful(sys_, name: str, start, key: str, stop) -> None:
+        def graceful(sys_: System, name: str, start, key: str, stop) -> None:
             off = fsize(sys_.console_log(name))
             start(name)
             wait_ready(sys_.console_log(name), off)

@@ -29,7 +29,7 @@ import uuid as uuidlib
 from pathlib import Path
 
 from . import host
-from .guest import Channel, ms, now
+from .guest import Channel, SockStream, ms, now
 from .host import Skip, log
 from .stats import ForeignLoad, loadavg
 from .systems import Ferrovirt, Floor, Libvirt, golden_template
@@ -390,7 +390,6 @@ class LibvirtSide:
         self.la.virsh("create", str(self.path(name, "a", "xml")))
 
     def channel(self, name: str, host_: str) -> Channel:
-        from .guest import SockStream
         return Channel(SockStream(str(self.path(name, host_, "sock"))), None, b".")
 
     def logs(self, name: str) -> list[Path]:

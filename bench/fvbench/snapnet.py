@@ -22,7 +22,7 @@ from . import host
 from .guest import Channel, fsize, ms, now, wait_ready
 from .host import Skip, log, run
 from .stats import MIB, ForeignLoad
-from .systems import Ferrovirt, Libvirt
+from .systems import Ferrovirt, Libvirt, System
 
 STEM = "snapnet-latest"
 SECTIONS = ("snap", "net", "tput")
@@ -129,7 +129,7 @@ class Bench:
         self.sides = ["fv"] + (["lv"] if lv is not None else [])
         self.net_sides = ["fv"] + (["lv"] if lv is not None and not lv_no_net else [])
 
-    def m(self, side: str):
+    def m(self, side: str) -> System:
         return self.fv if side == "fv" else self.lv
 
     def add(self, key: str, v: float) -> None:
