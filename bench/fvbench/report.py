@@ -15,11 +15,11 @@ def write(results: Path, stem: str, raw: dict, md: str) -> None:
     (results / f"{stem}.md").write_text(md)
 
 
-def machine_line(meta: dict) -> str:
+def machine_line(meta: dict, head: str = "") -> str:
     return (f"Machine: {meta.get('cpus')} × {meta.get('cpu_model')}, "
             f"{meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux {meta.get('kernel')}. "
             f"QEMU {meta.get('qemu_version', '?')}, libvirt {meta.get('libvirt_version') or 'skipped'}, "
-            f"Ferrovirt {meta.get('ferrovirt_commit', '?')} ({meta.get('profile', '?')} build of "
+            f"Ferrovirt {meta.get('ferrovirt_commit', '?')} ({head}{meta.get('profile', '?')} build of "
             f"{meta.get('ferrovirtd_binary_mtime', '?')}).")
 
 
@@ -55,7 +55,7 @@ def lifecycle(raw: dict) -> str:
     L = ["# Ferrovirt benchmark results\n",
          f"Run: {meta.get('date')} · mode: {'quick' if meta.get('quick') else 'full'} · N = {cfg['runs']} runs "
          f"per figure (create: one sample per instance, {M} per side) · guest: {cfg['memory_mib']} MiB, 1 vCPU, "
-         "q35, TCG, no disk, no NIC.\n", machine_line(meta) + "\n",
+         "q35, TCG, no disk, no NIC.\n", machine_line(meta, "HEAD at run time; ") + "\n",
          "## Latency (median, lower is better)\n",
          "| Operation | " + " | ".join(c[1] for c in COLS) + " |", "|---|" + "---:|" * len(COLS)]
     for key, label in rows:
@@ -419,6 +419,9 @@ NAMES = {"fv_cli": "Ferrovirt CLI", "fv_api": "Ferrovirt API", "virsh": "virsh",
 
 def storage(raw: dict) -> str:
     m = raw["meta"]
+
+    def fmt_ms(v):
+        return "–" if v is None else f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
 
     def spread(xs):
         return cell(xs, fmt_ms, 3)
