@@ -11,9 +11,4 @@ cargo build --workspace --bins
 cargo nextest run --workspace --profile ci
 # The benchmarks in quick mode: CI only checks that they run. Their quick
 # results go to bench/results/quick/ (git-ignored), never over a full run's.
-[ -x bench/run.sh ] && bench/run.sh --quick
-for b in bench/snapnet.sh bench/migration.sh bench/storage.sh; do
-  if [ -x "$b" ]; then
-    "$b" --quick --results bench/results/quick
-  fi
-done
+(cd bench && python3 -m fvbench all --quick --results results/quick)

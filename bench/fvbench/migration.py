@@ -1,0 +1,587 @@
+"""Live migration, Ferrovirt vs libvirt vs QEMU by hand, between two
+"hosts": network namespaces A (10.98.0.1) and B (10.98.0.2) joined by a veth
+pair, a ferrovirtd and a libvirtd in each (docs/benchmarks-migration.md).
+For every guest size and run, each boots the same guest on A, starts the
+same memory-dirtying workload in it, migrates it live to B and records:
+
+  total_ms     wall clock from the request to "done"
+  downtime_ms  the downtime each reports: QEMU's own (the source's
+               query-migrate; Ferrovirt's result.downtime_ms is that
+               figure) / libvirt's "Total downtime" of `virsh domjobinfo
+               --completed` on B, computed with libvirt's own clock
+  pause_ms     the guest writes a heartbeat byte to its serial port every
+               10 ms; the host polls both console logs every millisecond:
+               the last growth of A's log -> the first of B's is how long
+               the guest really stood still."""
+from __future__ import annotations
+
+import base64
+import calendar
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import traceback
+import uuid as uuidlib
+from pathlib import Path
+
+from . import host
+from .guest import Channel, SockStream, ms, now
+from .host import Skip, log
+from .stats import ForeignLoad, loadavg
+from .systems import Ferrovirt, Floor, Libvirt, golden_template
+
+STEM = "migration-latest"
+IP_A, IP_B = "10.98.0.1", "10.98.0.2"
+# QMP max-bandwidth meaning "no limit": what ferrovirtd sets; libvirt sets
+# i64::MAX rounded down to whole MiB. QEMU's own default is 128 MiB/s.
+UNLIMITED_BANDWIDTH = (1 << 63) - 1
+SHORT = {"floor": "floor", "ferrovirt": "fv", "libvirt": "lv", "floor_capped": "floorc"}
+# The guest side, identical for all: a tmpfs, a loop rewriting 64 MiB of it
+# from /dev/urandom (the dirtying workload), and a heartbeat: one byte on the
+# serial port every 10 ms.
+WORKLOAD = (
+    "mkdir -p /dev/shm && mount -t tmpfs -o size=80m tmpfs /dev/shm; "
+    "( while :; do dd if=/dev/urandom of=/dev/shm/x bs=1M count=64 conv=notrunc 2>/dev/null; "
+    "n=$(( $(cat /tmp/wl.n 2>/dev/null || echo 0) + 1 )); echo $n >/tmp/wl.n; done ) "
+    "</dev/null >/dev/null 2>&1 & echo $! >/tmp/wl.pid; "
+    "( while :; do printf .; usleep 10000; done ) </dev/null >/dev/ttyS0 2>/dev/null & "
+    "echo $! >/tmp/hb.pid"
+)
+STOP_WORKLOAD = (
+    "kill $(cat /tmp/hb.pid) $(cat /tmp/wl.pid) 2>/dev/null; killall dd 2>/dev/null; "
+    "echo $(cat /tmp/counter) $(cut -d' ' -f1 /proc/uptime) $(cat /tmp/wl.n 2>/dev/null || echo 0)"
+)
+PROBE = "echo $(cat /tmp/counter) $(cut -d' ' -f1 /proc/uptime)"
+
+
+def add_args(p) -> None:
+    p.add_argument("--runs", type=int, default=3, help="migrations per size and manager (3; quick 1)")
+    p.add_argument("--sizes", default="256,1024", help="guest sizes in MiB (256,1024; quick 256)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of workload before migrating")
+    p.add_argument("--no-capped-floor", action="store_true",
+                   help="skip the floor that keeps QEMU's default 128 MiB/s cap (quick: skipped)")
+
+
+QUICK = {"runs": 1, "sizes": "256", "no_capped_floor": True}  # --quick, unless given
+
+
+class Heartbeat:
+    """Polls the sizes of console log files every millisecond and keeps the
+    times at which any grew: the longest interval between two growths is
+    how long the guest (or its serial output) stood still."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.last = {p: p.stat().st_size if p.exists() else 0 for p in paths}
+        self.times: list[float] = []
+        self.first: dict[int, float] = {}  # file index -> its first growth
+        self.lastg: dict[int, float] = {}  # file index -> its last growth
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            t, grew = now(), False
+            for i, p in enumerate(self.paths):
+                try:
+                    size = os.stat(p).st_size
+                except OSError:
+                    continue
+                if size > self.last[p]:
+                    grew = True
+                    self.first.setdefault(i, t)
+                    self.lastg[i] = t
+                self.last[p] = size
+            if grew:
+                self.times.append(t)
+            time.sleep(0.001)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.t.join(timeout=5)
+
+    def gaps(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        """(gap ms, its start relative to t0 in ms) of consecutive growths
+        overlapping [t0, t1], longest first."""
+        return sorted(((ms(a, b), ms(t0, a)) for a, b in zip(self.times, self.times[1:])
+                       if b > t0 and a < t1), reverse=True)
+
+    def beats_after(self, t: float) -> int:
+        return sum(1 for x in self.times if x > t)
+
+
+class Watcher:
+    """Collects (arrival time, line) of a line-oriented event stream in a
+    thread: Ferrovirt's GET /1.0/events (ndjson), or `virsh event --loop`."""
+
+    def __init__(self, lines, close, settle: float):
+        self.lines: list[tuple[float, str]] = []
+        self.close = close
+        self.t = threading.Thread(target=self.loop, args=(lines,), daemon=True)
+        self.t.start()
+        time.sleep(settle)  # let the subscription start before anything happens
+
+    def loop(self, lines) -> None:
+        try:
+            for raw in lines:
+                self.lines.append((now(), raw.decode(errors="replace").strip()))
+        except (OSError, ValueError):
+            pass
+
+    def first(self, *needles: str) -> tuple[float, str] | None:
+        return next(((t, ln) for t, ln in self.lines if all(n in ln for n in needles)), None)
+
+    def finish(self) -> None:
+        try:
+            self.close()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.t.join(timeout=5)
+
+
+def fv_events(sock: str) -> Watcher:
+    """HTTP/1.0: the body runs until the connection closes, no chunking."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    s.sendall(b"GET /1.0/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
+
+    def close():
+        s.shutdown(socket.SHUT_RDWR)
+        s.close()
+    return Watcher(s.makefile("rb"), close, 0.05)
+
+
+def virsh_events(uri: str) -> Watcher:
+    p = subprocess.Popen(["virsh", "-q", "-c", uri, "event", "--loop", "--event", "lifecycle"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def close():
+        p.terminate()
+        p.wait(timeout=5)
+    return Watcher(p.stdout, close, 0.2)
+
+
+# ------------------------------------------------------------------ the sides
+
+class FloorSide:
+    """QEMU driven by hand with the golden argv (1 vCPU, the size measured),
+    the source in A's namespace, the destination in B's with `-incoming
+    tcp:B:4444`: spawn the destination, QMP `migrate` on the source, poll
+    `query-migrate` (5 ms) until completed, poll the destination's
+    `query-status` (1 ms) until it left `inmigrate`, `cont` it, `quit` the
+    source and wait for it to exit. No bandwidth limit, as Ferrovirt;
+    `capped` keeps QEMU's default 128 MiB/s instead."""
+
+    def __init__(self, qemu: str, tmp: Path, guest: dict, ns: dict, capped: bool = False):
+        t = golden_template(host.ROOT / "crates/qemu/tests/golden/direct_kernel_boot_tcg.argv")
+        self.a = Floor(qemu, tmp / "floor" / "a", guest, t, netns=ns["a"])
+        self.b = Floor(qemu, tmp / "floor" / "b", guest, t, netns=ns["b"])
+        self.capped = capped
+        self.key = "floor_capped" if capped else "floor"
+        self.label = "floor, QEMU's default 128 MiB/s cap" if capped else "floor"
+
+    def boot(self, name: str, mem: int) -> None:
+        self.a.start(name, mem)
+
+    def channel(self, name: str, host_: str) -> Channel:
+        return getattr(self, host_).channel(name, b".")
+
+    def logs(self, name: str) -> list[Path]:
+        return [self.a.console_log(name), self.b.console_log(name)]
+
+    def migrate(self, name: str, mem: int) -> dict:
+        pid_a, qa = self.a.vms[name]
+        t0 = now()
+        pid_b, qb = self.b.spawn(name, mem, ["-incoming", f"tcp:{IP_B}:4444"])
+        self.b.vms[name] = (pid_b, qb)
+        t_dest = now()
+        if not self.capped:
+            qa.cmd("migrate-set-parameters", {"max-bandwidth": UNLIMITED_BANDWIDTH})
+        qa.cmd("migrate", {"uri": f"tcp:{IP_B}:4444"})
+        polls = peak_dirty = 0
+        while True:
+            m = qa.cmd("query-migrate")
+            polls += 1
+            peak_dirty = max(peak_dirty, (m.get("ram") or {}).get("dirty-pages-rate", 0))
+            if m.get("status") == "completed":
+                break
+            if m.get("status") in ("failed", "cancelled"):
+                raise RuntimeError(f"floor migration {m['status']}: {m.get('error-desc')}")
+            time.sleep(0.005)
+        t_done = now()
+        while qb.cmd("query-status")["status"] == "inmigrate":
+            time.sleep(0.001)
+        qb.cmd("cont")
+        t_cont = now()
+        try:
+            qa.cmd("quit")
+        except (EOFError, OSError):
+            pass
+        host.wait_gone(pid_a)
+        t1 = now()
+        qa.close()
+        del self.a.vms[name]
+        return {"total_ms": ms(t0, t1), "downtime_ms": m.get("downtime"), "_resumed_at": t_cont, "_t0": t0,
+                "dest_spawn_ms": ms(t0, t_dest), "migrate_ms": ms(t_dest, t_done),
+                "cont_after_completed_ms": ms(t_done, t_cont), "source_gone_after_cont_ms": ms(t_cont, t1),
+                "qemu_total_time_ms": m.get("total-time"), "setup_time_ms": m.get("setup-time"),
+                "ram": m.get("ram"), "query_migrate_polls": polls, "peak_dirty_pages_rate": peak_dirty}
+
+    def check_source_gone(self, name: str) -> None:
+        pass
+
+    def destroy(self, name: str) -> None:
+        for f in (self.a, self.b):
+            if name in f.vms:
+                f.stop(name)
+
+
+class FerrovirtSide:
+    """total: `POST /1.0/instances/NAME/migrate` on A → `GET
+    /1.0/operations/ID/wait` says success (the guest runs on B, A's QEMU has
+    exited). B trusts A once, before the first measured run (a join token,
+    spent by an offline migration of a stopped instance), as after
+    `ferrovirt remote add`."""
+
+    key, label = "ferrovirt", "Ferrovirt"
+
+    def __init__(self, fa: Ferrovirt, fb: Ferrovirt):
+        self.fa, self.fb = fa, fb
+        self.target: dict | None = None
+        self.trust_ms: float | None = None
+        self.argv_seen: tuple[int, list[str]] | None = None
+        self.src_pid = None
+
+    def wait_op(self, f: Ferrovirt, op: dict) -> dict:
+        deadline = time.monotonic() + 900
+        while True:
+            op = f.api("GET", f"/1.0/operations/{op['id']}/wait?timeout=60")
+            if op["status"] != "running":
+                return op
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"operation {op['id']} still running: {op.get('progress')}")
+
+    def trust(self) -> None:
+        tok = self.fb.api("POST", "/1.0/host/tokens", {"name": "bench-a"})["token"]
+        t = json.loads(base64.urlsafe_b64decode(tok.strip() + "=" * (-len(tok.strip()) % 4)))
+        target = {"address": t["addresses"][0], "fingerprint": t["fingerprint"]}
+        self.fa.create("trust-probe")
+        t0 = now()
+        op = self.fa.api("POST", "/1.0/instances/trust-probe/migrate",
+                         {"target": {**target, "token": tok}, "offline": True})
+        op = self.wait_op(self.fa, op)
+        self.trust_ms = ms(t0, now())
+        if op["status"] != "success":
+            raise RuntimeError(f"the first (offline) migration to B failed: {op.get('error')}")
+        self.fb.delete("trust-probe")
+        self.target = target
+
+    def boot(self, name: str, mem: int) -> None:
+        if self.target is None:
+            self.trust()
+        self.fa.create(name, memory=mem)
+        self.fa.start(name)
+        pid = self.fa.show(name).get("state", {}).get("pid")
+        if self.argv_seen is None and pid:
+            self.argv_seen = (mem, host.cmdline(pid))
+
+    def channel(self, name: str, host_: str) -> Channel:
+        return (self.fa if host_ == "a" else self.fb).channel(name, b".")
+
+    def logs(self, name: str) -> list[Path]:
+        return [self.fa.console_log(name), self.fb.console_log(name)]
+
+    def migrate(self, name: str, mem: int) -> dict:
+        self.src_pid = self.fa.show(name).get("state", {}).get("pid")
+        stages: list[tuple[float, str]] = []
+        ev = fv_events(self.fb.sock)
+        clock_offset = time.time() - now()  # wall clock - perf_counter
+        t0 = now()
+        op = self.fa.api("POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
+        t_posted = now()
+        stop = threading.Event()
+
+        def watch() -> None:
+            """Every 20 ms: the operation's stage on A, and the instance's
+            state on B, as transitions."""
+            last = last_b = None
+            while not stop.wait(0.02):
+                try:
+                    o = self.fa.api("GET", f"/1.0/operations/{op['id']}")
+                except Exception:  # noqa: BLE001
+                    continue
+                st = ((o.get("progress") or {}).get("stage") or "").split(":")[0]
+                if st != last:
+                    stages.append((ms(t0, now()), st))
+                    last = st
+                try:
+                    i = self.fb.show(name)["state"]
+                    sb = f"B: {i['status']}, {i['reason']}"
+                except Exception:  # noqa: BLE001
+                    sb = "B: absent"
+                if sb != last_b:
+                    stages.append((ms(t0, now()), sb))
+                    last_b = sb
+                if o["status"] != "running":
+                    return
+        w = threading.Thread(target=watch, daemon=True)
+        w.start()
+        op = self.wait_op(self.fa, op)
+        t1 = now()
+        stop.set()
+        w.join(timeout=5)
+        ev.finish()
+        if op["status"] != "success":
+            raise RuntimeError(f"Ferrovirt migration {op['status']}: {op.get('error')}")
+        started = None
+        for t_arr, line in ev.lines:
+            if f'"instance":"{name}"' in line and ('"kind":"resumed"' in line or '"kind":"started"' in line):
+                # the event's own timestamp (when ferrovirtd saw QEMU resume), in this clock
+                m = re.search(r'"timestamp":"(\d+-\d+-\d+T\d+:\d+:\d+)(\.\d+)?Z"', line)
+                started = t_arr if not m else calendar.timegm(
+                    time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0) - clock_offset
+                break
+        return {"total_ms": ms(t0, t1), "downtime_ms": (op.get("result") or {}).get("downtime_ms"),
+                "_resumed_at": started, "_t0": t0, "post_ms": ms(t0, t_posted), "stages": stages}
+
+    def check_source_gone(self, name: str) -> None:
+        try:
+            self.fa.api("GET", f"/1.0/instances/{name}")
+            raise RuntimeError(f"A still has {name} after the migration")
+        except RuntimeError as e:
+            if "-> 404" not in str(e):
+                raise
+        if self.src_pid and host.alive(self.src_pid):
+            raise RuntimeError("A's QEMU still runs after the operation succeeded")
+
+    def destroy(self, name: str) -> None:
+        for f in (self.fb, self.fa):
+            try:
+                f.delete(name)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class LibvirtSide:
+    """total: `virsh -c A migrate --live --p2p --xml B.xml NAME
+    qemu+unix:///system?socket=B --migrateuri tcp:B-IP` (the source
+    libvirtd drives, as Ferrovirt's does; --xml only moves the serial socket
+    and its log to B's paths), timed around the whole virsh command.
+    downtime: `virsh domjobinfo --completed NAME` on B, "Total downtime"."""
+
+    key, label = "libvirt", "libvirt"
+
+    def __init__(self, la: Libvirt, lb: Libvirt):
+        self.la, self.lb = la, lb
+
+    def path(self, name: str, host_: str, ext: str) -> Path:
+        return self.la.root / f"{name}-{host_}.{ext}"
+
+    def boot(self, name: str, mem: int) -> None:
+        for h in ("a", "b"):
+            self.path(name, h, "xml").write_text(self.la.xml(
+                name, memory=mem, uuid=True, serial=self.path(name, h, "sock"),
+                serial_log=self.path(name, h, "log")))
+        self.la.virsh("create", str(self.path(name, "a", "xml")))
+
+    def channel(self, name: str, host_: str) -> Channel:
+        return Channel(SockStream(str(self.path(name, host_, "sock"))), None, b".")
+
+    def logs(self, name: str) -> list[Path]:
+        return [self.path(name, "a", "log"), self.path(name, "b", "log")]
+
+    def migrate(self, name: str, mem: int) -> dict:
+        dest = "qemu+unix:///system?socket=" + self.lb.uri.split("socket=", 1)[1]
+        ev = virsh_events(self.lb.uri)
+        t0 = now()
+        try:
+            self.la.virsh("migrate", "--live", "--p2p", "--xml", str(self.path(name, "b", "xml")), name,
+                          dest, "--migrateuri", f"tcp:{IP_B}")
+            t1 = now()
+        finally:
+            time.sleep(0.1)
+            ev.finish()
+        resumed = ev.first(f"'{name}'", "Resumed")
+        info = {}
+        for line in self.lb.virsh("domjobinfo", "--completed", name, check=False).stdout.decode(
+                errors="replace").splitlines():
+            k, _, v = line.partition(":")
+            if v:
+                info[k.strip()] = v.strip()
+        dt = info.get("Total downtime", "").split()
+        return {"total_ms": ms(t0, t1), "downtime_ms": int(dt[0]) if dt else None,
+                "_resumed_at": resumed[0] if resumed else None, "_t0": t0, "domjobinfo": info}
+
+    def check_source_gone(self, name: str) -> None:
+        if name in self.la.virsh("list", "--all", "--name").stdout.decode().split():
+            raise RuntimeError(f"libvirt A still lists {name} after the migration")
+
+    def destroy(self, name: str) -> None:
+        for lv in (self.lb, self.la):
+            lv.virsh("destroy", name, check=False)
+
+
+# ------------------------------------------------------------------ one run
+
+def one(side, name: str, mem: int, warmup: float) -> dict:
+    rec: dict = {"side": side.key, "memory_mib": mem, "name": name}
+    t_boot = now()
+    side.boot(name, mem)
+    ch = side.channel(name, "a")
+    try:
+        ch.wait_ready(120)
+        rec["boot_to_channel_ms"] = ms(t_boot, now())
+        c0, up0 = ch.run(PROBE)[1].split()
+        hb = Heartbeat(side.logs(name))
+        ch.run(WORKLOAD)
+        t_wl = now()
+        time.sleep(warmup)
+        t0 = now()
+        try:
+            res = side.migrate(name, mem)
+        finally:
+            t1 = now()
+            deadline = time.monotonic() + 30  # until a few beats came from B (or 30 s)
+            while time.monotonic() < deadline and (1 not in hb.first or hb.beats_after(t1) < 5):
+                time.sleep(0.05)
+            hb.finish()
+    finally:
+        ch.close()
+    resumed_at = res.pop("_resumed_at", None)
+    t0 = res.pop("_t0", t0)  # the side's own start (after its event watcher is up)
+    rec.update(res)
+    base, during = hb.gaps(t_wl + 1.0, t0), hb.gaps(t0, t1)
+    if 0 not in hb.lastg or 1 not in hb.first:
+        raise RuntimeError(f"no heartbeat from the guest on B after the migration ({len(hb.times)} beats seen)")
+    # the switch-over as the guest lives it: A's last beat -> B's first
+    rec["a_last_beat_ms"] = ms(t0, hb.lastg[0])
+    rec["b_first_beat_ms"] = ms(t0, hb.first[1])
+    rec["pause_ms"] = ms(hb.lastg[0], hb.first[1])
+    rec["max_gap_ms"] = during[0][0] if during else None
+    rec["max_gap_at_ms"] = during[0][1] if during else None
+    rec["next_gaps_ms"] = [g for g, _ in during[1:4]]
+    rec["baseline_max_gap_ms"] = base[0][0] if base else None
+    rec["beats_after_end"] = hb.beats_after(t1)
+    # the pause split: A's last beat -> B resumed (floor: `cont` returns;
+    # Ferrovirt: its `resumed` event's stamp; libvirt: virsh's `Resumed`
+    # event arrives), then resumed -> B's first beat
+    rec["resumed_ms"] = ms(t0, resumed_at) if resumed_at else None
+    if resumed_at:
+        rec["stop_to_resume_ms"] = ms(hb.lastg[0], resumed_at)
+        rec["resume_to_first_beat_ms"] = ms(resumed_at, hb.first[1])
+    side.check_source_gone(name)
+    chb = side.channel(name, "b")
+    try:
+        c1, up1, loops = chb.run(STOP_WORKLOAD, timeout=60)[1].split()
+    finally:
+        chb.close()
+    if int(c1) < int(c0) or float(up1) < float(up0):
+        raise RuntimeError(f"the guest restarted: counter {c0}->{c1}, uptime {up0}->{up1}")
+    rec["guest_uptime_s"] = [float(up0), float(up1)]
+    rec["workload_loops"] = int(loops)
+    rec["loadavg_after"] = loadavg()
+    return rec
+
+
+VARYING = {"-name", "-uuid", "-chardev", "-D", "-pidfile", "-kernel", "-initrd", "-append"}
+
+
+def argv_key(argv: list[str]) -> list[str]:
+    res, i = [], 1
+    while i < len(argv):
+        x = argv[i]
+        if x.startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            res.append(x if x in VARYING else f"{x} {argv[i + 1]}")
+            i += 2
+        else:
+            res.append(x)
+            i += 1
+    return res
+
+
+def argv_diff(fv: list[str], floor: list[str]) -> list[str]:
+    """What differs between Ferrovirt's and the floor's QEMU argv, paths
+    and names aside (empty: the same options and values)."""
+    a, b = argv_key(fv), argv_key(floor)
+    return [f"ferrovirt only: {x}" for x in a if x not in b] + [f"floor only: {x}" for x in b if x not in a]
+
+
+def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
+    host.require(["ip", "unshare"], "apt-get install iproute2 util-linux")
+    ns = {"a": h.netns("mig-a"), "b": h.netns("mig-b")}
+    h.veth(ns["a"], IP_A, ns["b"], IP_B, "fvmig")
+    log(f"namespaces {ns['a']} ({IP_A}) and {ns['b']} ({IP_B})")
+    fvd = {k: host.start_ferrovirtd(h, b, qemu, ns[k], f"fv{k}", ["--listen", f"{ip}:8443"])
+           for k, ip in (("a", IP_A), ("b", IP_B))}
+    meta: dict = {"libvirt_version": None, "libvirt_skipped": None}
+    lvd = {}
+    try:
+        if a.no_libvirt:
+            raise Skip("--no-libvirt")
+        host.ensure_libvirt(h, a.install)
+        for k in ("a", "b"):
+            # a host UUID of its own (libvirt refuses to migrate to "the same
+            # host"), and no cgroups: both daemons would create
+            # machine/qemu-1-NAME for the same domain on the one real host
+            lvd[k] = host.start_libvirtd(h, ns[k], f"lv{k}", conf=f'host_uuid = "{uuidlib.uuid4()}"\n',
+                                         qemu_conf="cgroup_controllers = [ ]\n")
+        meta["libvirt_version"] = host.lv_version()
+    except Skip as e:
+        meta["libvirt_skipped"] = str(e)
+        lvd = {}
+        log(f"libvirt SKIPPED: {e}")
+    fa, fb = (Ferrovirt(str(b.cli), fvd[k].sock, fvd[k].state, b.guest) for k in ("a", "b"))
+    fvs = FerrovirtSide(fa, fb)
+    sides = [FloorSide(qemu, h.tmp, b.guest, ns), fvs]
+    if lvd:
+        sides.append(LibvirtSide(*(Libvirt(lvd[k].uri, h.tmp / "lvdata", b.guest, qemu, lvd[k].dir,
+                                           connect=False) for k in ("a", "b"))))
+    if not a.no_capped_floor:
+        sides.append(FloorSide(qemu, h.tmp, b.guest, ns, capped=True))
+    sizes = [int(s) for s in a.sizes.split(",") if s]
+    foreign = ForeignLoad({os.getppid(), os.getpid()}, str(h.tmp))
+    res: dict = {"meta": meta, "samples": [], "errors": [], "sides": [s.key for s in sides], "sizes": sizes,
+                 "runs": a.runs, "warmup_s": a.warmup, "workload": WORKLOAD}
+    t_start = time.time()
+    log(f"measuring: sizes={a.sizes} MiB, runs={a.runs}, warm-up {a.warmup} s")
+    for mem in sizes:
+        for i in range(a.runs):
+            k = (i + sizes.index(mem)) % len(sides)
+            for side in sides[k:] + sides[:k]:  # rotate who goes first
+                name = f"m{mem}-{SHORT[side.key]}-{i + 1}"
+                log(f"{side.label}: {mem} MiB, run {i + 1}/{a.runs} ({name})")
+                try:
+                    rec = one(side, name, mem, a.warmup)
+                    rec["run"] = i + 1
+                    res["samples"].append(rec)
+                    log(f"  total {rec['total_ms']:.0f} ms, QEMU downtime {rec['downtime_ms']} ms, guest pause "
+                        f"{rec['pause_ms']} ms (baseline gap {rec['baseline_max_gap_ms']} ms)")
+                except Exception as e:  # noqa: BLE001
+                    log(f"  FAILED: {e}")
+                    res["errors"].append({"side": side.key, "memory_mib": mem, "run": i + 1,
+                                          "error": str(e)[-1500:], "trace": traceback.format_exc()[-3000:]})
+                finally:
+                    try:
+                        side.destroy(name)
+                    except Exception as e:  # noqa: BLE001
+                        log(f"  cleanup of {name}: {e}")
+    res["ferrovirt_trust_ms"] = fvs.trust_ms
+    if fvs.argv_seen:
+        mem, fv_argv = fvs.argv_seen
+        fl_argv = sides[0].a.argv("X", mem)
+        res.update(ferrovirt_argv=fv_argv, floor_argv=fl_argv, floor_argv_differences=argv_diff(fv_argv, fl_argv))
+    res["foreign_load"] = foreign.result()
+    meta.update(loadavg_at_end=loadavg(), duration_s=round(time.time() - t_start, 1),
+                uptime_at_end=host.out(["uptime"]))
+    return res
+
+
+def failed(raw: dict) -> str:
+    """Why the run counts as failed ('' if it does not)."""
+    n = len(raw.get("errors", []))
+    return f"{n} migration(s) failed (see the report)" if n else ""

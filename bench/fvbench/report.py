@@ -1,0 +1,508 @@
+"""The results: each suite's raw JSON (with a "summary" of medians and
+ratios) and its Markdown tables, as docs/benchmarks*.md show them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .stats import (MIB, cell, fmt_kib, fmt_ms, fmt_rate, fmt_ratio, fmt_size, fmt_unit, median,
+                    nan_to_none, ratio, speedup)
+
+
+def write(results: Path, stem: str, raw: dict, md: str) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(raw, indent=1, default=nan_to_none))
+    (results / f"{stem}.md").write_text(md)
+
+
+def machine_line(meta: dict, head: str = "") -> str:
+    return (f"Machine: {meta.get('cpus')} × {meta.get('cpu_model')}, "
+            f"{meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux {meta.get('kernel')}. "
+            f"QEMU {meta.get('qemu_version', '?')}, libvirt {meta.get('libvirt_version') or 'skipped'}, "
+            f"Ferrovirt {meta.get('ferrovirt_commit', '?')} ({head}{meta.get('profile', '?')} build of "
+            f"{meta.get('ferrovirtd_binary_mtime', '?')}).")
+
+
+def not_quiet(fa: dict) -> str:
+    if not fa or not (fa.get("with_foreign_qemu") or fa.get("with_cargo_or_rustc")):
+        return ""
+    return (f"**Warning: the host was not quiet.** Of {fa['samples']} one-second samples, "
+            f"{fa['with_foreign_qemu']} saw QEMUs this run did not start and {fa['with_cargo_or_rustc']} "
+            f"saw cargo/rustc running (max 1-min load {fa.get('max_loadavg_1min', 0):.2f}). "
+            "Latencies are inflated; rerun on a quiet host.")
+
+
+# ------------------------------------------------------------------ lifecycle
+
+COLS = [("floor", "raw QEMU (floor)"), ("fv_api", "Ferrovirt API"), ("fv_cli", "ferrovirt CLI"),
+        ("lv_api", "libvirt API"), ("lv_virsh", "virsh")]
+
+
+def lifecycle(raw: dict) -> str:
+    S, cfg, meta, rss = raw["samples_ms"], raw["config"], raw["meta"], raw["rss_kib"]
+    med = {k: median(v) for k, v in S.items()}
+    m = med.get
+    M, R = cfg["instances"], cfg["running"]
+    rows = [("start", "Start: request → vCPUs running"),
+            ("ready", "Boot to ready: start request → guest's ready marker on the serial log"),
+            ("stop_force", "Stop, forced (SIGKILL / `virsh destroy`) until QEMU is gone"),
+            ("stop_graceful", "Stop, graceful (ACPI power button) until QEMU is gone"),
+            ("create", "Create / define one instance"), ("list", f"List with {M + 1} defined instances"),
+            ("list_state", f"List with {M + 1}, libvirt API + each domain's state"),
+            ("noop", "CLI process start-up (`--version`), for reference"),
+            (f"start_{R}_serial", f"Start {R} instances one after the other"),
+            (f"ready_{R}_all", f"… until all {R} guests are ready")]
+    L = ["# Ferrovirt benchmark results\n",
+         f"Run: {meta.get('date')} · mode: {'quick' if meta.get('quick') else 'full'} · N = {cfg['runs']} runs "
+         f"per figure (create: one sample per instance, {M} per side) · guest: {cfg['memory_mib']} MiB, 1 vCPU, "
+         "q35, TCG, no disk, no NIC.\n", machine_line(meta, "HEAD at run time; ") + "\n",
+         "## Latency (median, lower is better)\n",
+         "| Operation | " + " | ".join(c[1] for c in COLS) + " |", "|---|" + "---:|" * len(COLS)]
+    for key, label in rows:
+        cells = []
+        for c, _ in COLS:
+            k = f"{key}.{c}"
+            if key.startswith((f"start_{R}_", f"ready_{R}_")):
+                k = f"{key}.{'fv' if c == 'fv_api' else 'lv' if c == 'lv_virsh' else '-'}"
+            cells.append(m(k))
+        if any(v is not None for v in cells):
+            L.append(f"| {label} | " + " | ".join(fmt_ms(v) for v in cells) + " |")
+    L += ["", f"For the {R}-instance rows: Ferrovirt through the API, libvirt through virsh.", "",
+          "## Ratios (Ferrovirt ÷ other; below 1 means Ferrovirt is faster)\n",
+          "| Operation | Ferrovirt API ÷ floor | Ferrovirt API ÷ libvirt API | ferrovirt CLI ÷ virsh | "
+          "Ferrovirt API ÷ virsh |", "|---|---:|---:|---:|---:|"]
+    summary = {"medians_ms": med, "counts": {k: len(v) for k, v in S.items()}, "ratios": {}, "targets": []}
+    for key, label in rows[:7]:
+        if key == "list_state":  # GET /1.0/instances already carries the states
+            r = {"api_vs_floor": None, "api_vs_lv_api": ratio(m("list.fv_api"), m("list_state.lv_api")),
+                 "cli_vs_virsh": None, "api_vs_virsh": None}
+            label = f"{label} (vs GET /1.0/instances)"
+        else:
+            r = {"api_vs_floor": ratio(m(f"{key}.fv_api"), m(f"{key}.floor")),
+                 "api_vs_lv_api": ratio(m(f"{key}.fv_api"), m(f"{key}.lv_api")),
+                 "cli_vs_virsh": ratio(m(f"{key}.fv_cli"), m(f"{key}.lv_virsh")),
+                 "api_vs_virsh": ratio(m(f"{key}.fv_api"), m(f"{key}.lv_virsh"))}
+            label = label.split(":")[0]
+        summary["ratios"][key] = r
+        if any(v is not None for v in r.values()) or key == "list_state":
+            L.append(f"| {label} | " + " | ".join(fmt_ratio(v) for v in r.values()) + " |")
+
+    def mem(v, who, field="VmRSS"):
+        d = v.get(who)
+        return d.get(field) if isinstance(d, dict) else None
+    L += ["", "## Daemon memory\n",
+          "VmRSS as asked; RssAnon is its private (heap, stacks) part, which does not depend on how much of "
+          "the binaries and libraries the page cache holds (see docs/benchmarks.md).\n",
+          "| State | ferrovirtd VmRSS | libvirtd VmRSS | ratio | ferrovirtd RssAnon | libvirtd RssAnon | ratio |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
+    order = ["idle"] + sorted([k for k in rss if k.startswith("defined_")], key=lambda s: int(s.split("_")[1])) \
+        + [k for k in rss if k.startswith("running_")]
+    for k in order:
+        n = k.split("_")[-1]
+        lab = {"idle": "idle (fresh daemon, no instance)"}.get(k) or (
+            f"{n} instances defined" if k.startswith("defined_") else
+            f"{n} instances running (of {cfg['rss_defined']} defined)")
+        cells = []
+        for field in ("VmRSS", "RssAnon"):
+            x, y = mem(rss[k], "ferrovirtd", field), mem(rss[k], "libvirtd", field)
+            cells += [fmt_kib(x), fmt_kib(y), fmt_ratio(ratio(x, y))]
+        L.append(f"| {lab} | " + " | ".join(cells) + " |")
+    for k in [k for k in rss if k.startswith("running_")]:
+        L += ["", f"QEMU processes with {k.split('_')[1]} running: Ferrovirt's {fmt_kib(mem(rss[k], 'qemu_total_fv'))}, "
+              f"libvirt's {fmt_kib(mem(rss[k], 'qemu_total_lv'))} (sum of VmRSS)."]
+
+    def target(name, value, limit, lower=True, how=""):
+        verdict = "not measured" if value is None else "met" if (value <= limit if lower else value >= limit) \
+            else "not met"
+        summary["targets"].append({"target": name, "value": value, "limit": limit, "verdict": verdict, "how": how})
+        return f"| {name} | {how} | {fmt_ratio(value)} | {verdict if value is None else f'**{verdict}**'} |"
+    idle = rss.get("idle", {})
+    L += ["", "## Targets\n", "| Target | Compared | Measured | Verdict |", "|---|---|---:|---|",
+          target("start ≤ 1.2 × floor", ratio(m("start.fv_api"), m("start.floor")), 1.2, how="Ferrovirt API ÷ floor"),
+          target("start ≤ 0.5 × libvirt", ratio(m("start.fv_api"), m("start.lv_virsh")), 0.5,
+                 how="Ferrovirt API (PUT) ÷ `virsh start` (as specified)"),
+          target("start ≤ 0.5 × libvirt (CLI vs CLI)", ratio(m("start.fv_cli"), m("start.lv_virsh")), 0.5,
+                 how="`ferrovirt start` ÷ `virsh start`"),
+          target("start ≤ 0.5 × libvirt (API vs API)", ratio(m("start.fv_api"), m("start.lv_api")), 0.5,
+                 how="Ferrovirt API ÷ libvirt API (`virDomainCreate`)"),
+          target("create ≥ 5 × faster than virsh", speedup(m("create.lv_virsh"), m("create.fv_cli")), 5, False,
+                 how="`virsh define` ÷ `ferrovirt create` (speed-up)"),
+          target("create ≥ 5 × faster (API vs API)", speedup(m("create.lv_api"), m("create.fv_api")), 5, False,
+                 how="`virDomainDefineXML` ÷ POST /1.0/instances (speed-up)"),
+          target(f"list ({M + 1}) ≥ 5 × faster than virsh", speedup(m("list.lv_virsh"), m("list.fv_cli")), 5, False,
+                 how="`virsh list --all` ÷ `ferrovirt list` (speed-up)"),
+          target(f"list ({M + 1}) ≥ 5 × faster (API vs API)", speedup(m("list.lv_api"), m("list.fv_api")), 5, False,
+                 how="`virConnectListAllDomains` ÷ GET /1.0/instances (speed-up)"),
+          target(f"list ({M + 1}) ≥ 5 × faster (API vs API, with states)",
+                 speedup(m("list_state.lv_api"), m("list.fv_api")), 5, False,
+                 how="`virConnectListAllDomains` + `virDomainGetState` each ÷ GET /1.0/instances (speed-up)"),
+          target("idle RSS < 0.25 × libvirtd", ratio(mem(idle, "ferrovirtd"), mem(idle, "libvirtd")), 0.25,
+                 how="ferrovirtd ÷ libvirtd VmRSS, idle"),
+          target("idle RSS < 0.25 × libvirtd (private part)",
+                 ratio(mem(idle, "ferrovirtd", "RssAnon"), mem(idle, "libvirtd", "RssAnon")), 0.25,
+                 how="ferrovirtd ÷ libvirtd RssAnon, idle"),
+          "", "Ratios are of medians. \"Speed-up\" is libvirt's median ÷ Ferrovirt's (higher is better)."]
+    fl = meta.get("create_first_last_10pct_median_ms")
+    if fl:
+        L += ["", f"Create latency as the store fills (median of the first vs the last 10% of the {M} creates): "
+              + "; ".join(f"{k.split('.')[1]} {fmt_ms(v[0])} → {fmt_ms(v[1])}" for k, v in fl.items()) + "."]
+    if "floor_argv_is_golden" in meta:
+        L += ["", "Floor argv: the argv of the QEMU ferrovirtd launched, instance paths, name and UUID aside; "
+              + ("the same as crates/qemu/tests/golden/direct_kernel_boot_tcg.argv." if meta["floor_argv_is_golden"]
+                 else "it differs from crates/qemu/tests/golden/direct_kernel_boot_tcg.argv (see latest.json).")]
+    if not_quiet(meta.get("foreign_activity")):
+        L += ["", not_quiet(meta["foreign_activity"])]
+    for note in raw.get("notes", []) + ([f"libvirt skipped: {meta['libvirt_skipped']}"]
+                                        if meta.get("libvirt_skipped") else []):
+        L += ["", f"Note: {note}"]
+    L += ["", "Sample counts: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(S.items())) + ".", ""]
+    raw["summary"] = summary
+    return "\n".join(L)
+
+
+# ------------------------------------------------------------------ snapnet
+
+SNAP_ROWS = [
+    ("snap_mem_create", "Internal snapshot **with memory**, running VM", "`snapshot create VM mN`",
+     "`snapshot-create-as VM mN`"),
+    ("snap_mem_revert", "Revert to it, running VM (memory restored)", "`snapshot revert VM mN`",
+     "`snapshot-revert VM mN`"),
+    ("snap_mem_delete", "Delete that snapshot (running VM)", "`snapshot delete VM mN`", "`snapshot-delete VM mN`"),
+    ("snap_disk_create", "Internal disk-only snapshot, **stopped** VM", "`snapshot create VM dN`",
+     "`snapshot-create-as VM dN`"),
+    ("snap_disk_delete", "Delete it (stopped VM)", "`snapshot delete VM dN`", "`snapshot-delete VM dN`"),
+    ("snap_ext_create", "**External** disk-only snapshot, running VM",
+     "`snapshot create VM eN --external --no-memory`", "`snapshot-create-as VM eN --disk-only --atomic`"),
+    ("snap_ext_delete", "Delete it (merge the overlay back, running VM)", "`snapshot delete VM eN`",
+     "`snapshot-delete VM eN`"),
+    ("managedsave", "Managed save (memory to the daemon's file, QEMU stops)", "`save VM`", "`managedsave VM`"),
+    ("managedsave_start", "… start, resuming the managed save", "`start VM`", "`start VM`"),
+    ("save_file", "Save to a file", "`save VM --file F`", "`save VM F`"),
+    ("restore_file", "Restore from that file", "`restore F`", "`restore F`"),
+]
+NET_ROWS = [
+    ("net_create", "cli", "Create + start a NAT network (CLI)"), ("net_delete", "cli", "Stop + delete it (CLI)"),
+    ("net_create", "api", "Create + start (API)"), ("net_delete", "api", "Stop + delete (API)")]
+TPUT_ROWS = [
+    ("tput_g2h", "Guest → host (guest `dd \\| nc` → Python sink on the bridge address)"),
+    ("tput_h2g", "Host → guest (Python source → guest `nc -l`)"),
+    ("tput_g2g", "Guest → guest, same bridge (`dd \\| nc` → `nc -l`)"),
+    ("tput_loopback", "Reference: guest → itself over its loopback (no NIC)"),
+    ("tput_pipe", "Reference: `dd \\| cat` inside the guest (no network)")]
+
+
+def verdict(r, lower_is_better=True) -> str:
+    if r is None:
+        return "–"
+    if 0.95 <= r <= 1.05:
+        return "same (±5%)"
+    if lower_is_better:
+        return f"Ferrovirt, {1 / r:.1f}×" if r < 1 else f"libvirt, {r:.1f}×"
+    return f"Ferrovirt, {r:.2f}×" if r > 1 else f"libvirt, {1 / r:.2f}×"
+
+
+def snapnet(raw: dict) -> str:
+    S, meta, cfg = raw["samples"], raw["meta"], raw["config"]
+    sizes, checks, errors, ex = raw.get("sizes", {}), raw.get("checks", {}), raw.get("errors", {}), raw.get("extra", {})
+    med = {k: median(v) for k, v in S.items()}
+    summary = {"medians": med, "counts": {k: len(v) for k, v in S.items()}, "ratios": {}}
+    fa = meta.get("foreign_activity", {})
+    L = ["# Ferrovirt vs libvirt: snapshots, save/restore, networks\n",
+         f"Run: {meta.get('date')} · mode: {'quick' if meta.get('quick') else 'full'} · N = {cfg['runs']} per "
+         f"snapshot/save figure, {cfg['net_runs']} per network figure, {cfg['tput_runs']} × {cfg['tput_mib']} MiB "
+         f"per throughput figure · guest: {cfg['memory_mib']} MiB, 1 vCPU, q35, TCG (the project's busybox test "
+         "guest).\n",
+         machine_line(meta) + f" Load average at start {' '.join(map(str, meta.get('loadavg_at_start', [])))}, "
+         f"at end {' '.join(meta.get('loadavg_at_end', []))}; max 1-min load during the run "
+         f"{fa.get('max_loadavg_1min', 0):.2f}. Section times: "
+         + ", ".join(f"{k} {v:.0f} s" for k, v in meta.get("section_seconds", {}).items()) + ".\n"]
+    for k, what in (("libvirt_skipped", "libvirt"), ("libvirt_network_skipped", "libvirt networks")):
+        if meta.get(k):
+            L.append(f"**{what} skipped:** {meta[k]}\n")
+    if not_quiet(fa):
+        L.append(not_quiet(fa) + "\n")
+
+    def row(label, fk, lk, key, fmt, lower=True):
+        a, b = S.get(fk, []), S.get(lk, [])
+        r = ratio(med.get(fk), med.get(lk))
+        summary["ratios"][key] = r
+        ca = cell(a, fmt) if a else ("**failed**" if fk in errors else "–")
+        cb = cell(b, fmt) if b else ("**failed**" if lk in errors else "–")
+        return f"| {label} | {ca} | {cb} | {'–' if r is None else f'{r:.2f}'} | {verdict(r, lower)} |"
+    head = ["| Operation | Ferrovirt | libvirt | Ferrovirt ÷ libvirt | Faster |", "|---|---:|---:|---:|---|"]
+    if any(k.startswith(("snap_", "managedsave", "save_", "restore_")) for k in S):
+        L += ["## A. Snapshots and save/restore (median, min–max; lower is better)\n",
+              "VM with a 256 MiB qcow2 data disk (virtio). Ferrovirt through its CLI (`ferrovirt …`), libvirt "
+              "through virsh; each command returns once the operation is done.\n"] + head
+        L += [row(label, f"{k}.fv", f"{k}.lv", k, fmt_ms) for k, label, _, _ in SNAP_ROWS
+              if S.get(f"{k}.fv") or S.get(f"{k}.lv") or f"{k}.fv" in errors or f"{k}.lv" in errors]
+        L += ["", "<details><summary>Commands</summary>\n", "| Operation | ferrovirt | virsh |", "|---|---|---|"]
+        L += [f"| {label.replace('**', '')} | {f} | {v} |" for _, label, f, v in SNAP_ROWS] + ["\n</details>\n"]
+        if sizes:
+            L += ["Sizes (first run):\n", "| What | Ferrovirt | libvirt |", "|---|---:|---:|"]
+            for key, label in [("vm_state_size", "Memory state inside the qcow2 (`vm-state-size`)"),
+                               ("qcow2_growth_mem_snapshot", "qcow2 file growth from one memory snapshot"),
+                               ("managedsave_file", "Managed save file"),
+                               ("save_file", "`save --file` / `virsh save` file")]:
+                a, b = sizes.get(f"{key}.fv"), sizes.get(f"{key}.lv")
+                if a is not None or b is not None:
+                    L.append(f"| {label} | {fmt_size(a)} | {fmt_size(b)} |")
+            L.append("")
+        if ex.get("ext_overlay_files.fv") or ex.get("ext_overlay_files.lv"):
+            L.append(f"External snapshot overlay files: Ferrovirt {ex.get('ext_overlay_files.fv')}, libvirt "
+                     f"{ex.get('ext_overlay_files.lv')}; disk directory after the delete: Ferrovirt "
+                     f"{ex.get('ext_files_after_delete.fv')}, libvirt {ex.get('ext_files_after_delete.lv')}.\n")
+    if any(k.startswith("net_") for k in S):
+        L += ["## B1. Network create / delete (median, min–max; lower is better)\n",
+              "A NAT network with a bridge, the host's address, DHCP and DNS (dnsmasq) and masquerading; each "
+              "daemon in its own network namespace.\n"] + head
+        for key, via, label in NET_ROWS:
+            fk, lk = (f"{key}.fv_cli", f"{key}.lv_virsh") if via == "cli" else (f"{key}.fv_api", f"{key}.lv_api")
+            if S.get(fk) or S.get(lk):
+                L.append(row(label, fk, lk, f"{key}_{via}", fmt_ms))
+        parts = [("net_define.lv_virsh", "`net-define`"), ("net_start.lv_virsh", "`net-start`"),
+                 ("net_destroy.lv_virsh", "`net-destroy`"), ("net_undefine.lv_virsh", "`net-undefine`")]
+        if any(S.get(k) for k, _ in parts):
+            L += ["", "virsh steps (median): " + ", ".join(f"{n} {fmt_ms(med.get(k))}" for k, n in parts) + "."]
+        L.append("")
+    if any(k.startswith(("tput_", "dhcp_")) for k in S):
+        L += ["## B2. Throughput through TAP + Linux bridge (median, min–max; higher is better)\n",
+              f"virtio-net, **no vhost-net** (`/dev/vhost-net` "
+              f"{'exists' if meta.get('vhost_net_present') else 'does not exist on this host'}), {cfg['tput_mib']} "
+              "MiB per sample; busybox tools in a TCG guest, so these are emulation-bound figures, not what the same "
+              "setup does under KVM.\n", "| Path | Ferrovirt | libvirt | Ferrovirt ÷ libvirt | Faster |",
+              "|---|---:|---:|---:|---|"]
+        L += [row(label, f"{k}.fv", f"{k}.lv", k, fmt_rate, False) for k, label in TPUT_ROWS
+              if S.get(f"{k}.fv") or S.get(f"{k}.lv")]
+        if S.get("dhcp_lease.fv") or S.get("dhcp_lease.lv"):
+            L.append(f"| DHCP lease in the guest (`udhcpc`, time; lower is better) | "
+                     f"{cell(S.get('dhcp_lease.fv', []))} | {cell(S.get('dhcp_lease.lv', []))} | – | – |")
+        L.append("")
+        for side, who in (("fv", "Ferrovirt"), ("lv", "libvirt")):
+            if ex.get(f"qemu_nic_args.{side}"):
+                L += [f"{who}'s QEMU NIC options: `{' '.join(ex[f'qemu_nic_args.{side}'])}`", ""]
+        L.append("Ferrovirt adds its NICs over QMP after QEMU starts (`netdev_add` of a TAP fd, `device_add` on a "
+                 "PCIe root port), so its argv has none.\n")
+    for title, d in (("Checks", checks), ("Failures", errors)):
+        if d:
+            L += [f"## {title}\n"] + [f"- `{k}`: {v}" for k, v in sorted(d.items())] + [""]
+    again = {k: v for k, v in ex.get("guest_commands_sent_again", {}).items() if v}
+    if again:
+        L.append("Guest commands sent again after getting no answer (the test guest's init dropped a command line "
+                 "it had received; see the docs): " + ", ".join(
+                     f"{'Ferrovirt' if k == 'fv' else 'libvirt'} {v}" for k, v in again.items())
+                 + ". These are harness retries, not part of any timed figure.\n")
+    L += [f"Note: {n}\n" for n in raw.get("notes", [])]
+    L += ["Sample counts: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(S.items())) + ".", ""]
+    raw["summary"] = summary
+    return "\n".join(L)
+
+
+# ------------------------------------------------------------------ migration
+
+LABELS = {"floor": "floor", "ferrovirt": "Ferrovirt", "libvirt": "libvirt", "floor_capped": "floor, 128 MiB/s cap"}
+
+
+def migration(raw: dict) -> str:
+    d, meta, sides, samples = raw, raw["meta"], raw["sides"], raw["samples"]
+
+    def c(xs, unit="ms"):
+        return cell(xs, fmt_unit(unit))
+
+    def rt(a, b):
+        r = ratio(a, b)
+        return "–" if r is None else f"{r:.2f}"
+    L = ["# Live migration: Ferrovirt vs libvirt vs QEMU by hand\n",
+         f"Run of {meta.get('date_utc', '?')}{' (**--quick**: N = 1, figures not meant to be quoted)' if meta.get('quick') else ''}: "
+         f"N = {d['runs']} per size and manager, guest sizes {', '.join(f'{s} MiB' for s in d['sizes'])}, workload "
+         f"warm-up {d['warmup_s']:g} s. {meta.get('duration_s', '?')} s of measuring, {meta.get('script_seconds', '?')} s "
+         "for the whole run. See docs/benchmarks-migration.md for what each figure means.\n",
+         f"- ferrovirtd: `{meta.get('ferrovirtd_binary')}` ({meta.get('profile')}, built {meta.get('ferrovirtd_binary_mtime')}"
+         f"{', OLDER than the sources' if meta.get('ferrovirtd_binary_stale') else ''}), workspace HEAD {meta.get('ferrovirt_commit')}",
+         f"- QEMU {meta.get('qemu_version')}; libvirt {meta.get('libvirt_version') or 'SKIPPED: ' + str(meta.get('libvirt_skipped'))}",
+         f"- {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), {meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux "
+         f"{meta.get('kernel')}, TCG",
+         f"- load: at start `{meta.get('uptime_at_start')}`; at end `{meta.get('uptime_at_end', '?')}`"]
+    fl = d.get("foreign_load") or {}
+    if fl:
+        L.append(f"- sampled every second ({fl.get('samples')} samples): 1-min load median {fl.get('loadavg_1min_median')}, "
+                 f"max {fl.get('max_loadavg_1min')}; seconds with other QEMUs running: {fl.get('with_foreign_qemu')}; "
+                 f"with cargo/rustc/tests: {fl.get('with_cargo_or_rustc')}")
+        if fl.get("with_foreign_qemu") or fl.get("with_cargo_or_rustc"):
+            L.append("- **warning**: other work ran during this run; the figures are noisier")
+    if d.get("floor_argv_differences") is not None:
+        diff = d["floor_argv_differences"]
+        L.append("- floor argv vs the QEMU ferrovirtd ran: " + (
+            "same options and values (paths and names aside)" if not diff else "DIFFERENT: " + "; ".join(diff)))
+    if d.get("ferrovirt_trust_ms") is not None:
+        L.append(f"- before the first Ferrovirt run: B trusted A through a join token and an offline migration "
+                 f"({d['ferrovirt_trust_ms']:.0f} ms, not counted)")
+    L.append("")
+    for s in samples:  # QEMU done on A → resumed on B (not for libvirt: its downtime differs)
+        if s["side"] != "libvirt" and s.get("stop_to_resume_ms") is not None and s.get("downtime_ms") is not None:
+            s["done_to_resume_ms"] = round(s["stop_to_resume_ms"] - s["downtime_ms"], 3)
+
+    def get(side, mem, key):
+        return [s.get(key) for s in samples if s["side"] == side and s["memory_mib"] == mem]
+    for mem in d["sizes"]:
+        L += [f"## {mem} MiB guest\n",
+              "| Figure (median, min–max) | " + " | ".join(LABELS.get(s, s) for s in sides)
+              + " | Ferrovirt ÷ floor | Ferrovirt ÷ libvirt |", "|---" * (len(sides) + 3) + "|"]
+        for key, label in (("total_ms", "**Total**: request → guest runs on B, source gone"),
+                           ("downtime_ms", "**Downtime** as reported (QEMU's; libvirt: computed by libvirt, see docs)"),
+                           ("pause_ms", "**Guest pause**: last heartbeat on A → first on B"),
+                           ("stop_to_resume_ms", "… of which last beat on A → resumed on B"),
+                           ("done_to_resume_ms", "… … of which QEMU done on A → resumed on B (minus QEMU's downtime)"),
+                           ("resume_to_first_beat_ms", "… and resumed on B → first beat on B"),
+                           ("max_gap_ms", "(longest heartbeat gap while migrating)"),
+                           ("baseline_max_gap_ms", "(longest heartbeat gap before migrating)")):
+            fv = median(get("ferrovirt", mem, key))
+            lr = rt(fv, median(get("libvirt", mem, key))) if "libvirt" in sides else "–"
+            if key == "downtime_ms" and lr != "–":
+                lr = f"({lr}: libvirt computes its own)"
+            ratios = f"{rt(fv, median(get('floor', mem, key)))} | {lr}"
+            if key in ("baseline_max_gap_ms", "max_gap_ms", "resume_to_first_beat_ms"):
+                ratios = "– | –"
+            L.append(f"| {label} | " + " | ".join(c(get(s, mem, key)) for s in sides) + f" | {ratios} |")
+        L.append("")
+        fvs = [s for s in samples if s["side"] == "ferrovirt" and s["memory_mib"] == mem]
+        if fvs:
+            def first(s, prefix):
+                return next((t for t, st in s.get("stages", []) if st.startswith(prefix)), None)
+            L.append(f"- Ferrovirt (polled every 20 ms): POST answered in {c([s.get('post_ms') for s in fvs])}; "
+                     f"instance on B paused, its QEMU listening, at {c([first(s, 'B: paused') for s in fvs])}; "
+                     f"operation stage \"migrating memory\" first reported at {c([first(s, 'migrating memory') for s in fvs])}")
+        for key in ("floor", "floor_capped"):
+            fs = [s for s in samples if s["side"] == key and s["memory_mib"] == mem]
+            if fs:
+                ram = [s.get("ram") or {} for s in fs]
+                peaks = [s["peak_dirty_pages_rate"] * 4096 / MIB for s in fs if s.get("peak_dirty_pages_rate")]
+                L.append(f"- {LABELS[key]}: destination spawned in {c([s.get('dest_spawn_ms') for s in fs])}, migrate → "
+                         f"completed {c([s.get('migrate_ms') for s in fs])}, `cont` on B "
+                         f"{c([s.get('cont_after_completed_ms') for s in fs])} after that, source gone "
+                         f"{c([s.get('source_gone_after_cont_ms') for s in fs])} later; sent "
+                         f"{c([r.get('transferred', 0) / MIB for r in ram], 'MiB')}, "
+                         f"{c([r.get('dirty-sync-count') for r in ram], 'passes')}, "
+                         + (f"peak dirty rate {c(peaks, 'MiB/s')} (`dirty-pages-rate`), " if peaks else "")
+                         + f"{c([r.get('mbps') for r in ram], 'Mbit/s')} at the end")
+        lvs = [s for s in samples if s["side"] == "libvirt" and s["memory_mib"] == mem]
+        if lvs:
+            def num(s, k):
+                v = (s.get("domjobinfo") or {}).get(k, "").split()
+                try:
+                    return float(v[0]) * {"GiB": 1024, "KiB": 1 / 1024}.get(v[1] if len(v) > 1 else "", 1)
+                except (IndexError, ValueError):
+                    return None
+            L.append(f"- libvirt (`domjobinfo --completed` on B): time elapsed {c([num(s, 'Time elapsed') for s in lvs])}, "
+                     f"memory processed {c([num(s, 'Memory processed') for s in lvs], 'MiB')}, "
+                     f"{c([num(s, 'Iteration') for s in lvs], 'passes')}, bandwidth "
+                     f"{c([num(s, 'Memory bandwidth') for s in lvs], 'MiB/s')}")
+        rates = [s.get("workload_loops", 0) * 64 / (s["guest_uptime_s"][1] - s["guest_uptime_s"][0])
+                 for s in samples if s["memory_mib"] == mem and s.get("guest_uptime_s")
+                 and s["guest_uptime_s"][1] > s["guest_uptime_s"][0]]
+        L += [f"- workload: 64 MiB rewrites completed per second of guest time (a lower bound of its dirtying rate, "
+              f"partial rewrites not counted): {c(rates, 'MiB/s')}", ""]
+    if d["errors"]:
+        L += ["## Failures\n"] + [f"- {LABELS.get(e['side'], e['side'])}, {e['memory_mib']} MiB, run {e['run']}: "
+                                  f"`{e['error'].strip().splitlines()[-1][:400]}`" for e in d["errors"]] + [""]
+    L.append("Raw samples: `migration-latest.json` (per run: total, downtime, pause and where it fell, the baseline gap, "
+             "the floor's `query-migrate` RAM counters, libvirt's `domjobinfo`, Ferrovirt's operation stages).")
+    return "\n".join(L) + "\n"
+
+
+# ------------------------------------------------------------------ storage
+
+NAMES = {"fv_cli": "Ferrovirt CLI", "fv_api": "Ferrovirt API", "virsh": "virsh", "lv_api": "libvirt API",
+         "cp_sparse": "`cp --sparse=always`", "cp_sparse_noreflink": "`cp --sparse=always --reflink=never`",
+         "virsh_reflink": "virsh `--reflink`"}
+
+
+def storage(raw: dict) -> str:
+    m = raw["meta"]
+
+    def fmt_ms(v):
+        return "–" if v is None else f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
+
+    def spread(xs):
+        return cell(xs, fmt_ms, 3)
+
+    def mib(b):
+        return "–" if b is None else f"{b / MIB:.1f} MiB" if b >= MIB else f"{b / 1024:.0f} KiB"
+
+    def faster(a, b):
+        return "–" if not a or not b else f"{b / a:.1f}×"
+    runs = m.get("runs") or 0
+    L = ["# Storage benchmark: Ferrovirt vs libvirt", "",
+         f"{'Quick (smoke) run, not for quoting' if m.get('quick') else 'Full run'}: {runs} run(s) per figure, "
+         f"{'median (min–max)' if runs >= 3 else 'median' if runs > 1 else 'one sample'} each. Ferrovirt "
+         f"{m.get('profile')} build {m.get('ferrovirt_commit')}, libvirt "
+         f"{m.get('libvirt_version') or 'skipped: ' + str(m.get('libvirt_skipped'))}, qemu-img {m.get('qemu_img_version')}, "
+         f"coreutils {m.get('coreutils_version')}, kernel {m.get('kernel')}, {m.get('cpus')} CPUs. Date {m.get('date')}.", ""]
+    if "linked" in raw:
+        sizes = raw["linked"]["sizes"]
+        tools = [t for t in NAMES if any(t in e["samples"] for e in sizes.values())]
+        L += ["## Linked clone (qcow2 overlay on a qcow2 base)", "",
+              "| base | " + " | ".join(NAMES[t] for t in tools) + " | virsh / Ferrovirt CLI |",
+              "|---|" + "---:|" * len(tools) + "---:|"]
+        for gib, e in sizes.items():
+            s = e["samples"]
+            L.append(f"| {gib} GiB ({mib(e['base_allocated_bytes'])} on disk) | "
+                     + " | ".join(spread(s[t]) for t in tools)
+                     + f" | {faster(median(s.get('fv_cli', [])), median(s.get('virsh', [])))} |")
+        alloc = {t: v for e in sizes.values() for t, v in e["clone_allocated_bytes"].items()}
+        L += ["", "A new overlay takes " + ", ".join(f"{mib(v)} ({NAMES[t]})" for t, v in alloc.items()) + " on disk.", ""]
+    if "full" in raw:
+        f, src = raw["full"], raw["full"]["source"]
+        L += [f"## Full clone of a raw file of {mib(src['virtual_bytes'])} ({mib(src['data_bytes'])} of random data, "
+              "the rest holes)", "",
+              "MiB/s = virtual size / time. \"Returned\": until the command exits; \"+ fsync\": then fsync(2) of the "
+              "copy, i.e. until it is on the disk. The source is dropped from the page cache before each sample; one "
+              "untimed warm-up round of every tool comes first.", ""]
+        for label, e in f["filesystems"].items():
+            where = "the pools' filesystem" if label == "tmp" else "a loop-mounted XFS with reflink=1"
+            L += [f"### {e['filesystem']} ({where})", "",
+                  "| tool | method | returned | MiB/s | + fsync | MiB/s | copy on disk (du) | sparse | reflinked |",
+                  "|---|---|---:|---:|---:|---:|---:|:---:|---:|"]
+            for t, v in e["tools"].items():
+                first = v["samples"][0]
+                meth = first.get("method") or ("reflink" if (first.get("shared_bytes") or 0) > 0 else "copy")
+                du = max(s["allocated_bytes"] for s in v["samples"])
+                L.append(f"| {NAMES[t]} | {meth} | {spread([s['ms'] for s in v['samples']])} | {v['mib_s']:.0f} | "
+                         f"{fmt_ms(v['median_ms_with_fsync'])} | {v['mib_s_with_fsync']:.0f} | {mib(du)} | "
+                         f"{'yes' if du <= src['allocated_bytes'] + MIB else '**no**'} | {mib(first.get('shared_bytes'))} |")
+            L.append("")
+        L += [f"The source takes {mib(src['allocated_bytes'])} on disk (du); \"sparse\": no sample's copy took more "
+              "than that (+1 MiB); \"reflinked\": bytes in extents the filesystem marks shared (FIEMAP). Every copy "
+              "was compared byte for byte with its source (cmp) on the first run.", ""]
+    if "volumes" in raw:
+        counts = raw["volumes"]["counts"]
+        first = next(iter(counts.values()))
+        ct, lt = [t for t in NAMES if t in first["create"]], [t for t in NAMES if t in first["list"]]
+        L += ["## Volume create (qcow2, 1 GiB) and list", "", "Create: one more volume in a pool holding N−1; list: "
+              "the pool holding N.", "",
+              "| N | " + " | ".join(f"create: {NAMES[t]}" for t in ct) + " | "
+              + " | ".join(f"list: {NAMES[t]}" for t in lt) + " |", "|---:|" + "---:|" * (len(ct) + len(lt))]
+        for n, e in counts.items():
+            L.append(f"| {n.replace('+', ' + ').replace('vm', ' VMs defined')} | "
+                     + " | ".join([spread(e["create"][t]) for t in ct] + [spread(e["list"][t]) for t in lt]) + " |")
+        L.append("")
+        who = {"fv": "Ferrovirt", "lv": "libvirt"}
+        fill = [f"{n}: " + ", ".join(f"{who[k]} {fmt_ms(v)}" for k, v in e["fill_ms"].items())
+                for n, e in counts.items() if n.isdigit() and int(n) > 1]
+        if fill:
+            L += ["Filling the pools through the APIs (one request per volume, from the previous N): "
+                  + "; ".join(fill) + ".", ""]
+        vm = [e for n, e in counts.items() if not n.isdigit()]
+        if vm:
+            L += [f"\"+ {raw['volumes'].get('instances')} VMs defined\": the same pool with that many instances "
+                  "(Ferrovirt) and domains (libvirt, defined through the API) defined, not running, each with a disk on "
+                  "one of the pool's volumes; defining them took "
+                  + ", ".join(f"{who[k]} {fmt_ms(v)}" for k, v in vm[0]["fill_ms"].items()) + ".", ""]
+    fl = m.get("foreign_load") or {}
+    L += [f"Measured in {m.get('measure_seconds')} s; other load: {fl.get('with_cargo_or_rustc', 0)} of "
+          f"{fl.get('samples', 0)} one-second samples saw cargo/rustc, {fl.get('with_foreign_qemu', 0)} a QEMU; max "
+          f"1-min load average {fl.get('max_loadavg_1min')}.", ""]
+    return "\n".join(L)
+
+
+REPORTS = {"lifecycle": lifecycle, "snapnet": snapnet, "migration": migration, "storage": storage}

@@ -1,0 +1,165 @@
+"""Statistics and figures: medians, ratios, formatting, the machine's
+description and what else ran on it while measuring."""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+from .host import out
+
+MIB = 1 << 20
+
+
+def median(xs) -> float | None:
+    s = sorted(x for x in xs if x is not None)
+    n = len(s)
+    if n == 0:
+        return None
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def ratio(a, b) -> float | None:
+    return None if a is None or b in (None, 0) else a / b
+
+
+def speedup(slow, fast) -> float | None:
+    return ratio(slow, fast)
+
+
+def fmt_ms(v) -> str:
+    if v is None:
+        return "–"
+    if v >= 1000:
+        return f"{v / 1000:.2f} s"
+    if v >= 100:
+        return f"{v:.0f} ms"
+    return f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
+
+
+def fmt_kib(v) -> str:
+    return "–" if v is None else f"{v / 1024:.1f} MiB"
+
+
+def fmt_size(b) -> str:
+    if b is None:
+        return "–"
+    if b >= MIB:
+        return f"{b / MIB:.1f} MiB"
+    return f"{b / 1024:.0f} KiB" if b >= 1024 else f"{b} B"
+
+
+def fmt_rate(v) -> str:
+    return "–" if v is None else f"{v:.1f} MiB/s" if v < 100 else f"{v:.0f} MiB/s"
+
+
+def fmt_unit(unit: str):
+    def f(v) -> str:
+        if v is None:
+            return "–"
+        if unit == "ms" and v >= 1000:
+            return f"{v / 1000:.2f} s"
+        if v >= 100:
+            return f"{v:.0f} {unit}"
+        return f"{v:.1f} {unit}" if isinstance(v, float) else f"{v} {unit}"
+    return f
+
+
+def fmt_ratio(r) -> str:
+    return "–" if r is None else f"{r:.2f}x"
+
+
+def cell(xs, fmt=fmt_ms, spread_from: int = 2) -> str:
+    """The median, with min–max once there are `spread_from` samples."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    m = fmt(median(xs))
+    return f"{m} ({fmt(min(xs))}–{fmt(max(xs))})" if len(xs) >= spread_from else m
+
+
+def nan_to_none(x):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def machine() -> dict:
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    mem = Path("/proc/meminfo").read_text().splitlines()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "kernel": platform.release(), "cpus": os.cpu_count(),
+        "cpu_model": next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?"),
+        "mem_total_kib": int(next(ln.split()[1] for ln in mem if ln.startswith("MemTotal"))),
+        "python": platform.python_version(),
+        "uptime_at_start": out(["uptime"]),
+        "loadavg_at_start": loadavg(),
+        "other_qemu_processes_at_start": len(out(["pgrep", "^qemu-system"]).split()),
+    }
+
+
+BUILDERS = ("cargo", "rustc", "cc1", "cc1plus", "ld", "cargo-nextest")
+
+
+class ForeignLoad:
+    """Samples, once a second, what else runs on the host: QEMUs this run did
+    not start (none of `ours` is an ancestor, its argv does not name `tmp`),
+    cargo/rustc/tests, and the load average. Benchmarks on a shared 2-core
+    machine are only as good as that is quiet."""
+
+    def __init__(self, ours: set[int], tmp: str):
+        self.ours, self.tmp = ours, tmp
+        self.samples = self.qemu = self.build = 0
+        self.loads: list[float] = []
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self) -> None:
+        while not self.stop.wait(1.0):
+            procs: dict[int, tuple[str, int]] = {}
+            for d in Path("/proc").iterdir():
+                if d.name.isdigit():
+                    try:
+                        st = (d / "stat").read_text()
+                    except OSError:
+                        continue
+                    procs[int(d.name)] = (st[st.index("(") + 1:st.rindex(")")],
+                                          int(st.rsplit(")", 1)[1].split()[1]))
+
+            def mine(pid: int) -> bool:
+                for _ in range(64):
+                    if pid in self.ours:
+                        return True
+                    if pid <= 1 or pid not in procs:
+                        return False
+                    pid = procs[pid][1]
+                return False
+
+            q = b = 0
+            for pid, (comm, _ppid) in procs.items():
+                if comm.startswith("qemu-system") and not mine(pid):
+                    try:
+                        q += self.tmp not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                    except OSError:
+                        pass
+                elif comm in BUILDERS or comm.startswith("ferrovirt_e2e"):
+                    b += 1
+            self.samples += 1
+            self.qemu += q > 0
+            self.build += b > 0
+            self.loads.append(loadavg()[0])
+
+    def result(self) -> dict:
+        self.stop.set()
+        self.t.join(timeout=5)
+        return {"samples": self.samples, "with_foreign_qemu": self.qemu,
+                "with_cargo_or_rustc": self.build, "max_loadavg_1min": max(self.loads, default=0.0),
+                "loadavg_1min_median": median(self.loads)}

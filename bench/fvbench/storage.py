@@ -1,0 +1,535 @@
+"""Ferrovirt vs libvirt on storage: linked clones, full clones (next to cp,
+also on a loop-mounted XFS with reflink=1) and volume create/list in pools
+of growing size (docs/benchmarks-storage.md). libvirt's storage driver is
+unpacked from its .deb for this run's libvirtd only."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import struct
+import time
+from pathlib import Path
+
+from . import host
+from .guest import now
+from .host import Skip, log, run
+from .stats import ForeignLoad, median
+from .systems import Ferrovirt, Libvirt
+
+STEM = "storage-latest"
+SECTIONS = ("linked", "full", "vols")
+MIB, GIB = 1 << 20, 1 << 30
+
+
+def add_args(p) -> None:
+    p.add_argument("--runs", type=int, default=10, help="runs per figure (10; quick 1)")
+    p.add_argument("--clone-mib", type=int, default=512, help="full-clone source size (512; quick 64)")
+    p.add_argument("--counts", default="1,100,1000", help="pool sizes for create/list (quick 1,50)")
+    p.add_argument("--vms", type=int, default=100,
+                   help="then the largest pool again with this many VMs defined (100; quick 10; 0: no)")
+    p.add_argument("--linked-gib", default="1,100", help="base sizes for linked clones, GiB")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="a subset of linked,full,vols")
+    p.add_argument("--no-xfs", action="store_true", help="no loop-mounted XFS for the full clones")
+
+
+QUICK = {"runs": 1, "clone_mib": 64, "counts": "1,50", "vms": 10}  # --quick, unless given
+
+
+# ------------------------------------------------------------------ files
+
+SEEK_DATA, SEEK_HOLE = 3, 4
+FS_IOC_FIEMAP, FIEMAP_FLAG_SYNC, FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_SHARED = 0xC020660B, 0x1, 0x1, 0x2000
+
+
+def allocated(path: Path) -> int:
+    """Bytes the file takes on disk (what du counts)."""
+    return path.stat().st_blocks * 512
+
+
+def data_bytes(path: Path) -> int:
+    """Bytes in data segments (SEEK_DATA/SEEK_HOLE), i.e. not holes."""
+    total, fd = 0, os.open(path, os.O_RDONLY)
+    try:
+        size, off = os.fstat(fd).st_size, 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, SEEK_DATA)
+            except OSError:
+                break
+            off = os.lseek(fd, start, SEEK_HOLE)
+            total += off - start
+    finally:
+        os.close(fd)
+    return total
+
+
+def shared_bytes(path: Path) -> int | None:
+    """Bytes in extents the filesystem marks shared (reflinked), by FIEMAP;
+    None where FIEMAP is not supported."""
+    total, start, count = 0, 0, 256
+    with open(path, "rb") as f:
+        while True:
+            buf = bytearray(struct.pack("=QQIIII", start, (1 << 64) - 1 - start, FIEMAP_FLAG_SYNC, 0, count, 0)
+                            + bytes(56 * count))
+            try:
+                fcntl.ioctl(f.fileno(), FS_IOC_FIEMAP, buf, True)
+            except OSError:
+                return None
+            mapped = struct.unpack_from("=I", buf, 20)[0]
+            if mapped == 0:
+                return total
+            last = False
+            for i in range(mapped):
+                logical, _p, length, _r1, _r2, flags = struct.unpack_from("=QQQQQI", buf, 32 + 56 * i)
+                total += length if flags & FIEMAP_EXTENT_SHARED else 0
+                start, last = logical + length, bool(flags & FIEMAP_EXTENT_LAST)
+            if last:
+                return total
+
+
+def evict(path: Path) -> None:
+    """Writes the file out and drops it from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def fsync_ms(path: Path) -> float:
+    t0, fd = now(), os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return (now() - t0) * 1000.0
+
+
+def make_sparse_source(path: Path, size: int, chunk: int = 4 * MIB) -> None:
+    """`chunk` of random data, then a hole of `chunk`, and so on."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        for off in range(0, size, 2 * chunk):
+            os.pwrite(fd, os.urandom(min(chunk, size - off)), off)
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_qcow2_base(path: Path, size: int) -> None:
+    """A sparse qcow2 with 12 MiB written by qemu-io: 4 MiB at the start, in
+    the middle and at the end."""
+    run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(size)])
+    run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 4M", "-c", f"write -P 0xa5 {size // 2} 4M",
+         "-c", f"write -P 0x3c {size - 4 * MIB} 4M", str(path)])
+
+
+def sparse_copy(src: Path, dst: Path) -> None:
+    run(["cp", "--sparse=always", "--reflink=never", str(src), str(dst)])
+
+
+def timed_run(argv: list[str]) -> tuple[float, str]:
+    """Milliseconds from fork to exit, and stdout."""
+    t0 = now()
+    p = run(argv)
+    return (now() - t0) * 1000.0, p.stdout.decode(errors="replace")
+
+
+def fstype(path: Path) -> str:
+    return (host.out(["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)]).splitlines() or ["?"])[0]
+
+
+def check_overlay(path: Path, base: str, size: int) -> None:
+    info = json.loads(run(["qemu-img", "info", "--output", "json", "-U", str(path)]).stdout)
+    if info.get("format") != "qcow2" or info.get("virtual-size") != size \
+            or not str(info.get("backing-filename", "")).endswith(base):
+        raise RuntimeError(f"{path} is not a qcow2 overlay of {base} of {size} bytes: {info}")
+
+
+# ------------------------------------------------------------------ the pools
+
+def vol_xml(name: str, size: int, backing: Path | None = None) -> str:
+    b = f"<backingStore><path>{backing}</path><format type='qcow2'/></backingStore>" if backing else ""
+    return (f"<volume><name>{name}</name><capacity unit='bytes'>{size}</capacity>"
+            f"<target><format type='qcow2'/></target>{b}</volume>")
+
+
+class FvPools:
+    def __init__(self, fv: Ferrovirt):
+        self.fv = fv
+
+    def cli_ms(self, *args: str) -> tuple[float, str]:
+        return timed_run([self.fv.cli, "--socket", self.fv.sock, *args])
+
+    def pool_create(self, name: str, path: Path) -> None:
+        self.fv.cli_run("pool", "create", name, "--type", "dir", "--path", str(path), "--build")
+
+    def vol_create(self, pool: str, name: str, size: int) -> None:
+        self.fv.api("POST", f"/1.0/pools/{pool}/volumes", {"name": name, "size": size, "format": "qcow2"})
+
+    def vol_delete(self, pool: str, name: str) -> None:
+        self.fv.api("DELETE", f"/1.0/pools/{pool}/volumes/{name}")
+
+
+class LvPools:
+    def __init__(self, lv: Libvirt):
+        self.lv, self.conn = lv, lv.conn
+
+    def virsh_ms(self, *args: str) -> tuple[float, str]:
+        return timed_run(["virsh", "-q", "-c", self.lv.uri, *args])
+
+    def pool_create(self, name: str, path: Path) -> None:
+        self.lv.virsh("pool-define-as", name, "dir", "--target", str(path))
+        self.lv.virsh("pool-build", name)
+        self.lv.virsh("pool-start", name)
+
+    def vol_create(self, pool: str, name: str, size: int) -> None:
+        if self.conn is not None:
+            self.conn.storagePoolLookupByName(pool).createXML(vol_xml(name, size), 0)
+        else:
+            self.lv.virsh("vol-create-as", pool, name, str(size), "--format", "qcow2")
+
+    def vol_delete(self, pool: str, name: str) -> None:
+        if self.conn is not None:
+            self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
+        else:
+            self.lv.virsh("vol-delete", name, "--pool", pool)
+
+    def define(self, name: str, pool: str, vol: str) -> None:
+        """A domain (defined, not started) with one disk on a pool volume."""
+        xml = (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory>"
+               "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
+               "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>"
+               f"<source pool='{pool}' volume='{vol}'/><target dev='vda' bus='virtio'/></disk>"
+               "</devices></domain>")
+        if self.conn is not None:
+            self.conn.defineXML(xml)
+        else:
+            p = self.lv.root / "xml" / f"{name}.xml"
+            p.write_text(xml)
+            self.lv.virsh("define", str(p))
+
+
+def xfs(h: host.Host, mib: int) -> tuple[Path | None, str]:
+    """A sparse image on a loop device (direct I/O: an fsync on the XFS puts
+    the data on the disk, not in the image file's page cache), mkfs.xfs -m
+    reflink=1, mounted under TMP/xfs; unmounted and detached on cleanup."""
+    if not (shutil.which("mkfs.xfs") and shutil.which("losetup")):
+        return None, "no XFS: mkfs.xfs (xfsprogs) or losetup missing"
+    img = h.tmp / "xfs.img"
+    img.touch()
+    os.truncate(img, max(mib * 4 + 256, 320) * MIB)  # room for three sources and a copy per tool
+    try:
+        loop = run(["losetup", "-f", "--show", "--direct-io=on", str(img)]).stdout.decode().strip()
+    except RuntimeError as e:
+        return None, f"no XFS: {e}"
+    h.later(run, ["losetup", "-d", loop], False)
+    d = h.tmp / "xfs"
+    d.mkdir()
+    try:
+        run(["mkfs.xfs", "-q", "-m", "reflink=1", loop])
+        run(["mount", loop, str(d)])
+    except RuntimeError as e:
+        return None, f"no XFS: {e}"
+
+    def umount() -> None:
+        for _ in range(50):
+            if run(["umount", str(d)], check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        log(f"warning: {d} still busy, lazy unmount")
+        run(["umount", "-l", str(d)], check=False)
+    h.later(umount)
+    log(f"XFS (reflink=1) on {loop} at {d}")
+    return d, ""
+
+
+def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
+    host.require(["qemu-img", "qemu-io", "ip", "unshare", "cp", "cmp"],
+                 "scripts/install-deps.sh installs QEMU's tools; apt-get install iproute2 util-linux")
+    a.sections = a.sections.split(",")
+    a.counts = sorted({int(x) for x in a.counts.split(",")})
+    a.linked_gib = [int(x) for x in a.linked_gib.split(",")]
+    if not set(a.sections) <= set(SECTIONS) or min(a.counts) < 1 or a.runs < 1:
+        raise SystemExit("fvbench: --sections of linked,full,vols; --counts and --runs at least 1")
+    meta: dict = {"libvirt_version": None, "libvirt_skipped": None, "xfs_skipped": None}
+    xfs_dir = None
+    if "full" in a.sections and not a.no_xfs:  # before the daemons, so that their mount namespaces have it
+        xfs_dir, meta["xfs_skipped"] = xfs(h, a.clone_mib)
+    elif a.no_xfs:
+        meta["xfs_skipped"] = "--no-xfs"
+    fvd = host.start_ferrovirtd(h, b, qemu, h.netns("fv"), "fv")
+    lv = None
+    try:
+        if a.no_libvirt:
+            raise Skip("--no-libvirt")
+        host.ensure_libvirt(h, a.install)
+        root = host.lv_unpack(h, "libvirt-daemon-driver-storage", a.install)
+        lvd = host.start_libvirtd(h, h.netns("lv"), "lv", drivers={"storage": root}, storage=root)
+        if run(["virsh", "-q", "-c", lvd.uri, "pool-list", "--all"], check=False).returncode:
+            raise Skip("libvirtd did not load its storage driver")
+        lv = LvPools(Libvirt(lvd.uri, h.tmp / "lvdata", b.guest, qemu, lvd.dir))
+        meta["libvirt_version"] = host.lv_version()
+    except Skip as e:
+        meta["libvirt_skipped"] = str(e)
+        log(f"libvirt SKIPPED: {e}")
+    meta.update(qemu_img_version=host.out(["qemu-img", "--version"]).splitlines()[0].replace("qemu-img version ", ""),
+                coreutils_version=host.out(["cp", "--version"]).splitlines()[0].split()[-1],
+                runs=a.runs, clone_mib=a.clone_mib, counts=a.counts, linked_gib=a.linked_gib,
+                sections=a.sections, instances=a.vms, python_libvirt=bool(lv and lv.conn),
+                tmp_filesystem=fstype(h.tmp), xfs_dir=str(xfs_dir) if xfs_dir else None)
+    bench = Bench(a, h.tmp, FvPools(Ferrovirt(str(b.cli), fvd.sock, fvd.state, b.guest)), lv, xfs_dir, meta)
+    load = ForeignLoad(set(), str(h.tmp))  # this suite starts no VM: every QEMU is foreign
+    t0 = time.time()
+    try:
+        bench.fv.pool_create("bench", h.tmp / "fv-pool")
+        if lv:
+            lv.pool_create("bench", h.tmp / "lv-pool")
+        for sec in a.sections:
+            log(f"section {sec}")
+            getattr(bench, sec)()
+    finally:
+        meta.update(foreign_load=load.result(), measure_seconds=round(time.time() - t0, 1),
+                    loadavg_at_end=Path("/proc/loadavg").read_text().split()[:3])
+    return bench.out
+
+
+class Bench:
+    def __init__(self, a, tmp: Path, fv: FvPools, lv: LvPools | None, xfs_dir: Path | None, meta: dict):
+        self.a, self.tmp, self.fv, self.lv, self.xfs = a, tmp, fv, lv, xfs_dir
+        self.out: dict = {"meta": meta}
+
+    def order(self, tools: list, r: int) -> list:
+        """Rotated by run, so that none always goes first (or right after
+        another's writeback)."""
+        k = r % len(tools)
+        return tools[k:] + tools[:k]
+
+    def tools(self, *extra_lv: str) -> list[str]:
+        t = ["fv_cli", "fv_api"]
+        if self.lv:
+            t += ["virsh"] + [x for x in extra_lv if x != "lv_api" or self.lv.conn is not None]
+        return t
+
+    # ---------------------------------------------------------- linked
+    def linked(self) -> None:
+        fv, lv = self.fv, self.lv
+        res = self.out["linked"] = {"sizes": {}}
+        fvdir, lvdir = self.tmp / "fv-pool", self.tmp / "lv-pool"
+        for gib in self.a.linked_gib:
+            size, base = gib * GIB, f"base-{gib}g"
+            master = self.tmp / f"{base}.qcow2"
+            make_qcow2_base(master, size)
+            sparse_copy(master, fvdir / base)
+            if lv:
+                sparse_copy(master, lvdir / base)
+                lv.lv.virsh("pool-refresh", "bench")
+            tools = self.tools("lv_api")
+            e = res["sizes"][str(gib)] = {
+                "base_virtual_bytes": size, "base_allocated_bytes": allocated(master),
+                "base_data_bytes": data_bytes(master), "samples": {t: [] for t in tools},
+                "clone_allocated_bytes": {}}
+            for r in range(self.a.runs):
+                for t in self.order(tools, r):
+                    name = f"lc-{t.replace('_', '-')}-{r}"
+                    t0 = now()
+                    if t == "fv_cli":
+                        took, said = fv.cli_ms("volume", "clone", f"bench/{base}", name, "--linked")
+                        if "(linked)" not in said:
+                            raise RuntimeError(f"ferrovirt volume clone --linked said: {said!r}")
+                    elif t == "fv_api":
+                        fv.fv.op("POST", f"/1.0/pools/bench/volumes/{base}/clone", {"name": name, "linked": True})
+                        took = (now() - t0) * 1000.0
+                    elif t == "virsh":
+                        took, _ = lv.virsh_ms("vol-create-as", "bench", name, f"{gib}G", "--format", "qcow2",
+                                              "--backing-vol", base, "--backing-vol-format", "qcow2")
+                    else:
+                        pool, xml = lv.conn.storagePoolLookupByName("bench"), vol_xml(name, size, lvdir / base)
+                        t0 = now()
+                        pool.createXML(xml, 0)
+                        took = (now() - t0) * 1000.0
+                    path = (fvdir if t.startswith("fv") else lvdir) / name
+                    e["samples"][t].append(round(took, 3))
+                    if r == 0:
+                        check_overlay(path, base, size)
+                        e["clone_allocated_bytes"][t] = allocated(path)
+                    (fv if t.startswith("fv") else lv).vol_delete("bench", name)
+            log(f"linked clone of a {gib} GiB base: " + ", ".join(
+                f"{t} {median(v):.1f} ms" for t, v in e["samples"].items()))
+            for p in (fv, lv):  # the bases go, so that the next size's pool is the same
+                if p:
+                    p.vol_delete("bench", base)
+            master.unlink()
+
+    # ---------------------------------------------------------- full
+    def full(self) -> None:
+        res = self.out["full"] = {"filesystems": {}}
+        size = self.a.clone_mib * MIB
+        master = self.tmp / "src-master.raw"
+        make_sparse_source(master, size)
+        res["source"] = {"virtual_bytes": size, "allocated_bytes": allocated(master),
+                         "data_bytes": data_bytes(master),
+                         "layout": "4 MiB of random data, then a 4 MiB hole, repeated"}
+        for label, root, pool in [("tmp", self.tmp, "bench")] + ([("xfs", self.xfs, "benchx")] if self.xfs else []):
+            res["filesystems"][label] = self.full_on(label, root, pool, master, size)
+        master.unlink()
+
+    def full_on(self, label: str, root: Path, pool: str, master: Path, size: int) -> dict:
+        fv, lv = self.fv, self.lv
+        dirs = {"fv": root / "fv-pool", "lv": root / "lv-pool", "cp": root / "cp"}
+        if label != "tmp":
+            fv.pool_create(pool, dirs["fv"])
+            if lv:
+                lv.pool_create(pool, dirs["lv"])
+        dirs["cp"].mkdir(exist_ok=True)
+        srcs = {k: d / "src" for k, d in dirs.items() if k != "lv" or lv}
+        for p in srcs.values():
+            sparse_copy(master, p)
+        if lv:
+            lv.lv.virsh("pool-refresh", pool)
+        xfs_ = label == "xfs"
+        tools = ["fv_cli", "fv_api", "cp_sparse"] + (["cp_sparse_noreflink"] if xfs_ else []) + \
+            ((["virsh"] + (["virsh_reflink"] if xfs_ else [])) if lv else [])
+        entry: dict = {"filesystem": fstype(root), "dir": str(root), "warmup_rounds": 1,
+                       "tools": {t: {"samples": []} for t in tools}}
+        # r = -1: one untimed warm-up round (the first copies after the
+        # sources were written were the slowest in trial runs)
+        for r in range(-1, self.a.runs):
+            for t in self.order(tools, max(r, 0)):
+                name = f"fc-{t.replace('_', '-')}-{r + 1}"
+                side = "fv" if t.startswith("fv") else "lv" if t.startswith("virsh") else "cp"
+                src, dst = srcs[side], dirs[side] / name
+                os.sync()
+                evict(src)
+                method = None
+                if t == "fv_cli":
+                    took, said = fv.cli_ms("volume", "clone", f"{pool}/src", name)
+                    method = "reflink" if "(reflink)" in said else "copy" if "(copy)" in said else said.strip()
+                elif t == "fv_api":
+                    t0 = now()
+                    o = fv.fv.op("POST", f"/1.0/pools/{pool}/volumes/src/clone", {"name": name})
+                    took = (now() - t0) * 1000.0
+                    method = (o.get("result") or {}).get("method")
+                elif t.startswith("cp"):
+                    took, _ = timed_run(["cp", "--sparse=always", *(["--reflink=never"] if "noreflink" in t else []),
+                                         str(src), str(dst)])
+                else:
+                    took, _ = lv.virsh_ms("vol-clone", "src", name, "--pool", pool,
+                                          *(["--reflink"] if t == "virsh_reflink" else []))
+                sync = fsync_ms(dst)
+                st = os.stat(dst)
+                s = {"ms": round(took, 3), "fsync_ms": round(sync, 3), "allocated_bytes": st.st_blocks * 512,
+                     "size_bytes": st.st_size, **({"method": method} if method else {})}
+                if r == 0:
+                    s.update(data_bytes=data_bytes(dst), shared_bytes=shared_bytes(dst),
+                             same_content=run(["cmp", "-s", str(src), str(dst)], check=False).returncode == 0)
+                    if not s["same_content"] or st.st_size != size:
+                        raise RuntimeError(f"{t}: {dst} differs from its source")
+                if r >= 0:
+                    entry["tools"][t]["samples"].append(s)
+                if side == "cp":
+                    dst.unlink()
+                else:
+                    (fv if side == "fv" else lv).vol_delete(pool, name)
+        for t, v in entry["tools"].items():
+            v["median_ms"] = m = median([s["ms"] for s in v["samples"]])
+            v["median_ms_with_fsync"] = tot = median([s["ms"] + s["fsync_ms"] for s in v["samples"]])
+            v["mib_s"] = round(self.a.clone_mib / (m / 1000.0), 1) if m else None
+            v["mib_s_with_fsync"] = round(self.a.clone_mib / (tot / 1000.0), 1) if tot else None
+        log(f"full clone of {self.a.clone_mib} MiB on {label} ({entry['filesystem']}): " + ", ".join(
+            f"{t} {v['median_ms']:.0f} ms (+fsync {v['median_ms_with_fsync']:.0f} ms)"
+            for t, v in entry["tools"].items()))
+        fv.vol_delete(pool, "src")  # leave the filesystem as found
+        if lv:
+            lv.vol_delete(pool, "src")
+        srcs["cp"].unlink()
+        return entry
+
+    # ---------------------------------------------------------- volumes
+    def vols(self) -> None:
+        a, fv, lv = self.a, self.fv, self.lv
+        res = self.out["volumes"] = {"counts": {}}
+        sides = {"fv": fv, **({"lv": lv} if lv else {})}
+        for side, p in sides.items():
+            p.pool_create("vols", self.tmp / f"{side}-vols")
+        have = 0  # fillers in each pool
+        for count in a.counts:
+            fill = {}
+            for side, p in sides.items():
+                t0 = now()
+                for i in range(have, count - 1):
+                    p.vol_create("vols", f"fill-{i:05d}", GIB)
+                fill[side] = round((now() - t0) * 1000.0, 1)
+            have = max(have, count - 1)
+            res["counts"][str(count)] = self.vols_runs(count, fill)
+        if a.vms > 0 and a.counts[-1] > 1:
+            # the largest N again, with VMs (domains) defined, each with a disk on one of the pool's volumes
+            count, fill = a.counts[-1], {}
+            res["instances"] = a.vms
+            for side in sides:
+                t0 = now()
+                for i in range(a.vms):
+                    vol = f"fill-{i % max(1, count - 1):05d}"
+                    if side == "fv":
+                        fv.fv.api("POST", "/1.0/instances", {"name": f"vm{i:04d}", "disks": [{"volume": f"vols/{vol}"}]})
+                    else:
+                        lv.define(f"vm{i:04d}", "vols", vol)
+                fill[side] = round((now() - t0) * 1000.0, 1)
+            res["counts"][f"{count}+{a.vms}vm"] = self.vols_runs(count, fill)
+
+    def vols_runs(self, count: int, fill: dict) -> dict:
+        tools = self.tools("lv_api")
+        e = {"fill_ms": fill, "create": {t: [] for t in tools}, "list": {t: [] for t in tools}}
+        for r in range(self.a.runs):
+            for side in self.order(["fv"] + (["lv"] if self.lv else []), r):
+                (self.vols_fv if side == "fv" else self.vols_lv)(e, count, f"probe-{r}")
+        log(f"pool of {count} volume(s): create " + ", ".join(f"{t} {median(v):.1f}" for t, v in e["create"].items())
+            + " ms; list " + ", ".join(f"{t} {median(v):.1f}" for t, v in e["list"].items()) + " ms")
+        return e
+
+    def vols_fv(self, e: dict, count: int, name: str) -> None:
+        fv = self.fv
+        took, _ = fv.cli_ms("volume", "create", f"vols/{name}", "1G", "--image-format", "qcow2")
+        e["create"]["fv_cli"].append(round(took, 3))
+        took, said = fv.cli_ms("volume", "list", "vols")  # the pool now holds `count` volumes
+        rows = len([ln for ln in said.splitlines() if ln.strip()]) - 1
+        if rows != count:
+            raise RuntimeError(f"ferrovirt volume list vols: {rows} rows, expected {count}")
+        e["list"]["fv_cli"].append(round(took, 3))
+        t0 = now()
+        got = fv.fv.api("GET", "/1.0/pools/vols/volumes")
+        e["list"]["fv_api"].append(round((now() - t0) * 1000.0, 3))
+        if len(got) != count:
+            raise RuntimeError(f"GET /1.0/pools/vols/volumes: {len(got)} volumes, expected {count}")
+        fv.vol_delete("vols", name)
+        t0 = now()
+        fv.vol_create("vols", name, GIB)
+        e["create"]["fv_api"].append(round((now() - t0) * 1000.0, 3))
+        fv.vol_delete("vols", name)
+
+    def vols_lv(self, e: dict, count: int, name: str) -> None:
+        lv = self.lv
+        took, _ = lv.virsh_ms("vol-create-as", "vols", name, "1G", "--format", "qcow2")
+        e["create"]["virsh"].append(round(took, 3))
+        took, said = lv.virsh_ms("vol-list", "vols")
+        rows = len([ln for ln in said.splitlines() if ln.strip()])
+        if rows != count:
+            raise RuntimeError(f"virsh vol-list vols: {rows} rows, expected {count}")
+        e["list"]["virsh"].append(round(took, 3))
+        if lv.conn is not None:
+            pool = lv.conn.storagePoolLookupByName("vols")
+            t0 = now()
+            got = pool.listAllVolumes(0)
+            e["list"]["lv_api"].append(round((now() - t0) * 1000.0, 3))
+            if len(got) != count:
+                raise RuntimeError(f"listAllVolumes: {len(got)} volumes, expected {count}")
+            lv.vol_delete("vols", name)
+            xml = vol_xml(name, GIB)
+            t0 = now()
+            pool.createXML(xml, 0)
+            e["create"]["lv_api"].append(round((now() - t0) * 1000.0, 3))
+        lv.vol_delete("vols", name)
