@@ -25,11 +25,12 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
 }
 
 /// Checks a clone request before the operation starts.
-pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
+pub async fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
     name::validate("name", &req.name)?;
-    d.record(source)?;
+    d.record(source).await?;
     if d.store
         .get_instance(&req.name)
+        .await
         .map_err(store_err("reading instances"))?
         .is_some()
     {
@@ -39,7 +40,7 @@ pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
         )));
     }
     if let Some(snap) = &req.from_snapshot {
-        let s = snapshots::view(d, source, snap)?;
+        let s = snapshots::view(d, source, snap).await?;
         if req.linked && s.kind == SnapshotKind::Internal {
             return Err(Error::validation(
                 "linked",
@@ -47,7 +48,8 @@ pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
             ));
         }
     } else if req.linked
-        && snapshots::records(d, source)?
+        && snapshots::records(d, source)
+            .await?
             .iter()
             .any(|r| r.kind == SnapshotKind::Internal)
     {
@@ -70,12 +72,12 @@ fn clone_file(source_disk: &str, clone: &str, i: usize, format: &str) -> String 
 }
 
 pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Result<(), Error> {
-    check(d, source, &req)?;
-    let src = d.record(source)?;
+    check(d, source, &req).await?;
+    let src = d.record(source).await?;
     // Which files hold the state to clone, and from which internal tag.
     let (files, tag, temp) = match (&req.from_snapshot, req.linked) {
         (Some(snap), _) => {
-            let s = snapshots::view(d, source, snap)?;
+            let s = snapshots::view(d, source, snap).await?;
             match s.kind {
                 SnapshotKind::External => (
                     s.disks
@@ -146,7 +148,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
             };
         }
         let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
-        crate::networks::nics::prepare(d, &mut spec)?;
+        crate::networks::nics::prepare(d, &mut spec).await?;
         d.store
             .insert_instance(&InstanceRecord {
                 spec,
@@ -156,6 +158,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                 managed_save: None,
                 current_snapshot: None,
             })
+            .await
             .map_err(store_err("saving the clone"))?;
         Ok(())
     }
@@ -204,7 +207,8 @@ async fn freeze(
         description: "frozen disks for a clone".into(),
     };
     snapshots::create(d, ctx, source, req).await?;
-    Ok(snapshots::view(d, source, snap)?
+    Ok(snapshots::view(d, source, snap)
+        .await?
         .disks
         .into_iter()
         .map(|x| (x.frozen, x.format))

@@ -98,9 +98,10 @@ impl Daemon {
             .map_err(|why| Error::internal(format!("QEMU is unusable: {why}")))
     }
 
-    pub fn record(&self, name: &str) -> Result<InstanceRecord, Error> {
+    pub async fn record(&self, name: &str) -> Result<InstanceRecord, Error> {
         self.store
             .get_instance(name)
+            .await
             .map_err(store_err("reading the instance"))?
             .ok_or_else(|| Error::not_found(format!("instance {name} does not exist")))
     }
@@ -130,7 +131,7 @@ impl Daemon {
 
     /// Records a state and emits `event` when the status changed (or always
     /// for events that do not change the status).
-    pub fn set_status(
+    pub async fn set_status(
         &self,
         name: &str,
         status: InstanceStatus,
@@ -140,10 +141,11 @@ impl Daemon {
         let before = self
             .store
             .get_instance(name)
+            .await
             .ok()
             .flatten()
             .map(|r| r.status);
-        if let Err(e) = self.store.set_status(name, status, reason) {
+        if let Err(e) = self.store.set_status(name, status, reason).await {
             tracing::error!(instance = name, error = %ferrovirt_core::error::chain(&e), "cannot record state");
         }
         if let Some(kind) = event
@@ -181,8 +183,7 @@ impl Daemon {
             .iter()
             .filter_map(|nic| {
                 let mac = nic.mac.as_deref()?.to_lowercase();
-                let lease = crate::networks::leases(self, &nic.network)
-                    .ok()?
+                let lease = crate::networks::dhcp_leases(self, &nic.network)
                     .into_iter()
                     .find(|l| l.mac == mac)?;
                 Some(ferrovirt_api::NicAddress {

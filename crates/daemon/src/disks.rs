@@ -98,18 +98,19 @@ fn index_of(spec: &InstanceSpec, disk: &str) -> Result<usize, Error> {
         .ok_or_else(|| Error::not_found(format!("instance {} has no disk {disk}", spec.name)))
 }
 
-fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance, Error> {
+async fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance, Error> {
     d.store
         .update_spec(spec)
+        .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Updated, &spec.name, Some(what));
-    d.record(&spec.name).map(|r| d.view(r))
+    d.record(&spec.name).await.map(|r| d.view(r))
 }
 
 /// Adds a disk (hot-plugged when the instance runs: virtio or scsi).
 pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, Error> {
     let _guard = d.locks.lock(name).await;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     volumes::resolve_disk(d, "volume", &mut disk).await?;
     if disk.name.is_none() {
         disk.name = Some(ferrovirt_core::disk::free_name(&spec.disks));
@@ -128,7 +129,7 @@ pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, 
     if let Some(rt) = d.runtime(name) {
         plug(&rt.qmp, &spec, &disk, &node).await?;
     }
-    saved(d, &spec, format!("disk {node} attached"))
+    saved(d, &spec, format!("disk {node} attached")).await
 }
 
 async fn plug(qmp: &Qmp, spec: &InstanceSpec, disk: &Disk, node: &str) -> Result<(), Error> {
@@ -228,7 +229,7 @@ async fn free_scsi_id(qmp: &Qmp) -> Result<u32, Error> {
 /// Removes a disk (hot-unplugged when the instance runs).
 pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance, Error> {
     let _guard = d.locks.lock(name).await;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let index = index_of(&spec, disk_name)?;
     let disk = spec.disks[index].clone();
     if let Some(rt) = d.runtime(name) {
@@ -241,7 +242,7 @@ pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance,
         unplug(&rt.qmp, &disk, disk_name).await?;
     }
     spec.disks.remove(index);
-    saved(d, &spec, format!("disk {disk_name} detached"))
+    saved(d, &spec, format!("disk {disk_name} detached")).await
 }
 
 async fn unplug(qmp: &Qmp, disk: &Disk, node: &str) -> Result<(), Error> {
@@ -262,7 +263,7 @@ pub async fn change_media(
     req: MediaPut,
 ) -> Result<Instance, Error> {
     let _guard = d.locks.lock(name).await;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let index = index_of(&spec, disk_name)?;
     if spec.disks[index].media != DiskMedia::Cdrom {
         return Err(Error::validation(
@@ -315,7 +316,7 @@ pub async fn change_media(
         format!("{} inserted into {disk_name}", disk.path)
     };
     spec.disks[index] = disk;
-    saved(d, &spec, what)
+    saved(d, &spec, what).await
 }
 
 /// Replaces a disk's I/O limits, at once when the instance runs.
@@ -326,7 +327,7 @@ pub async fn set_limits(
     limits: IoLimits,
 ) -> Result<Instance, Error> {
     let _guard = d.locks.lock(name).await;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let index = index_of(&spec, disk_name)?;
     ferrovirt_core::disk::validate_limits("limits", &limits)?;
     if let Some(rt) = d.runtime(name)
@@ -336,7 +337,7 @@ pub async fn set_limits(
         set_throttle(&rt.qmp, &spec, &disk, disk_name, &limits).await?;
     }
     spec.disks[index].limits = limits;
-    saved(d, &spec, format!("I/O limits of {disk_name} changed"))
+    saved(d, &spec, format!("I/O limits of {disk_name} changed")).await
 }
 
 #[cfg(test)]

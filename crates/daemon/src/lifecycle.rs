@@ -24,7 +24,7 @@ pub const DEFAULT_STOP_TIMEOUT: u64 = 30;
 /// Runs a `PUT …/state` action.
 pub async fn change_state(d: &Daemon, name: &str, req: &StatePut) -> Result<(), Error> {
     let _guard = d.locks.lock(name).await;
-    d.record(name)?;
+    d.record(name).await?;
     match req.action {
         StateAction::Start => start_locked(d, name).await,
         StateAction::Stop => {
@@ -65,7 +65,7 @@ pub enum Resume {
 /// Starts an instance (resuming its managed save if it has one); the caller
 /// holds its lock.
 pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
-    let rec = d.record(name)?;
+    let rec = d.record(name).await?;
     let saved = rec
         .managed_save
         .filter(|p| std::path::Path::new(p).exists());
@@ -79,6 +79,7 @@ pub async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
             let _ = std::fs::remove_file(&path);
             d.store
                 .set_managed_save(name, None)
+                .await
                 .map_err(crate::daemon::store_err("clearing the managed save"))?;
             Ok(())
         }
@@ -93,15 +94,15 @@ pub async fn start_from(
     resume: Resume,
     ctx: Option<&crate::operations::OpCtx>,
 ) -> Result<(), Error> {
-    let rec = d.record(name)?;
+    let rec = d.record(name).await?;
     if d.runtime(name).is_some() {
         return Err(Error::conflict(format!(
             "instance {name} is already running"
         )));
     }
     let spec = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?.into_inner();
-    check_overcommit(d, &spec)?;
-    crate::storage::volumes::check_pools(d, &spec)?;
+    check_overcommit(d, &spec).await?;
+    crate::storage::volumes::check_pools(d, &spec).await?;
     let qemu = d.qemu()?;
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
@@ -141,7 +142,9 @@ pub async fn start_from(
     // the same devices.
     let cleanup_spec = spec.clone();
     let dd = d.clone();
-    revert.add(move || crate::networks::nics::cleanup(&dd, &cleanup_spec));
+    revert.add(move || {
+        tokio::spawn(async move { crate::networks::nics::cleanup(&dd, &cleanup_spec).await });
+    });
     for nic in &spec.nics {
         crate::networks::nics::plug(d, &qmp, &spec, nic).await?;
     }
@@ -182,14 +185,16 @@ pub async fn start_from(
     d.register(name, rt.clone());
     revert.success();
     if incoming {
-        d.set_status(name, InstanceStatus::Paused, "incoming migration", None);
+        d.set_status(name, InstanceStatus::Paused, "incoming migration", None)
+            .await;
     } else {
         d.set_status(
             name,
             InstanceStatus::Running,
             "started",
             Some(EventKind::Started),
-        );
+        )
+        .await;
     }
     tokio::spawn(monitor::run(d.clone(), name.to_owned(), rt, events));
     Ok(())
@@ -197,10 +202,11 @@ pub async fn start_from(
 
 /// The host policy: the memory of running instances may exceed the host's
 /// by the configured ratio, no more.
-fn check_overcommit(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Result<(), Error> {
+async fn check_overcommit(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Result<(), Error> {
     let committed: u64 = d
         .store
         .list_instances()
+        .await
         .unwrap_or_default()
         .iter()
         .filter(|r| r.spec.name != spec.name && d.runtime(&r.spec.name).is_some())
@@ -260,7 +266,7 @@ pub async fn stop_locked(
     }
     rt.qmp.closed().await;
     process::wait_gone(rt.pid, &rt.paths, Duration::from_secs(10)).await;
-    monitor::finish_exit(d, name, &rt);
+    monitor::finish_exit(d, name, &rt).await;
     Ok(())
 }
 
@@ -275,7 +281,8 @@ async fn pause_locked(d: &Daemon, name: &str) -> Result<(), Error> {
         InstanceStatus::Paused,
         "paused on request",
         Some(EventKind::Paused),
-    );
+    )
+    .await;
     Ok(())
 }
 
@@ -302,7 +309,8 @@ async fn resume_locked(d: &Daemon, name: &str) -> Result<(), Error> {
         InstanceStatus::Running,
         "resumed on request",
         Some(EventKind::Resumed),
-    );
+    )
+    .await;
     Ok(())
 }
 

@@ -150,6 +150,7 @@ pub async fn prepare_incoming(d: &Daemon, req: IncomingPost) -> Result<IncomingR
     let _guard = d.locks.lock(&name).await;
     if d.store
         .get_instance(&name)
+        .await
         .map_err(store_err("reading instances"))?
         .is_some()
     {
@@ -180,9 +181,11 @@ pub async fn prepare_incoming(d: &Daemon, req: IncomingPost) -> Result<IncomingR
         ));
     }
     for nic in &req.spec.nics {
-        let net = crate::networks::record(d, &nic.network).map_err(|_| {
-            Error::conflict(format!("the destination has no network {}", nic.network))
-        })?;
+        let net = crate::networks::record(d, &nic.network)
+            .await
+            .map_err(|_| {
+                Error::conflict(format!("the destination has no network {}", nic.network))
+            })?;
         if req.live && !net.active {
             return Err(Error::conflict(format!(
                 "network {} is not running on the destination",
@@ -245,6 +248,7 @@ pub async fn prepare_incoming(d: &Daemon, req: IncomingPost) -> Result<IncomingR
             managed_save: None,
             current_snapshot: None,
         })
+        .await
         .map_err(store_err("saving the instance"))?;
     let mut reply = IncomingReply {
         host: host.clone(),
@@ -293,7 +297,8 @@ pub async fn finish_incoming(d: &Daemon, name: &str, live: bool) -> Result<(), E
                 InstanceStatus::Running,
                 "migrated in",
                 Some(EventKind::Started),
-            );
+            )
+            .await;
         } else {
             // Offline with storage: the QEMU only served the disks.
             let _ = rt.qmp.execute("nbd-server-stop", None).await;
@@ -301,10 +306,11 @@ pub async fn finish_incoming(d: &Daemon, name: &str, live: bool) -> Result<(), E
             rt.expect_exit(InstanceStatus::Shutoff, "migrated in (offline)");
             rt.quit().await;
             rt.qmp.closed().await;
-            monitor::finish_exit(d, name, &rt);
+            monitor::finish_exit(d, name, &rt).await;
         }
     } else {
-        d.set_status(name, InstanceStatus::Shutoff, "migrated in (offline)", None);
+        d.set_status(name, InstanceStatus::Shutoff, "migrated in (offline)", None)
+            .await;
     }
     let _ = std::fs::remove_file(marker(d, name));
     d.events
@@ -328,7 +334,7 @@ async fn abort_locked(d: &Daemon, name: &str) {
         rt.expect_exit(InstanceStatus::Shutoff, "migration aborted");
         process::kill_now(rt.pid);
         rt.qmp.closed().await;
-        monitor::finish_exit(d, name, &rt);
+        monitor::finish_exit(d, name, &rt).await;
     }
     let created: Vec<String> = std::fs::read(marker(d, name))
         .ok()
@@ -340,7 +346,7 @@ async fn abort_locked(d: &Daemon, name: &str) {
             let _ = std::fs::remove_dir(dir);
         }
     }
-    let _ = d.store.delete_instance(name);
+    let _ = d.store.delete_instance(name).await;
     let _ = std::fs::remove_file(marker(d, name));
     tracing::info!(instance = name, "dropped an incoming migration");
 }
@@ -363,8 +369,8 @@ pub async fn reconcile(d: &Daemon) {
 }
 
 /// Checks a migration request before the operation starts.
-pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
-    let rec = d.record(name)?;
+pub async fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
+    let rec = d.record(name).await?;
     let running = d.runtime(name).is_some();
     if req.offline && running {
         return Err(Error::conflict(format!(
@@ -381,7 +387,7 @@ pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
             "instance {name} has a managed save; start it first"
         )));
     }
-    if !crate::snapshots::records(d, name)?.is_empty() {
+    if !crate::snapshots::records(d, name).await?.is_empty() {
         return Err(Error::conflict(format!(
             "instance {name} has snapshots, which do not migrate yet; delete them first"
         )));
@@ -398,8 +404,8 @@ pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
 /// Source side of a migration (run inside an operation).
 pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> Result<(), Error> {
     let _guard = d.locks.lock(name).await;
-    check(d, name, &req)?;
-    let rec = d.record(name)?;
+    check(d, name, &req).await?;
+    let rec = d.record(name).await?;
     let dest = Client::remote(&req.target.address, &d.identity, &req.target.fingerprint)
         .map_err(|e| Error::internal(format!("cannot set up TLS to the destination: {e}")))?;
     // Trusted already? If not, spend the token.
@@ -473,7 +479,8 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         let _ = dest.delete_path(&path).await;
         if let Some(rt) = d.runtime(name) {
             let _ = rt.qmp.execute("cont", None).await;
-            d.set_status(name, rec.status, "running (migration failed)", None);
+            d.set_status(name, rec.status, "running (migration failed)", None)
+                .await;
         }
         return Err(e);
     }
@@ -493,10 +500,11 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         rt.expect_exit(InstanceStatus::Shutoff, "migrated away");
         rt.quit().await;
         rt.qmp.closed().await;
-        monitor::finish_exit(d, name, &rt);
+        monitor::finish_exit(d, name, &rt).await;
     }
     d.store
         .delete_instance(name)
+        .await
         .map_err(store_err("forgetting the migrated instance"))?;
     let _ = std::fs::remove_dir_all(d.paths(name).log_dir);
     d.locks.forget(name);

@@ -39,7 +39,7 @@ pub async fn run(
         }
     }
     process::wait_gone(rt.pid, &rt.paths, std::time::Duration::from_secs(10)).await;
-    if finish_exit(&d, &name, &rt) == Some(InstanceStatus::Crashed) {
+    if finish_exit(&d, &name, &rt).await == Some(InstanceStatus::Crashed) {
         apply_crash_policy(&d, &name).await;
     }
 }
@@ -47,35 +47,38 @@ pub async fn run(
 /// Records that QEMU has exited: unregisters the runtime, removes its
 /// runtime files and sets the expected state (crashed if none was
 /// expected). Idempotent: only the first caller acts, and it gets the status.
-pub fn finish_exit(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) -> Option<InstanceStatus> {
-    let mut finished = rt.finished.lock().unwrap_or_else(|p| p.into_inner());
-    if *finished {
-        return None;
+pub async fn finish_exit(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) -> Option<InstanceStatus> {
+    {
+        let mut finished = rt.finished.lock().unwrap_or_else(|p| p.into_inner());
+        if *finished {
+            return None;
+        }
+        *finished = true;
     }
-    *finished = true;
     let (status, reason) = rt.intent().exit.take().unwrap_or((
         InstanceStatus::Crashed,
         "QEMU exited unexpectedly (killed or crashed)".to_owned(),
     ));
     process::clean_runtime(&rt.paths);
-    if let Ok(rec) = d.record(name) {
-        crate::networks::nics::cleanup(d, &rec.spec);
+    if let Ok(rec) = d.record(name).await {
+        crate::networks::nics::cleanup(d, &rec.spec).await;
     }
     let kind = match status {
         InstanceStatus::Crashed => EventKind::Crashed,
         _ => EventKind::Stopped,
     };
-    d.set_status(name, status, &reason, Some(kind));
+    d.set_status(name, status, &reason, Some(kind)).await;
     d.unregister(name, rt);
     Some(status)
 }
 
-fn policy(
+async fn policy(
     d: &Daemon,
     name: &str,
     pick: fn(&ferrovirt_api::InstanceSpec) -> LifecycleAction,
 ) -> LifecycleAction {
     d.record(name)
+        .await
         .map(|r| pick(&r.spec))
         .unwrap_or(LifecycleAction::Destroy)
 }
@@ -90,12 +93,13 @@ pub fn apply_crash_policy<'a>(
 }
 
 async fn restart_after_crash(d: &Daemon, name: &str) {
-    if policy(d, name, |s| s.on_crash) != LifecycleAction::Restart {
+    if policy(d, name, |s| s.on_crash).await != LifecycleAction::Restart {
         return;
     }
     let _guard = d.locks.lock(name).await;
     let still_crashed = d
         .record(name)
+        .await
         .map(|r| r.status == InstanceStatus::Crashed)
         .unwrap_or(false);
     if still_crashed && d.runtime(name).is_none() {
@@ -138,15 +142,19 @@ async fn handle(d: &Daemon, name: &str, rt: &Arc<VmRuntime>, ev: QmpEvent) {
                     InstanceStatus::Paused,
                     "paused",
                     Some(EventKind::Paused),
-                );
+                )
+                .await;
             }
         }
-        "RESUME" => d.set_status(
-            name,
-            InstanceStatus::Running,
-            "running",
-            Some(EventKind::Resumed),
-        ),
+        "RESUME" => {
+            d.set_status(
+                name,
+                InstanceStatus::Running,
+                "running",
+                Some(EventKind::Resumed),
+            )
+            .await
+        }
         _ => {}
     }
 }
@@ -178,7 +186,7 @@ pub async fn guest_poweroff(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
         );
         return;
     }
-    match policy(d, name, |s| s.on_poweroff) {
+    match policy(d, name, |s| s.on_poweroff).await {
         LifecycleAction::Destroy => {
             rt.expect_exit(InstanceStatus::Shutoff, "the guest powered off");
             rt.quit().await;
@@ -191,19 +199,22 @@ pub async fn guest_poweroff(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
                 Some("the guest powered off; restarted by on_poweroff=restart".into()),
             );
         }
-        LifecycleAction::Preserve => d.set_status(
-            name,
-            InstanceStatus::Paused,
-            "the guest powered off; kept by on_poweroff=preserve",
-            Some(EventKind::Paused),
-        ),
+        LifecycleAction::Preserve => {
+            d.set_status(
+                name,
+                InstanceStatus::Paused,
+                "the guest powered off; kept by on_poweroff=preserve",
+                Some(EventKind::Paused),
+            )
+            .await
+        }
     }
 }
 
 async fn guest_reboot(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
     d.events
         .emit(EventKind::Rebooted, name, Some("the guest rebooted".into()));
-    match policy(d, name, |s| s.on_reboot) {
+    match policy(d, name, |s| s.on_reboot).await {
         LifecycleAction::Restart => {}
         LifecycleAction::Destroy => {
             rt.expect_exit(
@@ -219,14 +230,15 @@ async fn guest_reboot(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
                 InstanceStatus::Paused,
                 "the guest rebooted; kept by on_reboot=preserve",
                 Some(EventKind::Paused),
-            );
+            )
+            .await;
         }
     }
 }
 
 /// Handles a guest panic (QEMU pauses the guest thanks to `-action panic=pause`).
 pub async fn guest_panic(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
-    match policy(d, name, |s| s.on_crash) {
+    match policy(d, name, |s| s.on_crash).await {
         LifecycleAction::Destroy => {
             rt.expect_exit(InstanceStatus::Crashed, "the guest panicked");
             rt.quit().await;
@@ -239,11 +251,14 @@ pub async fn guest_panic(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) {
             );
             reset_and_continue(rt).await;
         }
-        LifecycleAction::Preserve => d.set_status(
-            name,
-            InstanceStatus::Crashed,
-            "the guest panicked; kept by on_crash=preserve",
-            Some(EventKind::Crashed),
-        ),
+        LifecycleAction::Preserve => {
+            d.set_status(
+                name,
+                InstanceStatus::Crashed,
+                "the guest panicked; kept by on_crash=preserve",
+                Some(EventKind::Crashed),
+            )
+            .await
+        }
     }
 }

@@ -22,6 +22,7 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     let records = d
         .store
         .list_instances()
+        .await
         .map_err(store_err("listing instances"))?;
     let mut owned = HashSet::new();
     for rec in &records {
@@ -40,7 +41,8 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
                         InstanceStatus::Crashed,
                         &format!("could not re-attach after a daemon restart: {e}"),
                         Some(EventKind::Crashed),
-                    );
+                    )
+                    .await;
                 }
             }
             None => {
@@ -51,7 +53,8 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
                         InstanceStatus::Crashed,
                         "QEMU exited while the daemon was down",
                         Some(EventKind::Crashed),
-                    );
+                    )
+                    .await;
                     monitor::apply_crash_policy(d, name).await;
                 }
             }
@@ -101,18 +104,24 @@ async fn reattach(d: &Daemon, name: &str, pid: u32) -> Result<(), String> {
         "re-attached to running QEMU"
     );
     match runstate.as_str() {
-        "running" => d.set_status(
-            name,
-            InstanceStatus::Running,
-            "running",
-            Some(EventKind::Resumed),
-        ),
-        "paused" => d.set_status(
-            name,
-            InstanceStatus::Paused,
-            "paused",
-            Some(EventKind::Paused),
-        ),
+        "running" => {
+            d.set_status(
+                name,
+                InstanceStatus::Running,
+                "running",
+                Some(EventKind::Resumed),
+            )
+            .await
+        }
+        "paused" => {
+            d.set_status(
+                name,
+                InstanceStatus::Paused,
+                "paused",
+                Some(EventKind::Paused),
+            )
+            .await
+        }
         "prelaunch" => {
             rt.expect_exit(
                 InstanceStatus::Shutoff,

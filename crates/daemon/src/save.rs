@@ -33,7 +33,7 @@ pub fn managed_path(d: &Daemon, name: &str) -> PathBuf {
 /// stops it. On failure the guest keeps running as before.
 pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> Result<(), Error> {
     let _guard = d.locks.lock(name).await;
-    let rec = d.record(name)?;
+    let rec = d.record(name).await?;
     let rt = running(d, name)?;
     let managed = file.is_none();
     let path = file
@@ -69,10 +69,11 @@ pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> 
     );
     rt.quit().await;
     rt.qmp.closed().await;
-    monitor::finish_exit(d, name, &rt);
+    monitor::finish_exit(d, name, &rt).await;
     if managed {
         d.store
             .set_managed_save(name, Some(&path.display().to_string()))
+            .await
             .map_err(store_err("recording the managed save"))?;
     }
     Ok(())
@@ -119,6 +120,7 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
     match d
         .store
         .get_instance(&name)
+        .await
         .map_err(store_err("reading the instance"))?
     {
         Some(existing) => {
@@ -145,6 +147,7 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
                     managed_save: None,
                     current_snapshot: None,
                 })
+                .await
                 .map_err(store_err("saving the instance"))?;
             d.events.emit(EventKind::Created, &name, None);
         }

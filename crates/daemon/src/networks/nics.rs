@@ -28,15 +28,16 @@ fn id_suffix(mac: &str) -> String {
 
 /// Checks the NICs of a spec and gives MAC-less ones a unique MAC (kept in
 /// the spec, so it is stable across restarts).
-pub fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
+pub async fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
     if spec.nics.is_empty() {
         // Nothing to check: keep create O(1) in the number of instances.
         return Ok(());
     }
-    let networks = super::records(d)?;
+    let networks = super::records(d).await?;
     let taken: Vec<String> = d
         .store
         .list_instances()
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.spec.name != spec.name)
@@ -96,7 +97,7 @@ pub fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
 /// Creates the host side of a NIC and plugs it into the running QEMU.
 pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Result<(), Error> {
     let mac = nic.mac.clone().unwrap_or_default();
-    let net = super::record(d, &nic.network)?;
+    let net = super::record(d, &nic.network).await?;
     if !net.active {
         return Err(Error::conflict(format!(
             "network {} is not running; start it first",
@@ -181,7 +182,7 @@ pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Resu
         let _ = qmp
             .execute("netdev_del", Some(json!({"id": format!("net-{sfx}")})))
             .await;
-        cleanup_nic(d, nic);
+        cleanup_nic(d, nic).await;
         return Err(qmp_err("attach")(e));
     }
     Ok(())
@@ -219,15 +220,15 @@ pub async fn unplug(d: &Daemon, qmp: &Qmp, nic: &Nic) -> Result<(), Error> {
     let _ = qmp
         .execute("netdev_del", Some(json!({"id": format!("net-{sfx}")})))
         .await;
-    cleanup_nic(d, nic);
+    cleanup_nic(d, nic).await;
     Ok(())
 }
 
 /// Removes the host side of a NIC whose QEMU is gone (TAPs vanish with
 /// their last fd; macvtaps and OVS ports do not).
-pub fn cleanup_nic(d: &Daemon, nic: &Nic) {
+pub async fn cleanup_nic(d: &Daemon, nic: &Nic) {
     let Some(mac) = &nic.mac else { return };
-    let kind = super::record(d, &nic.network).map(|r| r.spec.kind);
+    let kind = super::record(d, &nic.network).await.map(|r| r.spec.kind);
     match kind {
         Ok(NetworkType::Macvtap) => {
             let _ = host::delete_link(&host::macvtap_name(mac));
@@ -238,8 +239,8 @@ pub fn cleanup_nic(d: &Daemon, nic: &Nic) {
 }
 
 /// Removes the host side of every NIC of an instance.
-pub fn cleanup(d: &Daemon, spec: &InstanceSpec) {
+pub async fn cleanup(d: &Daemon, spec: &InstanceSpec) {
     for nic in &spec.nics {
-        cleanup_nic(d, nic);
+        cleanup_nic(d, nic).await;
     }
 }

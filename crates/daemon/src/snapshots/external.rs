@@ -42,8 +42,9 @@ fn short_id() -> String {
 }
 
 /// Files frozen by the instance's snapshots.
-pub fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
+pub async fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
     records(d, instance)
+        .await
         .unwrap_or_default()
         .iter()
         .flat_map(|r| r.disks.iter().map(|disk| disk.frozen.clone()))
@@ -52,8 +53,9 @@ pub fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
 
 /// The disk files Ferrovirt created for the instance (overlays of its
 /// snapshots and reverts), which go when the instance goes.
-pub fn owned_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
+pub async fn owned_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
     chain_files(d, instance, spec)
+        .await
         .into_iter()
         .filter(|f| is_ours(f, instance))
         .collect()
@@ -67,7 +69,7 @@ pub async fn files_backing_other_instances(
     instance: &str,
 ) -> Vec<String> {
     let mut users = Vec::new();
-    for rec in d.store.list_instances().unwrap_or_default() {
+    for rec in d.store.list_instances().await.unwrap_or_default() {
         if rec.spec.name == instance {
             continue;
         }
@@ -113,6 +115,7 @@ pub async fn create(
     }
     d.store
         .put_snapshot(&snap)
+        .await
         .map_err(store_err("recording the snapshot"))?;
     match take(d, ctx, &snap).await {
         Ok(()) => {
@@ -120,15 +123,17 @@ pub async fn create(
             point_disks_at(&mut new_spec, &snap.overlays);
             d.store
                 .update_spec(&new_spec)
+                .await
                 .map_err(store_err("recording the new disk files"))?;
             snap.state = SnapshotState::Ready;
             d.store
                 .put_snapshot(&snap)
+                .await
                 .map_err(store_err("recording the snapshot"))
         }
         Err(e) => {
             discard(&snap);
-            let _ = d.store.delete_snapshot(&instance, &snap.name);
+            let _ = d.store.delete_snapshot(&instance, &snap.name).await;
             Err(e)
         }
     }
@@ -219,7 +224,7 @@ pub async fn revert(
     instance: &str,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let rec = d.record(instance)?;
+    let rec = d.record(instance).await?;
     let writable = writable_disks(&rec.spec).len();
     if writable != s.disks.len() {
         return Err(Error::conflict(format!(
@@ -231,8 +236,8 @@ pub async fn revert(
     if d.runtime(instance).is_some() {
         lifecycle::stop_locked(d, instance, true, std::time::Duration::ZERO).await?;
     }
-    let frozen = frozen_by_snapshots(d, instance);
-    let mut spec = d.record(instance)?.spec;
+    let frozen = frozen_by_snapshots(d, instance).await;
+    let mut spec = d.record(instance).await?.spec;
     let mut new_files = Vec::new();
     for ((i, disk), snap_disk) in writable_disks(&spec).into_iter().zip(&s.disks) {
         let overlay = overlay_path(
@@ -254,6 +259,7 @@ pub async fn revert(
     point_disks_at(&mut spec, &new_files);
     d.store
         .update_spec(&spec)
+        .await
         .map_err(store_err("recording the new disk files"))?;
     for f in old {
         if is_ours(&f, instance) && !frozen.contains(&f) {
@@ -271,12 +277,15 @@ pub async fn revert(
                 super::internal::resume_as_taken(d, instance, &rt, s).await;
             }
         }
-        None => d.set_status(
-            instance,
-            InstanceStatus::Shutoff,
-            &format!("reverted to snapshot {}", s.name),
-            None,
-        ),
+        None => {
+            d.set_status(
+                instance,
+                InstanceStatus::Shutoff,
+                &format!("reverted to snapshot {}", s.name),
+                None,
+            )
+            .await
+        }
     }
     Ok(())
 }
@@ -296,7 +305,8 @@ pub async fn delete(
             users.join(", ")
         )));
     }
-    let others: HashSet<String> = records(d, instance)?
+    let others: HashSet<String> = records(d, instance)
+        .await?
         .iter()
         .filter(|r| r.name != s.name)
         .flat_map(|r| {
@@ -317,8 +327,9 @@ pub async fn delete(
 }
 
 /// Every file of the instance's disk chains that Ferrovirt knows of.
-pub fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
+pub async fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
     let mut files: Vec<String> = records(d, instance)
+        .await
         .unwrap_or_default()
         .iter()
         .flat_map(|r| {
@@ -345,11 +356,11 @@ async fn merge_away(
     f: &SnapshotDisk,
     frozen_by_others: &HashSet<String>,
 ) -> Result<(), Error> {
-    let mut spec = d.record(instance)?.spec;
+    let mut spec = d.record(instance).await?.spec;
     let live_index = writable_disks(&spec).get(j).map(|(i, _)| *i);
     let live = live_index.map(|i| spec.disks[i].path.clone());
     let mut children = Vec::new();
-    for c in chain_files(d, instance, &spec) {
+    for c in chain_files(d, instance, &spec).await {
         if Path::new(&c).exists()
             && let Ok(info) = img::info(Path::new(&c)).await
             && info.full_backing_filename.as_deref() == Some(f.frozen.as_str())
@@ -400,6 +411,7 @@ async fn merge_away(
         };
         d.store
             .update_spec(&spec)
+            .await
             .map_err(store_err("recording the disk file"))?;
         let _ = std::fs::remove_file(child);
         return Ok(());
@@ -452,7 +464,7 @@ async fn merge_away(
 /// already use its overlays (in the spec or in the running QEMU); otherwise
 /// its files are removed.
 pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
-    let Ok(rec) = d.record(&s.instance) else {
+    let Ok(rec) = d.record(&s.instance).await else {
         return false;
     };
     let live: Vec<String> = writable_disks(&rec.spec)
@@ -470,7 +482,7 @@ pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
         if !s.overlays.is_empty() && s.overlays.iter().all(|o| active.contains(o)) {
             let mut spec = rec.spec.clone();
             point_disks_at(&mut spec, &s.overlays);
-            return d.store.update_spec(&spec).is_ok();
+            return d.store.update_spec(&spec).await.is_ok();
         }
     }
     discard(s);

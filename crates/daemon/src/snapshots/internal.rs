@@ -36,6 +36,7 @@ pub async fn create(
 ) -> Result<(), Error> {
     d.store
         .put_snapshot(&snap)
+        .await
         .map_err(store_err("recording the snapshot"))?;
     let tag = snap.name.clone();
     let result = match d.runtime(&snap.instance) {
@@ -89,11 +90,12 @@ pub async fn create(
             done.state = SnapshotState::Ready;
             d.store
                 .put_snapshot(&done)
+                .await
                 .map_err(store_err("recording the snapshot"))
         }
         Err(e) => {
             remove_tags(d, spec, &snap).await;
-            let _ = d.store.delete_snapshot(&snap.instance, &snap.name);
+            let _ = d.store.delete_snapshot(&snap.instance, &snap.name).await;
             Err(e)
         }
     }
@@ -127,7 +129,7 @@ pub async fn revert(
     instance: &str,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let spec = d.record(instance)?.spec;
+    let spec = d.record(instance).await?.spec;
     if let Some(rt) = d.runtime(instance) {
         if s.memory {
             let devices = nodes(&spec);
@@ -163,7 +165,8 @@ pub async fn revert(
         InstanceStatus::Shutoff,
         &format!("reverted to snapshot {}", s.name),
         None,
-    );
+    )
+    .await;
     Ok(())
 }
 
@@ -181,7 +184,8 @@ pub(super) async fn resume_as_taken(
             InstanceStatus::Paused,
             &format!("reverted to snapshot {}", s.name),
             None,
-        );
+        )
+        .await;
     } else {
         let _ = rt.qmp.execute("cont", None).await;
         d.set_status(
@@ -189,7 +193,8 @@ pub(super) async fn resume_as_taken(
             InstanceStatus::Running,
             &format!("reverted to snapshot {}", s.name),
             None,
-        );
+        )
+        .await;
     }
 }
 
@@ -199,7 +204,7 @@ pub async fn delete(
     instance: &str,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let spec = d.record(instance)?.spec;
+    let spec = d.record(instance).await?.spec;
     match d.runtime(instance) {
         Some(rt) => {
             run_job(
@@ -230,7 +235,7 @@ pub async fn delete(
 /// has its tag (with the memory in the first one when asked); otherwise the
 /// tags present are removed.
 pub async fn recover(d: &Daemon, s: &SnapshotRecord) -> bool {
-    let Ok(rec) = d.record(&s.instance) else {
+    let Ok(rec) = d.record(&s.instance).await else {
         return false;
     };
     if let Some(rt) = d.runtime(&s.instance) {

@@ -28,23 +28,26 @@ pub fn writable_disks(spec: &InstanceSpec) -> Vec<(usize, &Disk)> {
         .collect()
 }
 
-pub fn records(d: &Daemon, instance: &str) -> Result<Vec<SnapshotRecord>, Error> {
+pub async fn records(d: &Daemon, instance: &str) -> Result<Vec<SnapshotRecord>, Error> {
     d.store
         .snapshots(instance)
+        .await
         .map_err(store_err("reading snapshots"))
 }
 
-fn find(d: &Daemon, instance: &str, snap: &str) -> Result<SnapshotRecord, Error> {
-    records(d, instance)?
+async fn find(d: &Daemon, instance: &str, snap: &str) -> Result<SnapshotRecord, Error> {
+    records(d, instance)
+        .await?
         .into_iter()
         .find(|r| r.name == snap && r.state == SnapshotState::Ready)
         .ok_or_else(|| Error::not_found(format!("instance {instance} has no snapshot {snap}")))
 }
 
 /// The API view of an instance's snapshots, with children and current.
-pub fn views(d: &Daemon, instance: &str) -> Result<Vec<Snapshot>, Error> {
-    let current = d.record(instance)?.current_snapshot;
-    let recs: Vec<SnapshotRecord> = records(d, instance)?
+pub async fn views(d: &Daemon, instance: &str) -> Result<Vec<Snapshot>, Error> {
+    let current = d.record(instance).await?.current_snapshot;
+    let recs: Vec<SnapshotRecord> = records(d, instance)
+        .await?
         .into_iter()
         .filter(|r| r.state == SnapshotState::Ready)
         .collect();
@@ -71,8 +74,9 @@ pub fn views(d: &Daemon, instance: &str) -> Result<Vec<Snapshot>, Error> {
         .collect())
 }
 
-pub fn view(d: &Daemon, instance: &str, snap: &str) -> Result<Snapshot, Error> {
-    views(d, instance)?
+pub async fn view(d: &Daemon, instance: &str, snap: &str) -> Result<Snapshot, Error> {
+    views(d, instance)
+        .await?
         .into_iter()
         .find(|s| s.name == snap)
         .ok_or_else(|| Error::not_found(format!("instance {instance} has no snapshot {snap}")))
@@ -80,10 +84,10 @@ pub fn view(d: &Daemon, instance: &str, snap: &str) -> Result<Snapshot, Error> {
 
 /// Checks a create request before the operation starts; returns whether the
 /// memory is saved.
-pub fn check_create(d: &Daemon, instance: &str, req: &SnapshotsPost) -> Result<bool, Error> {
+pub async fn check_create(d: &Daemon, instance: &str, req: &SnapshotsPost) -> Result<bool, Error> {
     name::validate("name", &req.name)?;
-    let rec = d.record(instance)?;
-    let existing = records(d, instance)?;
+    let rec = d.record(instance).await?;
+    let existing = records(d, instance).await?;
     if existing.iter().any(|r| r.name == req.name) {
         return Err(Error::conflict(format!(
             "instance {instance} already has a snapshot {}",
@@ -144,8 +148,8 @@ pub async fn create(
     req: SnapshotsPost,
 ) -> Result<(), Error> {
     let _guard = d.locks.lock(instance).await;
-    let memory = check_create(d, instance, &req)?;
-    let rec = d.record(instance)?;
+    let memory = check_create(d, instance, &req).await?;
+    let rec = d.record(instance).await?;
     let snap = SnapshotRecord {
         instance: instance.to_owned(),
         name: req.name.clone(),
@@ -171,6 +175,7 @@ pub async fn create(
     if result.is_ok() {
         d.store
             .set_current_snapshot(instance, Some(&req.name))
+            .await
             .map_err(store_err("recording the current snapshot"))?;
     }
     result
@@ -179,33 +184,35 @@ pub async fn create(
 /// Reverts to a snapshot (run inside an operation).
 pub async fn revert(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Result<(), Error> {
     let _guard = d.locks.lock(instance).await;
-    let s = find(d, instance, snap)?;
+    let s = find(d, instance, snap).await?;
     match s.kind {
         SnapshotKind::Internal => internal::revert(d, ctx, instance, &s).await?,
         SnapshotKind::External => external::revert(d, ctx, instance, &s).await?,
     }
     d.store
         .set_current_snapshot(instance, Some(snap))
+        .await
         .map_err(store_err("recording the current snapshot"))
 }
 
 /// Deletes a snapshot (run inside an operation).
 pub async fn delete(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Result<(), Error> {
     let _guard = d.locks.lock(instance).await;
-    let s = find(d, instance, snap)?;
+    let s = find(d, instance, snap).await?;
     match s.kind {
         SnapshotKind::Internal => internal::delete(d, ctx, instance, &s).await?,
         SnapshotKind::External => external::delete(d, ctx, instance, &s).await?,
     }
     d.store
         .delete_snapshot(instance, snap)
+        .await
         .map_err(store_err("deleting the snapshot"))
 }
 
 /// Start-up recovery: finishes or removes snapshots a killed daemon left in
 /// `creating`.
 pub async fn recover(d: &Daemon, instance: &str) {
-    let Ok(recs) = records(d, instance) else {
+    let Ok(recs) = records(d, instance).await else {
         return;
     };
     for s in recs
@@ -219,15 +226,15 @@ pub async fn recover(d: &Daemon, instance: &str) {
         if completed {
             let mut done = s.clone();
             done.state = SnapshotState::Ready;
-            let _ = d.store.put_snapshot(&done);
-            let _ = d.store.set_current_snapshot(instance, Some(&s.name));
+            let _ = d.store.put_snapshot(&done).await;
+            let _ = d.store.set_current_snapshot(instance, Some(&s.name)).await;
             tracing::info!(
                 instance,
                 snapshot = s.name,
                 "completed a snapshot a restart interrupted"
             );
         } else {
-            let _ = d.store.delete_snapshot(instance, &s.name);
+            let _ = d.store.delete_snapshot(instance, &s.name).await;
             tracing::info!(instance, snapshot = s.name, "removed a half-made snapshot");
         }
         // A memory snapshot pauses the guest; give it back its run state.
@@ -241,7 +248,8 @@ pub async fn recover(d: &Daemon, instance: &str) {
                 .unwrap_or_default();
             if status["status"] == "paused" || status["status"] == "postmigrate" {
                 let _ = rt.qmp.execute("cont", None).await;
-                d.set_status(instance, InstanceStatus::Running, "running", None);
+                d.set_status(instance, InstanceStatus::Running, "running", None)
+                    .await;
             }
         }
     }
