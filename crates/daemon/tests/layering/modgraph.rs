@@ -1,8 +1,9 @@
 //! The module graph of a binary crate: one node per module down to
 //! `top::sub` (deeper modules count as their `top::sub` ancestor), one edge
-//! per `crate::…` or `super::…` path in shipped code. Edges between a module
-//! and its own ancestor are left out: a parent and its children are one
-//! unit seen from outside.
+//! per `crate::…`, `super::…`, `self::…` or `child::…` path in shipped code.
+//! A module using its own ancestor (`super::helper`) leaves no edge: that is
+//! how Rust shares a module's helpers with its children. A parent using its
+//! child does, so `a → a::b → c → a` is a cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -57,10 +58,14 @@ pub fn build(files: &[(Vec<String>, String)]) -> Graph {
     for (module, src) in files {
         let from = node(module);
         let targets = graph.entry(from.join("::")).or_default();
-        for path in paths_in(&code_only(src), module) {
+        let children: BTreeSet<String> = known
+            .iter()
+            .filter(|k| k.len() == module.len() + 1 && k.starts_with(module))
+            .filter_map(|k| k.last().cloned())
+            .collect();
+        for path in paths_in(&code_only(src), module, &children) {
             let to = node(&longest_module(&path, &known));
-            let related = to.starts_with(&from) || from.starts_with(&to);
-            if !related {
+            if !from.starts_with(&to) {
                 targets.insert(to.join("::"));
             }
         }
@@ -81,9 +86,10 @@ fn longest_module(path: &[String], known: &BTreeSet<Vec<String>>) -> Vec<String>
         .unwrap_or_default()
 }
 
-/// Every absolute path (from the crate root) named by a `crate::` or
-/// `super::` path in `code`, expanding `use` groups (`a::{b, c::d}`).
-pub fn paths_in(code: &str, module: &[String]) -> Vec<Vec<String>> {
+/// Every absolute path (from the crate root) named by a `crate::`,
+/// `super::`, `self::` or `child::` path in `code` (a file of `module`, whose
+/// child modules are `children`), expanding `use` groups (`a::{b, c::d}`).
+pub fn paths_in(code: &str, module: &[String], children: &BTreeSet<String>) -> Vec<Vec<String>> {
     let chars: Vec<char> = code.chars().collect();
     let mut found = Vec::new();
     let mut i = 0;
@@ -101,8 +107,18 @@ pub fn paths_in(code: &str, module: &[String]) -> Vec<Vec<String>> {
                 i += "super::".len();
             }
             Some(base)
+        } else if starts_with(&chars, i, "self::") {
+            i += "self::".len();
+            Some(module.to_vec())
         } else {
-            None
+            let end = (i..chars.len())
+                .find(|&k| !is_ident(chars[k]))
+                .unwrap_or(chars.len());
+            let word: String = chars[i..end].iter().collect();
+            let child_path = children.contains(&word)
+                && starts_with(&chars, end, "::")
+                && (i < 2 || !starts_with(&chars, i - 2, "::"));
+            child_path.then(|| module.to_vec())
         };
         match base {
             Some(base) => tree(&chars, &mut i, base, &mut found),
@@ -198,7 +214,7 @@ mod tests {
         let code = "use crate::{daemon::Daemon, snapshots::{self, external::take}};\n\
                     fn f() { super::super::x::y(); crate::save::run(); }\n\
                     use crate::lifecycle::*;";
-        let got = paths_in(code, &m("routes::host::inner"));
+        let got = paths_in(code, &m("routes::host::inner"), &BTreeSet::new());
         let want = [
             m("daemon::Daemon"),
             m("snapshots"),
@@ -213,11 +229,11 @@ mod tests {
     #[test]
     fn pub_crate_and_dollar_crate_are_not_paths() {
         let code = "pub(crate) fn f() {} macro_rules! m { () => { $crate::x::y() } }";
-        assert!(paths_in(code, &[]).is_empty());
+        assert!(paths_in(code, &[], &BTreeSet::new()).is_empty());
     }
 
     #[test]
-    fn edges_stop_at_known_modules_and_skip_ancestors() {
+    fn edges_stop_at_known_modules_and_skip_uses_of_ancestors() {
         let files = vec![
             (
                 m(""),
@@ -232,13 +248,24 @@ mod tests {
                 "use super::Parent; use crate::b::Item;".to_owned(),
             ),
             (m("b"), "pub fn item() {}".to_owned()),
+            (
+                m("c"),
+                "mod kid; fn f() { kid::go(); other::kid::x(); }".to_owned(),
+            ),
+            (m("c::kid"), "use super::helper;".to_owned()),
             (m("b::deep"), "pub struct Thing;".to_owned()),
             (m("b::deep::deeper"), "use crate::a::go;".to_owned()),
         ];
         let g = build(&files);
         let set = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        assert_eq!(g[""], set(&[]), "the root is everyone's ancestor");
-        assert_eq!(g["a"], set(&["b::deep"]));
+        assert_eq!(g[""], set(&["a"]), "a parent using its child is an edge");
+        assert_eq!(g["a"], set(&["a::child", "b::deep"]));
+        assert_eq!(
+            g["c"],
+            set(&["c::kid"]),
+            "a bare child path, not other::kid"
+        );
+        assert_eq!(g["c::kid"], set(&[]), "a child using its parent is not");
         assert_eq!(g["a::child"], set(&["b"]));
         assert_eq!(
             g["b::deep"],
