@@ -48,13 +48,12 @@ pub async fn run(
 /// runtime files and sets the expected state (crashed if none was
 /// expected). Idempotent: only the first caller acts, and it gets the status.
 pub async fn finish_exit(d: &Daemon, name: &str, rt: &Arc<VmRuntime>) -> Option<InstanceStatus> {
-    {
-        let mut finished = rt.finished.lock().unwrap_or_else(|p| p.into_inner());
-        if *finished {
-            return None;
-        }
-        *finished = true;
+    // Held to the end: a second caller waits until the status is recorded.
+    let mut finished = rt.finished.lock().await;
+    if *finished {
+        return None;
     }
+    *finished = true;
     let (status, reason) = rt.intent().exit.take().unwrap_or((
         InstanceStatus::Crashed,
         "QEMU exited unexpectedly (killed or crashed)".to_owned(),

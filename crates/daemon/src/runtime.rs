@@ -19,7 +19,7 @@ pub struct VmRuntime {
     pub intent: Mutex<Intent>,
     /// Set once QEMU's exit has been recorded; held while recording it, so
     /// a caller that loses the race returns only after the state is saved.
-    pub finished: Mutex<bool>,
+    pub finished: tokio::sync::Mutex<bool>,
 }
 
 /// What the daemon expects to happen next, so the monitor can tell a
@@ -56,7 +56,7 @@ impl VmRuntime {
             paths,
             console,
             intent: Mutex::new(Intent::default()),
-            finished: Mutex::new(false),
+            finished: tokio::sync::Mutex::new(false),
         })
     }
 
