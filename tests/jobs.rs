@@ -16,7 +16,11 @@ async fn wait_stage(d: &TestDaemon, id: &str, stage: &str) {
     loop {
         let op = d.client.operation(id).await.unwrap();
         assert!(!op.status.is_final(), "the operation ended early: {op:?}");
-        if op.progress.as_ref().is_some_and(|p| p.stage.starts_with(stage)) {
+        if op
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.stage.starts_with(stage))
+        {
             return;
         }
         assert!(Instant::now() < end, "no `{stage}` stage: {op:?}");
@@ -31,10 +35,7 @@ async fn stop_force_preempts_a_running_clone() {
     let dir = tempfile::tempdir().unwrap();
     // Incompressible data: copying it takes a while.
     let disk = dir.path().join("big.raw");
-    sh_host(&format!(
-        "head -c 1024M /dev/urandom > {}",
-        disk.display()
-    ));
+    sh_host(&format!("head -c 1024M /dev/urandom > {}", disk.display()));
     let mut spec = guest_spec("src");
     spec["disks"] = json!([{"path": disk.display().to_string(), "format": "raw"}]);
     create(&c, spec).await;

@@ -27,11 +27,12 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
 }
 
 /// Checks a clone request before the operation starts.
-pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
+pub async fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
     name::validate("name", &req.name)?;
-    d.record(source)?;
+    d.record(source).await?;
     if d.store
         .get_instance(&req.name)
+        .await
         .map_err(store_err("reading instances"))?
         .is_some()
     {
@@ -41,7 +42,7 @@ pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
         )));
     }
     if let Some(snap) = &req.from_snapshot {
-        let s = snapshots::view(d, source, snap)?;
+        let s = snapshots::view(d, source, snap).await?;
         if req.linked && s.kind == SnapshotKind::Internal {
             return Err(Error::validation(
                 "linked",
@@ -49,7 +50,8 @@ pub fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Error> {
             ));
         }
     } else if req.linked
-        && snapshots::records(d, source)?
+        && snapshots::records(d, source)
+            .await?
             .iter()
             .any(|r| r.kind == SnapshotKind::Internal)
     {
@@ -72,14 +74,14 @@ fn clone_file(source_disk: &str, clone: &str, i: usize, format: &str) -> String 
 }
 
 pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Result<(), Error> {
-    check(d, source, &req)?;
-    let h = crate::instance::handle(d, source)?;
+    check(d, source, &req).await?;
+    let h = crate::instance::handle(d, source).await?;
     let job = h.begin(JobKind::Clone, Some(ctx))?;
-    let src = d.record(source)?;
+    let src = d.record(source).await?;
     // Which files hold the state to clone, and from which internal tag.
     let (files, tag, temp) = match (&req.from_snapshot, req.linked) {
         (Some(snap), _) => {
-            let s = snapshots::view(d, source, snap)?;
+            let s = snapshots::view(d, source, snap).await?;
             match s.kind {
                 SnapshotKind::External => (
                     s.disks
@@ -150,7 +152,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
             };
         }
         let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
-        crate::networks::nics::prepare(d, &mut spec)?;
+        crate::networks::nics::prepare(d, &mut spec).await?;
         d.store
             .insert_instance(&InstanceRecord {
                 spec,
@@ -160,6 +162,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                 managed_save: None,
                 current_snapshot: None,
             })
+            .await
             .map_err(store_err("saving the clone"))?;
         Ok(())
     }
@@ -225,7 +228,8 @@ async fn freeze(
         description: "frozen disks for a clone".into(),
     };
     snapshots::create_in(d, h, job, req).await?;
-    Ok(snapshots::view(d, h.name(), snap)?
+    Ok(snapshots::view(d, h.name(), snap)
+        .await?
         .disks
         .into_iter()
         .map(|x| (x.frozen, x.format))

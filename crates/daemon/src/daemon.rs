@@ -99,9 +99,10 @@ impl Daemon {
             .map_err(|why| Error::internal(format!("QEMU is unusable: {why}")))
     }
 
-    pub fn record(&self, name: &str) -> Result<InstanceRecord, Error> {
+    pub async fn record(&self, name: &str) -> Result<InstanceRecord, Error> {
         self.store
             .get_instance(name)
+            .await
             .map_err(store_err("reading the instance"))?
             .ok_or_else(|| Error::not_found(format!("instance {name} does not exist")))
     }
@@ -139,8 +140,7 @@ impl Daemon {
             .iter()
             .filter_map(|nic| {
                 let mac = nic.mac.as_deref()?.to_lowercase();
-                let lease = crate::networks::leases(self, &nic.network)
-                    .ok()?
+                let lease = crate::networks::dhcp_leases(self, &nic.network)
                     .into_iter()
                     .find(|l| l.mac == mac)?;
                 Some(ferrovirt_api::NicAddress {

@@ -1,7 +1,9 @@
 //! An instance's disks while it runs: hot-attach and detach, cdrom media
 //! changes, and I/O limits through QEMU throttle groups.
 
-use ferrovirt_api::{Disk, DiskBus, DiskMedia, EventKind, Instance, InstanceSpec, IoLimits, MachineKind, MediaPut};
+use ferrovirt_api::{
+    Disk, DiskBus, DiskMedia, EventKind, Instance, InstanceSpec, IoLimits, MachineKind, MediaPut,
+};
 use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_qemu::Monitor;
 use ferrovirt_qemu::command::{
@@ -59,19 +61,20 @@ fn index_of(spec: &InstanceSpec, disk: &str) -> Result<usize, Error> {
         .ok_or_else(|| Error::not_found(format!("instance {} has no disk {disk}", spec.name)))
 }
 
-fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance, Error> {
+async fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance, Error> {
     d.store
         .update_spec(spec)
+        .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Updated, &spec.name, Some(what));
-    d.record(&spec.name).map(|r| d.view(r))
+    d.record(&spec.name).await.map(|r| d.view(r))
 }
 
 /// Adds a disk (hot-plugged when the instance runs: virtio or scsi).
 pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     volumes::resolve_disk(d, "volume", &mut disk).await?;
     if disk.name.is_none() {
         disk.name = Some(ferrovirt_core::disk::free_name(&spec.disks));
@@ -90,7 +93,7 @@ pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, 
     if let Some(rt) = h.live() {
         plug(rt.monitor(), &spec, &disk, &node).await?;
     }
-    saved(d, &spec, format!("disk {node} attached"))
+    saved(d, &spec, format!("disk {node} attached")).await
 }
 
 async fn plug(qmp: &Monitor, spec: &InstanceSpec, disk: &Disk, node: &str) -> Result<(), Error> {
@@ -117,7 +120,10 @@ async fn plug(qmp: &Monitor, spec: &InstanceSpec, disk: &Disk, node: &str) -> Re
                 .scsi_ids_in_use()
                 .await
                 .map_err(qmp_err(name, "list the SCSI disks of"))?;
-            (None, Some((0..).find(|i| !used.contains(i)).expect("a free id")))
+            (
+                None,
+                Some((0..).find(|i| !used.contains(i)).expect("a free id")),
+            )
         } else if spec.machine == MachineKind::Q35 {
             (Some(free_port(qmp, name).await?), None)
         } else {
@@ -168,9 +174,9 @@ async fn ensure_scsi_controller(qmp: &Monitor, spec: &InstanceSpec) -> Result<()
 
 /// Removes a disk (hot-unplugged when the instance runs).
 pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let index = index_of(&spec, disk_name)?;
     let disk = spec.disks[index].clone();
     if let Some(rt) = h.live() {
@@ -183,7 +189,7 @@ pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance,
         unplug(rt.monitor(), &disk, disk_name).await?;
     }
     spec.disks.remove(index);
-    saved(d, &spec, format!("disk {disk_name} detached"))
+    saved(d, &spec, format!("disk {disk_name} detached")).await
 }
 
 async fn unplug(qmp: &Monitor, disk: &Disk, node: &str) -> Result<(), Error> {
@@ -205,9 +211,9 @@ pub async fn change_media(
     disk_name: &str,
     req: MediaPut,
 ) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let index = index_of(&spec, disk_name)?;
     if spec.disks[index].media != DiskMedia::Cdrom {
         return Err(Error::validation(
@@ -251,7 +257,7 @@ pub async fn change_media(
         format!("{} inserted into {disk_name}", disk.path)
     };
     spec.disks[index] = disk;
-    saved(d, &spec, what)
+    saved(d, &spec, what).await
 }
 
 /// Replaces a disk's I/O limits, at once when the instance runs.
@@ -261,9 +267,9 @@ pub async fn set_limits(
     disk_name: &str,
     limits: IoLimits,
 ) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let index = index_of(&spec, disk_name)?;
     ferrovirt_core::disk::validate_limits("limits", &limits)?;
     if let Some(rt) = h.live()
@@ -273,5 +279,5 @@ pub async fn set_limits(
         set_throttle(rt.monitor(), &spec, &disk, disk_name, &limits).await?;
     }
     spec.disks[index].limits = limits;
-    saved(d, &spec, format!("I/O limits of {disk_name} changed"))
+    saved(d, &spec, format!("I/O limits of {disk_name} changed")).await
 }

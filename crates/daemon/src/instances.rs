@@ -15,7 +15,7 @@ use crate::instance::{self, job::JobKind};
 pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Error> {
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
-    crate::networks::nics::prepare(d, &mut spec)?;
+    crate::networks::nics::prepare(d, &mut spec).await?;
     let name = spec.name.clone();
     let _guard = d.locks.lock(&name).await;
     let rec = InstanceRecord {
@@ -28,6 +28,7 @@ pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Erro
     };
     d.store
         .insert_instance(&rec)
+        .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Created, &name, None);
     Ok(d.view(rec))
@@ -35,9 +36,9 @@ pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Erro
 
 /// Replaces the spec (PUT). Running instances may change only live fields.
 pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::Update, None)?;
-    let old = d.record(name)?;
+    let old = d.record(name).await?;
     if spec.uuid.is_none() {
         spec.uuid = old.spec.uuid;
     }
@@ -52,21 +53,22 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
     }
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
     let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
-    crate::networks::nics::prepare(d, &mut spec)?;
+    crate::networks::nics::prepare(d, &mut spec).await?;
     check_update(&old.spec, &spec, h.live().is_some())?;
     if let Some(rt) = h.live() {
         crate::resources::apply(rt.monitor(), &old.spec, &spec).await?;
     }
     d.store
         .update_spec(&spec)
+        .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Updated, name, None);
-    d.record(name).map(|r| d.view(r))
+    d.record(name).await.map(|r| d.view(r))
 }
 
 /// Applies a JSON merge patch (RFC 7396) to the spec (PATCH).
 pub async fn patch(d: &Daemon, name: &str, patch: Value) -> Result<Instance, Error> {
-    let old = d.record(name)?;
+    let old = d.record(name).await?;
     let mut doc = serde_json::to_value(&old.spec).expect("spec serializes");
     merge(&mut doc, patch);
     let spec = crate::json::from_value::<InstanceSpec>(doc)?;
@@ -93,7 +95,7 @@ fn merge(target: &mut Value, patch: Value) {
 }
 
 pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     if force && h.live().is_some() {
         // Preempts whatever job runs, then waits for it to clean up.
         h.stop(true, Duration::ZERO).await?;
@@ -101,8 +103,8 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
     }
     let _job = h.begin(JobKind::Delete, None)?;
     let _guard = d.locks.lock(name).await;
-    let rec = d.record(name)?;
-    let files = crate::snapshots::chain_files(d, name, &rec.spec);
+    let rec = d.record(name).await?;
+    let files = crate::snapshots::chain_files(d, name, &rec.spec).await;
     let users = crate::snapshots::files_backing_other_instances(d, &files, name).await;
     if !users.is_empty() {
         return Err(Error::conflict(format!(
@@ -110,7 +112,7 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
             users.join(", ")
         )));
     }
-    let ours = crate::snapshots::owned_files(d, name, &rec.spec);
+    let ours = crate::snapshots::owned_files(d, name, &rec.spec).await;
     if h.live().is_some() {
         return Err(Error::conflict(format!(
             "instance {name} is running; stop it first or delete with --force"
@@ -125,6 +127,7 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
     let _ = std::fs::remove_dir_all(d.config.state_dir.join("snapshots").join(name));
     d.store
         .delete_instance(name)
+        .await
         .map_err(store_err("deleting the instance"))?;
     let paths = d.paths(name);
     process::clean_runtime(&paths);
@@ -137,31 +140,32 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
 
 /// Adds a NIC (hot-plugged when the instance runs).
 pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::NicChange, None)?;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     spec.nics.push(nic);
-    crate::networks::nics::prepare(d, &mut spec)?;
+    crate::networks::nics::prepare(d, &mut spec).await?;
     let nic = spec.nics.last().cloned().expect("just pushed");
     if let Some(rt) = h.live() {
         crate::networks::nics::plug(d, rt.monitor(), &spec, &nic).await?;
     }
     d.store
         .update_spec(&spec)
+        .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(
         EventKind::Updated,
         name,
         Some(format!("NIC {} added", nic.mac.unwrap_or_default())),
     );
-    d.record(name).map(|r| d.view(r))
+    d.record(name).await.map(|r| d.view(r))
 }
 
 /// Removes the NIC with `mac` (hot-unplugged when the instance runs).
 pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::NicChange, None)?;
-    let mut spec = d.record(name)?.spec;
+    let mut spec = d.record(name).await?.spec;
     let mac = mac.to_lowercase();
     let index = spec
         .nics
@@ -174,10 +178,11 @@ pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, E
     }
     d.store
         .update_spec(&spec)
+        .await
         .map_err(store_err("saving the instance"))?;
     d.events
         .emit(EventKind::Updated, name, Some(format!("NIC {mac} removed")));
-    d.record(name).map(|r| d.view(r))
+    d.record(name).await.map(|r| d.view(r))
 }
 
 #[cfg(test)]

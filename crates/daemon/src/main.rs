@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let listener = bind(&config.socket).await?;
     let store = ferrovirt_store::SqliteStore::open(&config.state_dir.join("state.db"))
+        .await
         .context("cannot open the state database")?;
     let binary = config.qemu.clone();
     let cache = config.state_dir.join("cache").join("qemu-probe.json");

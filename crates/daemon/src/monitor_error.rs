@@ -19,10 +19,11 @@ pub fn monitor_error(what: &str, e: ferrovirt_qemu::MonitorError) -> Error {
 pub fn qmp_err(name: &str, doing: &str) -> impl Fn(ferrovirt_qemu::MonitorError) -> Error {
     let what = format!("cannot {doing} instance {name}");
     move |e| match e {
-        ferrovirt_qemu::MonitorError::Unplug { .. } | ferrovirt_qemu::MonitorError::NoFreeSlot(_) => {
-            Error::conflict(e.to_string())
+        ferrovirt_qemu::MonitorError::Unplug { .. }
+        | ferrovirt_qemu::MonitorError::NoFreeSlot(_) => Error::conflict(e.to_string()),
+        ferrovirt_qemu::MonitorError::Cancelled => {
+            Error::conflict(format!("{what}: it was cancelled"))
         }
-        ferrovirt_qemu::MonitorError::Cancelled => Error::conflict(format!("{what}: it was cancelled")),
         e => Error::internal(format!("{what}: {}", chain(&e))),
     }
 }

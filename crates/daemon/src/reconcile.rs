@@ -26,11 +26,12 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     let records = d
         .store
         .list_instances()
+        .await
         .map_err(store_err("listing instances"))?;
     let mut owned = HashSet::new();
     for rec in &records {
         let name = &rec.spec.name;
-        let h = instance::handle(d, name)?;
+        let h = instance::handle(d, name).await?;
         let paths = d.paths(name);
         match Vm::attach(&paths).await {
             Some((pid, attached)) => {
@@ -63,7 +64,7 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
                         )
                         .await;
                     if rec.spec.on_crash == ferrovirt_api::LifecycleAction::Restart {
-                        lifecycle::restart_after_crash(d, name).await;
+                        lifecycle::restart_after_crash(d.clone(), name.clone()).await;
                     }
                 }
             }
@@ -75,7 +76,7 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     kill_orphans(d, &owned);
     for rec in records {
         let name = &rec.spec.name;
-        let Ok(h) = instance::handle(d, name) else {
+        let Ok(h) = instance::handle(d, name).await else {
             continue;
         };
         if rec.spec.autostart && h.live().is_none() {

@@ -38,7 +38,7 @@ pub fn hash(secret: &str) -> String {
 const TOKEN_LIFETIME_SECS: i64 = 3600;
 
 /// Makes a one-time join token for `name`.
-pub fn new_token(d: &Daemon, name: &str) -> Result<JoinToken, Error> {
+pub async fn new_token(d: &Daemon, name: &str) -> Result<JoinToken, Error> {
     ferrovirt_core::name::validate("name", name)?;
     let secret = format!(
         "{}{}",
@@ -48,6 +48,7 @@ pub fn new_token(d: &Daemon, name: &str) -> Result<JoinToken, Error> {
     let expires = chrono::Utc::now().timestamp() + TOKEN_LIFETIME_SECS;
     d.store
         .add_token(&hash(&secret), name, expires)
+        .await
         .map_err(store_err("saving the token"))?;
     Ok(JoinToken {
         name: name.to_owned(),
@@ -58,17 +59,19 @@ pub fn new_token(d: &Daemon, name: &str) -> Result<JoinToken, Error> {
 }
 
 /// Trusts `peer` in exchange for a valid token secret.
-pub fn redeem(d: &Daemon, peer: Option<&Peer>, secret: &str) -> Result<String, Error> {
+pub async fn redeem(d: &Daemon, peer: Option<&Peer>, secret: &str) -> Result<String, Error> {
     let peer = peer.ok_or_else(|| {
         Error::bad_request("join tokens are redeemed over TLS, with the certificate to trust")
     })?;
     let name = d
         .store
         .take_token(&hash(secret), chrono::Utc::now().timestamp())
+        .await
         .map_err(store_err("checking the token"))?
         .ok_or_else(|| Error::forbidden("the join token is unknown, used or expired"))?;
     d.store
         .trust(&peer.fingerprint, &name)
+        .await
         .map_err(store_err("trusting the certificate"))?;
     tracing::info!(
         name,
@@ -86,7 +89,7 @@ pub async fn authorize(State(d): State<Daemon>, req: Request, next: Next) -> Res
     if req.method() == Method::POST && req.uri().path() == "/1.0/host/trust" {
         return next.run(req).await;
     }
-    match d.store.is_trusted(&peer.fingerprint) {
+    match d.store.is_trusted(&peer.fingerprint).await {
         Ok(true) => next.run(req).await,
         Ok(false) => ApiError(Error::forbidden(format!(
             "the client certificate {} is not trusted by this host; join with a token (`ferrovirt remote add`)",

@@ -34,9 +34,9 @@ pub fn managed_path(d: &Daemon, name: &str) -> PathBuf {
 /// Saves a running instance's memory to `file` (or its managed save) and
 /// stops it. On failure the guest keeps running as before.
 pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> Result<(), Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let job = h.begin(JobKind::Save, Some(ctx))?;
-    let rec = d.record(name)?;
+    let rec = d.record(name).await?;
     let rt = h.running()?;
     let managed = file.is_none();
     let path = file
@@ -77,6 +77,7 @@ pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> 
     if managed {
         d.store
             .set_managed_save(name, Some(&path.display().to_string()))
+            .await
             .map_err(store_err("recording the managed save"))?;
     }
     Ok(())
@@ -123,6 +124,7 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
     match d
         .store
         .get_instance(&name)
+        .await
         .map_err(store_err("reading the instance"))?
     {
         Some(existing) => {
@@ -149,11 +151,12 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
                     managed_save: None,
                     current_snapshot: None,
                 })
+                .await
                 .map_err(store_err("saving the instance"))?;
             d.events.emit(EventKind::Created, &name, None);
         }
     }
-    let h = instance::handle(d, &name)?;
+    let h = instance::handle(d, &name).await?;
     let job = h.begin(JobKind::Restore, Some(ctx))?;
     let source = BootSource::RestoreFile {
         path: file.display().to_string(),

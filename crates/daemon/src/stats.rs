@@ -48,7 +48,7 @@ fn sysfs_u64(path: String) -> u64 {
 
 /// Collects the counters of running instance `name`.
 pub async fn collect(d: &Daemon, name: &str) -> Result<InstanceStats, Error> {
-    let rec = d.record(name)?;
+    let rec = d.record(name).await?;
     let rt = d
         .runtime(name)
         .ok_or_else(|| Error::conflict(format!("instance {name} is not running")))?;
@@ -113,7 +113,7 @@ pub async fn collect(d: &Daemon, name: &str) -> Result<InstanceStats, Error> {
 /// Counters of every running instance.
 pub async fn collect_all(d: &Daemon) -> Vec<InstanceStats> {
     let mut out = Vec::new();
-    for rec in d.store.list_instances().unwrap_or_default() {
+    for rec in d.store.list_instances().await.unwrap_or_default() {
         if d.runtime(&rec.spec.name).is_some()
             && let Ok(s) = collect(d, &rec.spec.name).await
         {

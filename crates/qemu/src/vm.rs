@@ -75,7 +75,10 @@ pub struct Vm {
 impl Vm {
     /// Launches QEMU (paused, detached) and connects to its monitor. On
     /// failure nothing is left running.
-    pub async fn spawn(cmd: &QemuCommand, paths: &InstancePaths) -> Result<(Self, Events), VmError> {
+    pub async fn spawn(
+        cmd: &QemuCommand,
+        paths: &InstancePaths,
+    ) -> Result<(Self, Events), VmError> {
         let pid = process::launch(cmd, paths).await?;
         match Monitor::connect(&paths.qmp_socket()).await {
             Ok((monitor, events)) => Ok((
@@ -97,9 +100,7 @@ impl Vm {
     /// Finds the QEMU of `paths` that outlived a daemon restart: `None` when
     /// its pidfile names no live QEMU of this instance, else its PID and the
     /// re-attached `Vm` (or why the monitor could not be reached).
-    pub async fn attach(
-        paths: &InstancePaths,
-    ) -> Option<(u32, Result<(Self, Events), VmError>)> {
+    pub async fn attach(paths: &InstancePaths) -> Option<(u32, Result<(Self, Events), VmError>)> {
         let pid = process::read_pid(paths).filter(|pid| process::is_alive(*pid, paths))?;
         let mut last = None;
         // QEMU may be busy (e.g. finishing a migration): retry a while.
@@ -117,9 +118,11 @@ impl Vm {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let err = last.map(VmError::from).unwrap_or(VmError::Monitor(
-            MonitorError::Qmp(ferrovirt_qmp::Error::Closed),
-        ));
+        let err = last
+            .map(VmError::from)
+            .unwrap_or(VmError::Monitor(MonitorError::Qmp(
+                ferrovirt_qmp::Error::Closed,
+            )));
         Some((pid, Err(err)))
     }
 

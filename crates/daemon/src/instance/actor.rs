@@ -107,26 +107,31 @@ impl Actor {
     }
 
     /// The only place the status is written.
-    fn record(&self, status: InstanceStatus, reason: &str, event: Option<EventKind>) {
+    async fn record(&self, status: InstanceStatus, reason: &str, event: Option<EventKind>) {
         let before = self
             .d
             .store
             .get_instance(&self.name)
+            .await
             .ok()
             .flatten()
             .map(|r| r.status);
-        if let Err(e) = self.d.store.set_status(&self.name, status, reason) {
+        if let Err(e) = self.d.store.set_status(&self.name, status, reason).await {
             tracing::error!(instance = self.name, error = %ferrovirt_core::error::chain(&e), "cannot record state");
         }
         if let Some(kind) = event
             && before != Some(status)
         {
-            self.d.events.emit(kind, &self.name, Some(reason.to_owned()));
+            self.d
+                .events
+                .emit(kind, &self.name, Some(reason.to_owned()));
         }
     }
 
     fn emit(&self, kind: EventKind, detail: &str) {
-        self.d.events.emit(kind, &self.name, Some(detail.to_owned()));
+        self.d
+            .events
+            .emit(kind, &self.name, Some(detail.to_owned()));
     }
 
     fn expect_exit(&mut self, status: InstanceStatus, reason: &str) {
@@ -135,12 +140,12 @@ impl Actor {
         }
     }
 
-    fn status(&self) -> Option<InstanceStatus> {
-        self.d.record(&self.name).ok().map(|r| r.status)
+    async fn status(&self) -> Option<InstanceStatus> {
+        self.d.record(&self.name).await.ok().map(|r| r.status)
     }
 
-    fn spec(&self) -> Option<ferrovirt_api::InstanceSpec> {
-        self.d.record(&self.name).ok().map(|r| r.spec)
+    async fn spec(&self) -> Option<ferrovirt_api::InstanceSpec> {
+        self.d.record(&self.name).await.ok().map(|r| r.spec)
     }
 
     async fn handle(&mut self, msg: Msg) {
@@ -159,7 +164,7 @@ impl Actor {
                 self.expect = Expectation::default();
                 self.exit = None;
                 self.deadline = None;
-                self.record(status, &reason, event);
+                self.record(status, &reason, event).await;
                 let _ = done.send(());
             }
             Msg::Stop {
@@ -200,8 +205,15 @@ impl Actor {
                     ))),
                     Some(live) => {
                         let m = live.monitor();
-                        let r = if running { m.cont().await } else { m.stop().await };
-                        r.map_err(qmp_err(&self.name, if running { "resume" } else { "pause" }))
+                        let r = if running {
+                            m.cont().await
+                        } else {
+                            m.stop().await
+                        };
+                        r.map_err(qmp_err(
+                            &self.name,
+                            if running { "resume" } else { "pause" },
+                        ))
                     }
                 };
                 if result.is_ok() {
@@ -210,7 +222,7 @@ impl Actor {
                     } else {
                         InstanceStatus::Paused
                     };
-                    self.record(status, &reason, event);
+                    self.record(status, &reason, event).await;
                 }
                 let _ = done.send(result);
             }
@@ -220,7 +232,7 @@ impl Actor {
                 event,
                 done,
             } => {
-                self.record(status, &reason, event);
+                self.record(status, &reason, event).await;
                 let _ = done.send(());
             }
             Msg::Replay(ev) => self.on_event(ev).await,
@@ -299,7 +311,8 @@ impl Actor {
                     InstanceStatus::Paused,
                     "paused on request",
                     Some(EventKind::Paused),
-                );
+                )
+                .await;
             }
             Action::Resume => {
                 if m.query_status().await.map_err(qmp_err(&name, "query"))? == RunState::Shutdown {
@@ -311,7 +324,8 @@ impl Actor {
                     InstanceStatus::Running,
                     "resumed on request",
                     Some(EventKind::Resumed),
-                );
+                )
+                .await;
             }
             Action::Reboot => {
                 self.expect.rebooting = true;
@@ -342,7 +356,9 @@ impl Actor {
         let Some(live) = self.live.clone() else {
             return;
         };
-        let Some(spec) = self.spec() else { return };
+        let Some(spec) = self.spec().await else {
+            return;
+        };
         match ev {
             Event::Shutdown { guest: true, .. } => {
                 self.emit(EventKind::Shutdown, "the guest powered off");
@@ -357,7 +373,8 @@ impl Actor {
                 // Every reset is noted; only a fresh guest-initiated one is a reboot.
                 if self.note_reset() && guest {
                     self.emit(EventKind::Rebooted, "the guest rebooted");
-                    self.react(&live, policy::guest_reboot(spec.on_reboot)).await;
+                    self.react(&live, policy::guest_reboot(spec.on_reboot))
+                        .await;
                 }
             }
             Event::GuestPanicked => {
@@ -365,14 +382,20 @@ impl Actor {
             }
             // The vCPUs stopped or run again without the daemon asking (or
             // as the echo of what it asked, whose reason stays).
-            Event::Stop if !self.held() && self.status() != Some(InstanceStatus::Paused) => {
-                if live.monitor().query_status().await.ok() == Some(RunState::Paused) && !self.held()
+            Event::Stop if !self.held() => {
+                if self.status().await != Some(InstanceStatus::Paused)
+                    && live.monitor().query_status().await.ok() == Some(RunState::Paused)
+                    && !self.held()
                 {
-                    self.record(InstanceStatus::Paused, "paused", Some(EventKind::Paused));
+                    self.record(InstanceStatus::Paused, "paused", Some(EventKind::Paused))
+                        .await;
                 }
             }
-            Event::Resume if !self.held() && self.status() != Some(InstanceStatus::Running) => {
-                self.record(InstanceStatus::Running, "running", Some(EventKind::Resumed));
+            Event::Resume if !self.held() => {
+                if self.status().await != Some(InstanceStatus::Running) {
+                    self.record(InstanceStatus::Running, "running", Some(EventKind::Resumed))
+                        .await;
+                }
             }
             _ => {}
         }
@@ -408,7 +431,7 @@ impl Actor {
                 if pause {
                     let _ = m.stop().await;
                 }
-                self.record(status, &reason, Some(event));
+                self.record(status, &reason, Some(event)).await;
             }
             Reaction::Nothing => {}
         }
@@ -435,8 +458,8 @@ impl Actor {
         *self.shared.live.lock().expect("live") = None;
         live.vm.wait_gone(Duration::from_secs(10)).await;
         live.vm.clean_runtime();
-        if let Some(spec) = self.spec() {
-            crate::networks::nics::cleanup(&self.d, &spec);
+        if let Some(spec) = self.spec().await {
+            crate::networks::nics::cleanup(&self.d, &spec).await;
         }
         let (status, reason) = self.exit.take().unwrap_or((
             InstanceStatus::Crashed,
@@ -446,25 +469,28 @@ impl Actor {
             InstanceStatus::Crashed => EventKind::Crashed,
             _ => EventKind::Stopped,
         };
-        self.record(status, &reason, Some(kind));
+        self.record(status, &reason, Some(kind)).await;
         self.expect = Expectation::default();
         self.deadline = None;
         for w in self.waiters.drain(..) {
             let _ = w.send(());
         }
         if status == InstanceStatus::Crashed {
-            self.restart_if_asked();
+            self.restart_if_asked().await;
         }
     }
 
     /// on_crash=restart for an instance whose QEMU is gone.
-    pub fn restart_if_asked(&self) {
-        let Some(spec) = self.spec() else { return };
+    async fn restart_if_asked(&self) {
+        let Some(spec) = self.spec().await else {
+            return;
+        };
         if !policy::restart_after_crash(spec.on_crash) {
             return;
         }
-        let d = self.d.clone();
-        let name = self.name.clone();
-        tokio::spawn(async move { super::lifecycle::restart_after_crash(&d, &name).await });
+        tokio::spawn(super::lifecycle::restart_after_crash(
+            self.d.clone(),
+            self.name.clone(),
+        ));
     }
 }

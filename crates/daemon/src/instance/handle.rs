@@ -176,7 +176,12 @@ impl InstanceHandle {
 
     /// Ends QEMU with a known outcome (quit, or kill with `force`);
     /// returns once the exit is recorded.
-    pub async fn quit(&self, status: InstanceStatus, reason: &str, force: bool) -> Result<(), Error> {
+    pub async fn quit(
+        &self,
+        status: InstanceStatus,
+        reason: &str,
+        force: bool,
+    ) -> Result<(), Error> {
         let reason = reason.to_owned();
         self.ask(|done| Msg::Quit {
             status,

@@ -111,7 +111,11 @@ impl JobSlot {
 
     /// The running job's kind, if any.
     pub fn current(&self) -> Option<JobKind> {
-        self.running.lock().expect("job slot").as_ref().map(|r| r.kind)
+        self.running
+            .lock()
+            .expect("job slot")
+            .as_ref()
+            .map(|r| r.kind)
     }
 
     /// Cancels the running job (`stop --force`); `true` if there was one.
@@ -229,7 +233,11 @@ mod tests {
         let job = slot.begin("vm", JobKind::Migration, None).unwrap();
         let err = slot.begin("vm", JobKind::Pause, None).unwrap_err();
         assert_eq!(err.kind, ferrovirt_core::ErrorKind::Conflict);
-        assert!(err.message.contains("a migration is running"), "{}", err.message);
+        assert!(
+            err.message.contains("a migration is running"),
+            "{}",
+            err.message
+        );
         assert!(!job.is_preempted());
         assert!(slot.preempt());
         job.cancelled().await;

@@ -17,7 +17,7 @@ pub const DEFAULT_STOP_TIMEOUT: u64 = 30;
 
 /// Runs a `PUT …/state` action.
 pub async fn change_state(d: &Daemon, name: &str, req: &StatePut) -> Result<(), Error> {
-    let h = super::handle(d, name)?;
+    let h = super::handle(d, name).await?;
     match req.action {
         StateAction::Start => {
             let job = h.begin(JobKind::Start, None)?;
@@ -52,7 +52,7 @@ pub async fn stop(h: &InstanceHandle, force: bool, timeout: Duration) -> Result<
 /// Starts an instance, resuming its managed save if it has one; the caller
 /// holds its job.
 pub async fn start(d: &Daemon, h: &InstanceHandle, job: &Job) -> Result<(), Error> {
-    let rec = d.record(h.name())?;
+    let rec = d.record(h.name()).await?;
     let saved = rec
         .managed_save
         .filter(|p| std::path::Path::new(p).exists());
@@ -66,6 +66,7 @@ pub async fn start(d: &Daemon, h: &InstanceHandle, job: &Job) -> Result<(), Erro
             let _ = std::fs::remove_file(&path);
             d.store
                 .set_managed_save(h.name(), None)
+                .await
                 .map_err(crate::daemon::store_err("clearing the managed save"))?;
             Ok(())
         }
@@ -73,20 +74,37 @@ pub async fn start(d: &Daemon, h: &InstanceHandle, job: &Job) -> Result<(), Erro
     }
 }
 
-/// on_crash=restart, once the crashed instance's jobs have ended.
-pub async fn restart_after_crash(d: &Daemon, name: &str) {
-    let Ok(h) = super::handle(d, name) else { return };
+/// on_crash=restart, once the crashed instance's jobs have ended. Boxed:
+/// starting an instance may start its actor, which may come back here.
+pub fn restart_after_crash(
+    d: Daemon,
+    name: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move { restart(&d, &name).await })
+}
+
+async fn restart(d: &Daemon, name: &str) {
+    let Ok(h) = super::handle(d, name).await else {
+        return;
+    };
     h.wait_idle(Duration::from_secs(30)).await;
     let Ok(job) = h.begin(JobKind::Start, None) else {
-        tracing::warn!(instance = name, "not restarting after a crash: another job runs");
+        tracing::warn!(
+            instance = name,
+            "not restarting after a crash: another job runs"
+        );
         return;
     };
     let still_crashed = d
         .record(name)
+        .await
         .map(|r| r.status == InstanceStatus::Crashed)
         .unwrap_or(false);
     if still_crashed && h.live().is_none() {
-        tracing::info!(instance = name, "restarting after a crash (on_crash=restart)");
+        tracing::info!(
+            instance = name,
+            "restarting after a crash (on_crash=restart)"
+        );
         if let Err(e) = start(d, &h, &job).await {
             tracing::error!(instance = name, error = %e, "restart after crash failed");
         }

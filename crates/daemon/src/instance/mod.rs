@@ -21,11 +21,11 @@ use handle::{InstanceHandle, Shared};
 
 /// The handle of instance `name`, starting its actor on first use; 404 when
 /// no such instance is defined.
-pub fn handle(d: &Daemon, name: &str) -> Result<InstanceHandle, Error> {
+pub async fn handle(d: &Daemon, name: &str) -> Result<InstanceHandle, Error> {
     if let Some(h) = d.instances.get(name) {
         return Ok(h);
     }
-    d.record(name)?;
+    d.record(name).await?;
     Ok(d.instances.get_or_insert(name, || {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());

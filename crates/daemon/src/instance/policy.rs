@@ -11,7 +11,10 @@ pub enum Reaction {
         exit: Option<(InstanceStatus, String)>,
     },
     /// Reset the machine and run it; report `event` with `detail`.
-    ResetAndContinue { event: EventKind, detail: String },
+    ResetAndContinue {
+        event: EventKind,
+        detail: String,
+    },
     /// Keep QEMU (paused when `pause`) and record this state.
     Record {
         pause: bool,
@@ -122,7 +125,10 @@ mod tests {
         };
         assert!(matches!(
             guest_poweroff(&rebooting, Destroy),
-            Reaction::ResetAndContinue { event: EventKind::Rebooted, .. }
+            Reaction::ResetAndContinue {
+                event: EventKind::Rebooted,
+                ..
+            }
         ));
         let none = Expectation::default();
         assert_eq!(
@@ -137,7 +143,11 @@ mod tests {
         ));
         assert!(matches!(
             guest_poweroff(&none, Preserve),
-            Reaction::Record { status: InstanceStatus::Paused, pause: false, .. }
+            Reaction::Record {
+                status: InstanceStatus::Paused,
+                pause: false,
+                ..
+            }
         ));
     }
 
@@ -146,23 +156,37 @@ mod tests {
         assert_eq!(guest_reboot(Restart), Reaction::Nothing);
         assert!(matches!(
             guest_reboot(Destroy),
-            Reaction::Quit { exit: Some((InstanceStatus::Shutoff, _)) }
+            Reaction::Quit {
+                exit: Some((InstanceStatus::Shutoff, _))
+            }
         ));
         assert!(matches!(
             guest_reboot(Preserve),
-            Reaction::Record { pause: true, status: InstanceStatus::Paused, .. }
+            Reaction::Record {
+                pause: true,
+                status: InstanceStatus::Paused,
+                ..
+            }
         ));
         assert!(matches!(
             guest_panic(Destroy),
-            Reaction::Quit { exit: Some((InstanceStatus::Crashed, _)) }
+            Reaction::Quit {
+                exit: Some((InstanceStatus::Crashed, _))
+            }
         ));
         assert!(matches!(
             guest_panic(Restart),
-            Reaction::ResetAndContinue { event: EventKind::Crashed, .. }
+            Reaction::ResetAndContinue {
+                event: EventKind::Crashed,
+                ..
+            }
         ));
         assert!(matches!(
             guest_panic(Preserve),
-            Reaction::Record { status: InstanceStatus::Crashed, .. }
+            Reaction::Record {
+                status: InstanceStatus::Crashed,
+                ..
+            }
         ));
         assert!(restart_after_crash(Restart));
         assert!(!restart_after_crash(Destroy));

@@ -17,7 +17,11 @@ impl Instances {
 
     /// Returns the existing handle of `name`, or inserts the one `make`
     /// gives.
-    pub fn get_or_insert(&self, name: &str, make: impl FnOnce() -> InstanceHandle) -> InstanceHandle {
+    pub fn get_or_insert(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> InstanceHandle,
+    ) -> InstanceHandle {
         self.map
             .lock()
             .expect("instances")

@@ -43,18 +43,18 @@ async fn launch(
     source: BootSource,
 ) -> Result<(), Error> {
     let name = h.name();
-    let rec = d.record(name)?;
+    let rec = d.record(name).await?;
     let valid = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?;
     let spec = valid.get();
-    check_overcommit(d, spec)?;
-    crate::storage::volumes::check_pools(d, spec)?;
+    check_overcommit(d, spec).await?;
+    crate::storage::volumes::check_pools(d, spec).await?;
     let qemu = d.qemu()?;
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
     let cmd = ferrovirt_qemu::build_with(&qemu.binary, spec, &accel, &paths, &source.start_mode());
-    let (vm, events) = Vm::spawn(&cmd, &paths).await.map_err(|e| {
-        Error::internal(format!("cannot start instance {name}: {}", chain(&e)))
-    })?;
+    let (vm, events) = Vm::spawn(&cmd, &paths)
+        .await
+        .map_err(|e| Error::internal(format!("cannot start instance {name}: {}", chain(&e))))?;
     let mut revert = Reverter::new();
     let undo = vm.clone();
     revert.add(move || {
@@ -80,7 +80,9 @@ async fn launch(
     // the same devices.
     let cleanup_spec = spec.clone();
     let dd = d.clone();
-    revert.add(move || crate::networks::nics::cleanup(&dd, &cleanup_spec));
+    revert.add(move || {
+        tokio::spawn(async move { crate::networks::nics::cleanup(&dd, &cleanup_spec).await });
+    });
     let monitor = vm.monitor().clone();
     for nic in &spec.nics {
         crate::networks::nics::plug(d, &monitor, spec, nic).await?;
@@ -119,10 +121,11 @@ async fn launch(
 
 /// The host policy: the memory of running instances may exceed the host's
 /// by the configured ratio, no more.
-fn check_overcommit(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Result<(), Error> {
+async fn check_overcommit(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Result<(), Error> {
     let committed: u64 = d
         .store
         .list_instances()
+        .await
         .unwrap_or_default()
         .iter()
         .filter(|r| r.spec.name != spec.name && d.instances.is_active(&r.spec.name))

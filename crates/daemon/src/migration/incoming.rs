@@ -34,6 +34,7 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
     let _guard = d.locks.lock(&name).await;
     if d.store
         .get_instance(&name)
+        .await
         .map_err(store_err("reading instances"))?
         .is_some()
     {
@@ -64,9 +65,11 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
         ));
     }
     for nic in &req.spec.nics {
-        let net = crate::networks::record(d, &nic.network).map_err(|_| {
-            Error::conflict(format!("the destination has no network {}", nic.network))
-        })?;
+        let net = crate::networks::record(d, &nic.network)
+            .await
+            .map_err(|_| {
+                Error::conflict(format!("the destination has no network {}", nic.network))
+            })?;
         if req.live && !net.active {
             return Err(Error::conflict(format!(
                 "network {} is not running on the destination",
@@ -129,6 +132,7 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
             managed_save: None,
             current_snapshot: None,
         })
+        .await
         .map_err(store_err("saving the instance"))?;
     let mut reply = IncomingReply {
         host: host.clone(),
@@ -154,7 +158,7 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
         reply.migration_port = Some(setup.migration_port);
         reply.nbd_port = setup.nbd_port;
         let started = async {
-            let h = instance::handle(d, &name)?;
+            let h = instance::handle(d, &name).await?;
             let job = h.begin(JobKind::IncomingMigration, None)?;
             instance::start::boot(d, &h, &job, BootSource::Incoming(setup)).await
         };
@@ -173,7 +177,7 @@ pub async fn finish(d: &Daemon, name: &str, live: bool) -> Result<(), Error> {
     if !marker(d, name).exists() {
         return Err(Error::not_found(format!("no incoming migration of {name}")));
     }
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     if let Some(rt) = h.live() {
         let m = rt.monitor();
         if live {
@@ -210,7 +214,7 @@ pub async fn abort(d: &Daemon, name: &str) -> Result<(), Error> {
 }
 
 async fn abort_locked(d: &Daemon, name: &str) {
-    if let Ok(h) = instance::handle(d, name)
+    if let Ok(h) = instance::handle(d, name).await
         && h.live().is_some()
     {
         let _ = h

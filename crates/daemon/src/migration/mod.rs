@@ -20,7 +20,9 @@ use ferrovirt_core::Error;
 
 use crate::daemon::Daemon;
 
-pub use incoming::{abort as abort_incoming, finish as finish_incoming, prepare as prepare_incoming, reconcile};
+pub use incoming::{
+    abort as abort_incoming, finish as finish_incoming, prepare as prepare_incoming, reconcile,
+};
 pub use outgoing::migrate;
 
 fn remote_err(doing: &str) -> impl Fn(ClientError) -> Error + '_ {
@@ -41,8 +43,8 @@ fn remote_err(doing: &str) -> impl Fn(ClientError) -> Error + '_ {
 }
 
 /// Checks a migration request before the operation starts.
-pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
-    let rec = d.record(name)?;
+pub async fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
+    let rec = d.record(name).await?;
     let running = d.instances.is_active(name);
     if req.offline && running {
         return Err(Error::conflict(format!(
@@ -59,7 +61,7 @@ pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
             "instance {name} has a managed save; start it first"
         )));
     }
-    if !crate::snapshots::records(d, name)?.is_empty() {
+    if !crate::snapshots::records(d, name).await?.is_empty() {
         return Err(Error::conflict(format!(
             "instance {name} has snapshots, which do not migrate yet; delete them first"
         )));
@@ -72,4 +74,3 @@ pub fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
     }
     Ok(())
 }
-

@@ -5,11 +5,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferrovirt_api::{EventKind, IncomingPost, IncomingReply, InstanceSpec, InstanceStatus, MigratePost};
+use ferrovirt_api::{
+    EventKind, IncomingPost, IncomingReply, InstanceSpec, InstanceStatus, MigratePost,
+};
 use ferrovirt_client::{Client, ClientError};
 use ferrovirt_core::Error;
 use ferrovirt_qemu::img;
-use ferrovirt_qemu::monitor::{BlockJob, MigrationCaps, MigrationInfo, MigrationParams, MonitorError};
+use ferrovirt_qemu::monitor::{
+    BlockJob, MigrationCaps, MigrationInfo, MigrationParams, MonitorError,
+};
 use serde_json::json;
 
 use super::{check, remote_err};
@@ -22,10 +26,10 @@ use crate::snapshots::writable_disks;
 
 /// Source side of a migration (run inside an operation).
 pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> Result<(), Error> {
-    let h = instance::handle(d, name)?;
+    let h = instance::handle(d, name).await?;
     let job = h.begin(JobKind::Migration, Some(ctx))?;
-    check(d, name, &req)?;
-    let rec = d.record(name)?;
+    check(d, name, &req).await?;
+    let rec = d.record(name).await?;
     let dest = Client::remote(&req.target.address, &d.identity, &req.target.fingerprint)
         .map_err(|e| Error::internal(format!("cannot set up TLS to the destination: {e}")))?;
     // Trusted already? If not, spend the token.
@@ -110,10 +114,12 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         return Err(remote_err("finishing the migration")(e));
     }
     if h.live().is_some() {
-        h.quit(InstanceStatus::Shutoff, "migrated away", false).await?;
+        h.quit(InstanceStatus::Shutoff, "migrated away", false)
+            .await?;
     }
     d.store
         .delete_instance(name)
+        .await
         .map_err(store_err("forgetting the migrated instance"))?;
     let _ = std::fs::remove_dir_all(d.paths(name).log_dir);
     d.locks.forget(name);
@@ -288,7 +294,12 @@ async fn follow(
         }
     };
     rt.monitor()
-        .follow_migration(events, Duration::from_millis(100), &mut tick, job.cancelled())
+        .follow_migration(
+            events,
+            Duration::from_millis(100),
+            &mut tick,
+            job.cancelled(),
+        )
         .await
         .map_err(mig_err)
 }

@@ -27,12 +27,16 @@ pub fn dir(d: &Daemon, name: &str) -> PathBuf {
     d.config.state_dir.join("networks").join(name)
 }
 
-pub fn records(d: &Daemon) -> Result<Vec<NetworkRecord>, Error> {
-    d.store.networks().map_err(store_err("reading networks"))
+pub async fn records(d: &Daemon) -> Result<Vec<NetworkRecord>, Error> {
+    d.store
+        .networks()
+        .await
+        .map_err(store_err("reading networks"))
 }
 
-pub fn record(d: &Daemon, name: &str) -> Result<NetworkRecord, Error> {
-    records(d)?
+pub async fn record(d: &Daemon, name: &str) -> Result<NetworkRecord, Error> {
+    records(d)
+        .await?
         .into_iter()
         .find(|r| r.spec.name == name)
         .ok_or_else(|| Error::not_found(format!("network {name} does not exist")))
@@ -46,9 +50,10 @@ fn subnet_of(spec: &NetworkSpec) -> Option<Ipv4Net> {
 }
 
 /// Instances with a NIC on `network`.
-pub fn used_by(d: &Daemon, network: &str) -> Vec<String> {
+pub async fn used_by(d: &Daemon, network: &str) -> Vec<String> {
     d.store
         .list_instances()
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.spec.nics.iter().any(|n| n.network == network))
@@ -56,14 +61,14 @@ pub fn used_by(d: &Daemon, network: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn view(d: &Daemon, rec: NetworkRecord) -> Network {
+pub async fn view(d: &Daemon, rec: NetworkRecord) -> Network {
     let bridge = match rec.spec.kind {
         k if k.is_managed() => Some(ferrovirt_network::bridge_name(&rec.spec.name)),
         NetworkType::Bridge | NetworkType::Ovs => rec.spec.parent.clone(),
         _ => None,
     };
     Network {
-        used_by: used_by(d, &rec.spec.name),
+        used_by: used_by(d, &rec.spec.name).await,
         active: rec.active,
         bridge,
         spec: rec.spec,
@@ -72,9 +77,10 @@ pub fn view(d: &Daemon, rec: NetworkRecord) -> Network {
 
 /// Validates a spec and fills its defaults (a free subnet for managed
 /// networks without one).
-fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Error> {
+async fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Error> {
     plan::check_spec(&spec)?;
-    let others: Vec<NetworkRecord> = records(d)?
+    let others: Vec<NetworkRecord> = records(d)
+        .await?
         .into_iter()
         .filter(|r| r.spec.name != spec.name)
         .collect();
@@ -140,30 +146,31 @@ fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Error> {
 
 pub async fn create(d: &Daemon, spec: NetworkSpec, start_now: bool) -> Result<Network, Error> {
     let _guard = d.locks.lock(&lock_key(&spec.name)).await;
-    let spec = validate(d, spec)?;
+    let spec = validate(d, spec).await?;
     let rec = NetworkRecord {
         spec,
         active: false,
     };
     d.store
         .insert_network(&rec)
+        .await
         .map_err(store_err("saving the network"))?;
     if start_now && let Err(e) = start_locked(d, &rec.spec.name).await {
-        let _ = d.store.delete_network(&rec.spec.name);
+        let _ = d.store.delete_network(&rec.spec.name).await;
         return Err(e);
     }
-    Ok(view(d, record(d, &rec.spec.name)?))
+    Ok(view(d, record(d, &rec.spec.name).await?).await)
 }
 
 /// Replaces a network's spec; an active network may change only its
 /// description, autostart and static hosts.
 pub async fn replace(d: &Daemon, name: &str, spec: NetworkSpec) -> Result<Network, Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
-    let old = record(d, name)?;
+    let old = record(d, name).await?;
     if spec.name != name {
         return Err(Error::validation("name", "cannot be changed"));
     }
-    let spec = validate(d, spec)?;
+    let spec = validate(d, spec).await?;
     if old.active {
         let strip = |s: &NetworkSpec| {
             let mut s = s.clone();
@@ -186,17 +193,18 @@ pub async fn replace(d: &Daemon, name: &str, spec: NetworkSpec) -> Result<Networ
     };
     d.store
         .update_network(&rec)
+        .await
         .map_err(store_err("saving the network"))?;
     if rec.active && rec.spec.kind.is_managed() && rec.spec.ipv4 != old.spec.ipv4 {
         dnsmasq::restart(d, &rec.spec)?;
     }
-    Ok(view(d, rec))
+    Ok(view(d, rec).await)
 }
 
 pub async fn delete(d: &Daemon, name: &str) -> Result<(), Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
-    let rec = record(d, name)?;
-    let users = used_by(d, name);
+    let rec = record(d, name).await?;
+    let users = used_by(d, name).await;
     if !users.is_empty() {
         return Err(Error::conflict(format!(
             "network {name} is used by instance(s) {}; remove their NICs first",
@@ -208,6 +216,7 @@ pub async fn delete(d: &Daemon, name: &str) -> Result<(), Error> {
     }
     d.store
         .delete_network(name)
+        .await
         .map_err(store_err("deleting the network"))?;
     let _ = std::fs::remove_dir_all(dir(d, name));
     Ok(())
@@ -216,17 +225,18 @@ pub async fn delete(d: &Daemon, name: &str) -> Result<(), Error> {
 pub async fn start(d: &Daemon, name: &str) -> Result<Network, Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
     start_locked(d, name).await?;
-    Ok(view(d, record(d, name)?))
+    Ok(view(d, record(d, name).await?).await)
 }
 
 async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
-    let mut rec = record(d, name)?;
+    let mut rec = record(d, name).await?;
     bring_up(d, &rec.spec)?;
     rec.active = true;
     d.store
         .update_network(&rec)
+        .await
         .map_err(store_err("saving the network"))?;
-    apply_firewall(d)
+    apply_firewall(d).await
 }
 
 /// Creates what an active network needs on the host (idempotent).
@@ -268,12 +278,13 @@ fn bring_up(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
 pub async fn stop(d: &Daemon, name: &str) -> Result<Network, Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
     stop_locked(d, name).await?;
-    Ok(view(d, record(d, name)?))
+    Ok(view(d, record(d, name).await?).await)
 }
 
 async fn stop_locked(d: &Daemon, name: &str) -> Result<(), Error> {
-    let mut rec = record(d, name)?;
+    let mut rec = record(d, name).await?;
     let running: Vec<String> = used_by(d, name)
+        .await
         .into_iter()
         .filter(|i| d.runtime(i).is_some())
         .collect();
@@ -292,13 +303,15 @@ async fn stop_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     rec.active = false;
     d.store
         .update_network(&rec)
+        .await
         .map_err(store_err("saving the network"))?;
-    apply_firewall(d)
+    apply_firewall(d).await
 }
 
 /// Replaces Ferrovirt's nftables table with the rules of the active networks.
-pub fn apply_firewall(d: &Daemon) -> Result<(), Error> {
-    let nets: Vec<firewall::FirewallNet> = records(d)?
+pub async fn apply_firewall(d: &Daemon) -> Result<(), Error> {
+    let nets: Vec<firewall::FirewallNet> = records(d)
+        .await?
         .into_iter()
         .filter(|r| r.active && r.spec.kind.is_managed())
         .filter_map(|r| {
@@ -348,12 +361,19 @@ fn table_exists() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-pub fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
-    record(d, name)?;
+/// The DHCP leases of network `name` as dnsmasq recorded them, without
+/// their owners (an unknown network has none).
+pub fn dhcp_leases(d: &Daemon, name: &str) -> Vec<Lease> {
+    dnsmasq::leases(d, name)
+}
+
+pub async fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
+    record(d, name).await?;
     let mut leases = dnsmasq::leases(d, name);
     let owners: Vec<(String, String)> = d
         .store
         .list_instances()
+        .await
         .unwrap_or_default()
         .into_iter()
         .flat_map(|r| {
@@ -377,7 +397,7 @@ pub fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
 /// free private subnet. Deleted by the user, it stays deleted.
 pub async fn ensure_default(d: &Daemon) -> Result<(), Error> {
     let marker = d.config.state_dir.join("default-network-created");
-    if marker.exists() || records(d)?.iter().any(|r| r.spec.name == "default") {
+    if marker.exists() || records(d).await?.iter().any(|r| r.spec.name == "default") {
         return Ok(());
     }
     let spec = NetworkSpec {
@@ -399,7 +419,7 @@ pub async fn ensure_default(d: &Daemon) -> Result<(), Error> {
 /// Start-up: bring back every network that should be active (a host reboot
 /// removed its bridge and dnsmasq), start autostart ones, re-apply the firewall.
 pub async fn reconcile(d: &Daemon) {
-    for rec in records(d).unwrap_or_default() {
+    for rec in records(d).await.unwrap_or_default() {
         if rec.active || rec.spec.autostart {
             let name = rec.spec.name.clone();
             let result = if rec.active {
@@ -412,7 +432,7 @@ pub async fn reconcile(d: &Daemon) {
             }
         }
     }
-    if let Err(e) = apply_firewall(d) {
+    if let Err(e) = apply_firewall(d).await {
         tracing::error!(error = %e, "cannot apply the firewall");
     }
 }

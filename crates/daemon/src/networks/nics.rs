@@ -27,15 +27,16 @@ fn id_suffix(mac: &str) -> String {
 
 /// Checks the NICs of a spec and gives MAC-less ones a unique MAC (kept in
 /// the spec, so it is stable across restarts).
-pub fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
+pub async fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
     if spec.nics.is_empty() {
         // Nothing to check: keep create O(1) in the number of instances.
         return Ok(());
     }
-    let networks = super::records(d)?;
+    let networks = super::records(d).await?;
     let taken: Vec<String> = d
         .store
         .list_instances()
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.spec.name != spec.name)
@@ -95,7 +96,7 @@ pub fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
 /// Creates the host side of a NIC and plugs it into the running QEMU.
 pub async fn plug(d: &Daemon, qmp: &Monitor, spec: &InstanceSpec, nic: &Nic) -> Result<(), Error> {
     let mac = nic.mac.clone().unwrap_or_default();
-    let net = super::record(d, &nic.network)?;
+    let net = super::record(d, &nic.network).await?;
     if !net.active {
         return Err(Error::conflict(format!(
             "network {} is not running; start it first",
@@ -171,7 +172,11 @@ pub async fn plug(d: &Daemon, qmp: &Monitor, spec: &InstanceSpec, nic: &Nic) -> 
         .await
         .map_err(qmp_err("create the backend of"))?;
     let bus = if spec.machine == MachineKind::Q35 {
-        Some(qmp.free_root_port(ROOT_PORTS).await.map_err(qmp_err("find a slot for"))?)
+        Some(
+            qmp.free_root_port(ROOT_PORTS)
+                .await
+                .map_err(qmp_err("find a slot for"))?,
+        )
     } else {
         None
     };
@@ -185,7 +190,7 @@ pub async fn plug(d: &Daemon, qmp: &Monitor, spec: &InstanceSpec, nic: &Nic) -> 
     );
     if let Err(e) = qmp.device_add(&dev).await {
         let _ = qmp.netdev_del(&netdev).await;
-        cleanup_nic(d, nic);
+        cleanup_nic(d, nic).await;
         return Err(qmp_err("attach")(e));
     }
     Ok(())
@@ -199,15 +204,15 @@ pub async fn unplug(d: &Daemon, qmp: &Monitor, nic: &Nic) -> Result<(), Error> {
         .await
         .map_err(|e| crate::monitor_error::monitor_error(&format!("unplugging NIC {mac}"), e))?;
     let _ = qmp.netdev_del(&format!("net-{sfx}")).await;
-    cleanup_nic(d, nic);
+    cleanup_nic(d, nic).await;
     Ok(())
 }
 
 /// Removes the host side of a NIC whose QEMU is gone (TAPs vanish with
 /// their last fd; macvtaps and OVS ports do not).
-pub fn cleanup_nic(d: &Daemon, nic: &Nic) {
+pub async fn cleanup_nic(d: &Daemon, nic: &Nic) {
     let Some(mac) = &nic.mac else { return };
-    let kind = super::record(d, &nic.network).map(|r| r.spec.kind);
+    let kind = super::record(d, &nic.network).await.map(|r| r.spec.kind);
     match kind {
         Ok(NetworkType::Macvtap) => {
             let _ = host::delete_link(&host::macvtap_name(mac));
@@ -218,8 +223,8 @@ pub fn cleanup_nic(d: &Daemon, nic: &Nic) {
 }
 
 /// Removes the host side of every NIC of an instance.
-pub fn cleanup(d: &Daemon, spec: &InstanceSpec) {
+pub async fn cleanup(d: &Daemon, spec: &InstanceSpec) {
     for nic in &spec.nics {
-        cleanup_nic(d, nic);
+        cleanup_nic(d, nic).await;
     }
 }

@@ -18,7 +18,7 @@ pub async fn attach(
     Path(name): Path<String>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    d.record(&name)?;
+    d.record(&name).await?;
     let rt = d
         .runtime(&name)
         .ok_or_else(|| Error::conflict(format!("instance {name} is not running")))?;
@@ -72,7 +72,7 @@ pub async fn log(
     Path((name, log)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Response> {
-    d.record(&name)?;
+    d.record(&name).await?;
     let paths = d.paths(&name);
     let file = match log.as_str() {
         "console" => paths.console_log(),

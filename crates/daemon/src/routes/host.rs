@@ -72,7 +72,7 @@ pub async fn token(
     State(d): State<Daemon>,
     crate::json::Json(req): crate::json::Json<TokenPost>,
 ) -> ApiResult<axum::Json<TokenReply>> {
-    let t = crate::remote::new_token(&d, &req.name)?;
+    let t = crate::remote::new_token(&d, &req.name).await?;
     Ok(axum::Json(TokenReply {
         token: ferrovirt_client::encode_token(&t),
     }))
@@ -93,7 +93,7 @@ pub async fn trust(
     peer: Option<axum::Extension<crate::remote::Peer>>,
     crate::json::Json(req): crate::json::Json<TrustPost>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    let name = crate::remote::redeem(&d, peer.as_ref().map(|p| &p.0), &req.secret)?;
+    let name = crate::remote::redeem(&d, peer.as_ref().map(|p| &p.0), &req.secret).await?;
     Ok(axum::Json(serde_json::json!({"trusted_as": name})))
 }
 
@@ -103,12 +103,11 @@ pub async fn trusted(State(d): State<Daemon>) -> ApiResult<axum::Json<serde_json
     let list = d
         .store
         .trusted()
+        .await
         .map_err(crate::daemon::store_err("reading trusted certificates"))?;
     Ok(axum::Json(serde_json::json!(
         list.into_iter()
-            .map(
-                |(fingerprint, name)| serde_json::json!({"fingerprint": fingerprint, "name": name})
-            )
+            .map(|c| serde_json::json!({"fingerprint": c.fingerprint, "name": c.name}))
             .collect::<Vec<_>>()
     )))
 }

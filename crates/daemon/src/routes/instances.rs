@@ -5,9 +5,9 @@ use serde::Deserialize;
 
 use crate::daemon::{Daemon, store_err};
 use crate::error::ApiResult;
-use crate::json::Json;
 use crate::instance::lifecycle;
 use crate::instances;
+use crate::json::Json;
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 
@@ -17,6 +17,7 @@ pub async fn list(State(d): State<Daemon>) -> Reply<Vec<Instance>> {
     let recs = d
         .store
         .list_instances()
+        .await
         .map_err(store_err("listing instances"))?;
     Ok(axum::Json(recs.into_iter().map(|r| d.view(r)).collect()))
 }
@@ -37,7 +38,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/1.0/instances/{name}", responses((status = 200, body = Instance),
     (status = 404, body = ferrovirt_api::ErrorBody)))]
 pub async fn show(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<Instance> {
-    Ok(axum::Json(d.view(d.record(&name)?)))
+    Ok(axum::Json(d.view(d.record(&name).await?)))
 }
 
 /// Replace an instance's spec.
@@ -83,7 +84,7 @@ pub async fn delete(
 /// The live state of an instance.
 #[utoipa::path(get, path = "/1.0/instances/{name}/state", responses((status = 200, body = InstanceState)))]
 pub async fn state(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<InstanceState> {
-    Ok(axum::Json(d.view(d.record(&name)?).state))
+    Ok(axum::Json(d.view(d.record(&name).await?).state))
 }
 
 /// Start, stop, pause, resume, reboot or reset an instance.
@@ -95,5 +96,5 @@ pub async fn change_state(
     Json(req): Json<StatePut>,
 ) -> Reply<Instance> {
     lifecycle::change_state(&d, &name, &req).await?;
-    Ok(axum::Json(d.view(d.record(&name)?)))
+    Ok(axum::Json(d.view(d.record(&name).await?)))
 }

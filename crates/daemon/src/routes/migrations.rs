@@ -17,7 +17,7 @@ pub async fn migrate(
     Path(name): Path<String>,
     Json(req): Json<MigratePost>,
 ) -> ApiResult<(StatusCode, HeaderMap, axum::Json<Operation>)> {
-    migration::check(&d, &name, &req)?;
+    migration::check(&d, &name, &req).await?;
     let dd = d.clone();
     let op = d.operations.spawn(
         format!("migrate {name} to {}", req.target.address),

@@ -13,9 +13,9 @@ type Reply<T> = ApiResult<axum::Json<T>>;
 /// List networks.
 #[utoipa::path(get, path = "/1.0/networks", responses((status = 200, body = [Network])))]
 pub async fn list(State(d): State<Daemon>) -> Reply<Vec<Network>> {
-    let recs = networks::records(&d)?;
+    let recs = networks::records(&d).await?;
     Ok(axum::Json(
-        recs.into_iter().map(|r| networks::view(&d, r)).collect(),
+        futures::future::join_all(recs.into_iter().map(|r| networks::view(&d, r))).await,
     ))
 }
 
@@ -32,7 +32,9 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/1.0/networks/{name}", responses((status = 200, body = Network)))]
 pub async fn show(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<Network> {
-    Ok(axum::Json(networks::view(&d, networks::record(&d, &name)?)))
+    Ok(axum::Json(
+        networks::view(&d, networks::record(&d, &name).await?).await,
+    ))
 }
 
 /// Replace a network's spec.
@@ -86,7 +88,7 @@ pub async fn change_state(
 /// DHCP leases of a network.
 #[utoipa::path(get, path = "/1.0/networks/{name}/leases", responses((status = 200, body = [Lease])))]
 pub async fn leases(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<Vec<Lease>> {
-    Ok(axum::Json(networks::leases(&d, &name)?))
+    Ok(axum::Json(networks::leases(&d, &name).await?))
 }
 
 /// Add a NIC to an instance (hot-plugged when it runs).

@@ -20,8 +20,8 @@ pub async fn list(
     State(d): State<Daemon>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Snapshot>>> {
-    d.record(&name)?;
-    Ok(axum::Json(snapshots::views(&d, &name)?))
+    d.record(&name).await?;
+    Ok(axum::Json(snapshots::views(&d, &name).await?))
 }
 
 /// Show a snapshot.
@@ -30,8 +30,8 @@ pub async fn show(
     State(d): State<Daemon>,
     Path((name, snap)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Snapshot>> {
-    d.record(&name)?;
-    Ok(axum::Json(snapshots::view(&d, &name, &snap)?))
+    d.record(&name).await?;
+    Ok(axum::Json(snapshots::view(&d, &name, &snap).await?))
 }
 
 /// Take a snapshot (an operation).
@@ -42,7 +42,7 @@ pub async fn create(
     Path(name): Path<String>,
     Json(req): Json<SnapshotsPost>,
 ) -> Accepted {
-    snapshots::check_create(&d, &name, &req)?;
+    snapshots::check_create(&d, &name, &req).await?;
     let desc = format!("snapshot {} of {name}", req.name);
     let dd = d.clone();
     let op = d
@@ -60,7 +60,7 @@ pub async fn revert(
     State(d): State<Daemon>,
     Path((name, snap)): Path<(String, String)>,
 ) -> Accepted {
-    snapshots::view(&d, &name, &snap)?;
+    snapshots::view(&d, &name, &snap).await?;
     let dd = d.clone();
     let op = d.operations.spawn(
         format!("revert {name} to snapshot {snap}"),
@@ -78,7 +78,7 @@ pub async fn delete(
     State(d): State<Daemon>,
     Path((name, snap)): Path<(String, String)>,
 ) -> Accepted {
-    snapshots::view(&d, &name, &snap)?;
+    snapshots::view(&d, &name, &snap).await?;
     let dd = d.clone();
     let op = d.operations.spawn(
         format!("delete snapshot {snap} of {name}"),
@@ -97,7 +97,7 @@ pub async fn clone_instance(
     Path(name): Path<String>,
     Json(req): Json<ClonePost>,
 ) -> Accepted {
-    clone::check(&d, &name, &req)?;
+    clone::check(&d, &name, &req).await?;
     let dd = d.clone();
     let mut resources = path(&name);
     resources.push(format!("/1.0/instances/{}", req.name));
@@ -118,8 +118,8 @@ pub async fn save_instance(
     Path(name): Path<String>,
     Json(req): Json<SavePost>,
 ) -> Accepted {
-    d.record(&name)?;
-    crate::instance::handle(&d, &name)?.running()?;
+    d.record(&name).await?;
+    crate::instance::handle(&d, &name).await?.running()?;
     if let Some(file) = &req.file {
         if !std::path::Path::new(file).is_absolute() {
             return Err(

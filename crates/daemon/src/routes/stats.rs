@@ -25,7 +25,7 @@ pub async fn all(State(d): State<Daemon>) -> axum::Json<Vec<InstanceStats>> {
 /// Prometheus (OpenMetrics text) exposition of every running instance.
 pub async fn metrics(State(d): State<Daemon>) -> Response {
     let all = stats::collect_all(&d).await;
-    let defined = d.store.list_instances().map(|l| l.len()).unwrap_or(0);
+    let defined = d.store.list_instances().await.map(|l| l.len()).unwrap_or(0);
     (
         [(
             "content-type",

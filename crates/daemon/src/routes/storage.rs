@@ -18,7 +18,7 @@ type Accepted = ApiResult<(StatusCode, HeaderMap, axum::Json<Operation>)>;
 #[utoipa::path(get, path = "/1.0/pools", responses((status = 200, body = [Pool])))]
 pub async fn list(State(d): State<Daemon>) -> Reply<Vec<Pool>> {
     let mut out = Vec::new();
-    for r in storage::records(&d)? {
+    for r in storage::records(&d).await? {
         out.push(storage::view(&d, r).await);
     }
     Ok(axum::Json(out))
@@ -40,7 +40,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/1.0/pools/{pool}", responses((status = 200, body = Pool)))]
 pub async fn show(State(d): State<Daemon>, Path(pool): Path<String>) -> Reply<Pool> {
     Ok(axum::Json(
-        storage::view(&d, storage::record(&d, &pool)?).await,
+        storage::view(&d, storage::record(&d, &pool).await?).await,
     ))
 }
 
@@ -88,7 +88,7 @@ pub async fn change_state(
         // Volumes are read from the storage on every request: a refresh
         // only re-checks that it is there.
         "refresh" => {
-            let rec = storage::active(&d, &pool)?;
+            let rec = storage::active(&d, &pool).await?;
             storage::host(&d, &rec.spec).start().await?;
             storage::view(&d, rec).await
         }

@@ -42,8 +42,9 @@ fn short_id() -> String {
 }
 
 /// Files frozen by the instance's snapshots.
-pub fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
+pub async fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
     records(d, instance)
+        .await
         .unwrap_or_default()
         .iter()
         .flat_map(|r| r.disks.iter().map(|disk| disk.frozen.clone()))
@@ -52,8 +53,9 @@ pub fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
 
 /// The disk files Ferrovirt created for the instance (overlays of its
 /// snapshots and reverts), which go when the instance goes.
-pub fn owned_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
+pub async fn owned_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
     chain_files(d, instance, spec)
+        .await
         .into_iter()
         .filter(|f| is_ours(f, instance))
         .collect()
@@ -67,7 +69,7 @@ pub async fn files_backing_other_instances(
     instance: &str,
 ) -> Vec<String> {
     let mut users = Vec::new();
-    for rec in d.store.list_instances().unwrap_or_default() {
+    for rec in d.store.list_instances().await.unwrap_or_default() {
         if rec.spec.name == instance {
             continue;
         }
@@ -114,6 +116,7 @@ pub async fn create(
     }
     d.store
         .put_snapshot(&snap)
+        .await
         .map_err(store_err("recording the snapshot"))?;
     match take(h, job, &snap).await {
         Ok(()) => {
@@ -121,10 +124,12 @@ pub async fn create(
             point_disks_at(&mut new_spec, &snap.overlays);
             d.store
                 .update_spec(&new_spec)
+                .await
                 .map_err(store_err("recording the new disk files"))?;
             snap.state = SnapshotState::Ready;
             d.store
                 .put_snapshot(&snap)
+                .await
                 .map_err(store_err("recording the snapshot"))
         }
         Err(e) => {
@@ -222,7 +227,7 @@ pub async fn revert(
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
     let instance = h.name();
-    let rec = d.record(instance)?;
+    let rec = d.record(instance).await?;
     let writable = writable_disks(&rec.spec).len();
     if writable != s.disks.len() {
         return Err(Error::conflict(format!(
@@ -235,8 +240,8 @@ pub async fn revert(
         h.quit(InstanceStatus::Shutoff, "stopped by force", true)
             .await?;
     }
-    let frozen = frozen_by_snapshots(d, instance);
-    let mut spec = d.record(instance)?.spec;
+    let frozen = frozen_by_snapshots(d, instance).await;
+    let mut spec = d.record(instance).await?.spec;
     let mut new_files = Vec::new();
     for ((i, disk), snap_disk) in writable_disks(&spec).into_iter().zip(&s.disks) {
         let overlay = overlay_path(
@@ -258,6 +263,7 @@ pub async fn revert(
     point_disks_at(&mut spec, &new_files);
     d.store
         .update_spec(&spec)
+        .await
         .map_err(store_err("recording the new disk files"))?;
     for f in old {
         if is_ours(&f, instance) && !frozen.contains(&f) {
@@ -303,7 +309,8 @@ pub async fn delete(
             users.join(", ")
         )));
     }
-    let others: HashSet<String> = records(d, instance)?
+    let others: HashSet<String> = records(d, instance)
+        .await?
         .iter()
         .filter(|r| r.name != s.name)
         .flat_map(|r| {
@@ -324,8 +331,9 @@ pub async fn delete(
 }
 
 /// Every file of the instance's disk chains that Ferrovirt knows of.
-pub fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
+pub async fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
     let mut files: Vec<String> = records(d, instance)
+        .await
         .unwrap_or_default()
         .iter()
         .flat_map(|r| {
@@ -353,11 +361,11 @@ async fn merge_away(
     frozen_by_others: &HashSet<String>,
 ) -> Result<(), Error> {
     let instance = h.name();
-    let mut spec = d.record(instance)?.spec;
+    let mut spec = d.record(instance).await?.spec;
     let live_index = writable_disks(&spec).get(j).map(|(i, _)| *i);
     let live = live_index.map(|i| spec.disks[i].path.clone());
     let mut children = Vec::new();
-    for c in chain_files(d, instance, &spec) {
+    for c in chain_files(d, instance, &spec).await {
         if Path::new(&c).exists()
             && let Ok(info) = img::info(Path::new(&c)).await
             && info.full_backing_filename.as_deref() == Some(f.frozen.as_str())
@@ -384,15 +392,28 @@ async fn merge_away(
         match &rt {
             Some(rt) => {
                 let m = rt.monitor();
-                let top = m.root_node_of(child).await.map_err(list_err())?.unwrap_or_default();
-                let base = m.node_of_file(&f.frozen).await.map_err(list_err())?.unwrap_or_default();
+                let top = m
+                    .root_node_of(child)
+                    .await
+                    .map_err(list_err())?
+                    .unwrap_or_default();
+                let base = m
+                    .node_of_file(&f.frozen)
+                    .await
+                    .map_err(list_err())?
+                    .unwrap_or_default();
                 let commit = BlockJob::Commit {
                     device: top.clone(),
                     base_node: base,
                 };
-                m.run_job(&format!("commit{}", short_id()), &commit, Some(&report), job.cancelled())
-                    .await
-                    .map_err(job_err(stage))?;
+                m.run_job(
+                    &format!("commit{}", short_id()),
+                    &commit,
+                    Some(&report),
+                    job.cancelled(),
+                )
+                .await
+                .map_err(job_err(stage))?;
                 m.drop_node(&top).await;
             }
             None => img::commit(Path::new(child))
@@ -407,6 +428,7 @@ async fn merge_away(
         };
         d.store
             .update_spec(&spec)
+            .await
             .map_err(store_err("recording the disk file"))?;
         let _ = std::fs::remove_file(child);
         return Ok(());
@@ -430,16 +452,26 @@ async fn merge_away(
             (Some(rt), Some(node)) => {
                 let m = rt.monitor();
                 let base_node = match &backing {
-                    Some(b) => Some(m.node_of_file(b).await.map_err(list_err())?.unwrap_or_default()),
+                    Some(b) => Some(
+                        m.node_of_file(b)
+                            .await
+                            .map_err(list_err())?
+                            .unwrap_or_default(),
+                    ),
                     None => None,
                 };
                 let stream = BlockJob::Stream {
                     device: node,
                     base_node,
                 };
-                m.run_job(&format!("stream{}", short_id()), &stream, Some(&report), job.cancelled())
-                    .await
-                    .map_err(job_err(stage))?;
+                m.run_job(
+                    &format!("stream{}", short_id()),
+                    &stream,
+                    Some(&report),
+                    job.cancelled(),
+                )
+                .await
+                .map_err(job_err(stage))?;
                 if let Some(gone) = m.node_of_file(&f.frozen).await.map_err(list_err())? {
                     m.drop_node(&gone).await;
                 }
@@ -465,7 +497,7 @@ async fn merge_away(
 /// already use its overlays (in the spec or in the running QEMU); otherwise
 /// its files are removed.
 pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool {
-    let Ok(rec) = d.record(&s.instance) else {
+    let Ok(rec) = d.record(&s.instance).await else {
         return false;
     };
     let live: Vec<String> = writable_disks(&rec.spec)
@@ -496,7 +528,7 @@ pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool
         if !s.overlays.is_empty() && s.overlays.iter().all(|o| active.contains(o)) {
             let mut spec = rec.spec.clone();
             point_disks_at(&mut spec, &s.overlays);
-            return d.store.update_spec(&spec).is_ok();
+            return d.store.update_spec(&spec).await.is_ok();
         }
     }
     discard(s);

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use ferrovirt_api::{InstanceSpec, InstanceStatus};
 use ferrovirt_core::Error;
+use ferrovirt_qemu::BootSource;
 use ferrovirt_qemu::img;
 use ferrovirt_qemu::monitor::BlockJob;
-use ferrovirt_qemu::BootSource;
 use ferrovirt_store::{SnapshotRecord, SnapshotState};
 
 use super::writable_disks;
@@ -49,6 +49,7 @@ pub async fn create(
 ) -> Result<(), Error> {
     d.store
         .put_snapshot(&snap)
+        .await
         .map_err(store_err("recording the snapshot"))?;
     let tag = snap.name.clone();
     let result = match h.live() {
@@ -62,7 +63,12 @@ pub async fn create(
             let stage = "saving the snapshot";
             let report = job.reporter(stage);
             rt.monitor()
-                .run_job(&format!("snap-{tag}"), &save, Some(&report), job.cancelled())
+                .run_job(
+                    &format!("snap-{tag}"),
+                    &save,
+                    Some(&report),
+                    job.cancelled(),
+                )
                 .await
                 .map_err(job_err(stage))
         }
@@ -90,6 +96,7 @@ pub async fn create(
             done.state = SnapshotState::Ready;
             d.store
                 .put_snapshot(&done)
+                .await
                 .map_err(store_err("recording the snapshot"))
         }
         Err(e) => {
@@ -110,7 +117,12 @@ async fn remove_tags(h: &InstanceHandle, spec: &InstanceSpec, snap: &SnapshotRec
             };
             let _ = rt
                 .monitor()
-                .run_job(&format!("undo-{}", snap.name), &job, None, std::future::pending())
+                .run_job(
+                    &format!("undo-{}", snap.name),
+                    &job,
+                    None,
+                    std::future::pending(),
+                )
                 .await;
         }
         None => {
@@ -127,7 +139,7 @@ pub async fn revert(
     job: &Job,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let spec = d.record(h.name())?.spec;
+    let spec = d.record(h.name()).await?.spec;
     if let Some(rt) = h.live() {
         if s.memory {
             let stage = "loading the snapshot";
@@ -146,7 +158,12 @@ pub async fn revert(
                 devices,
             };
             rt.monitor()
-                .run_job(&format!("load-{}", s.name), &load, Some(&report), job.cancelled())
+                .run_job(
+                    &format!("load-{}", s.name),
+                    &load,
+                    Some(&report),
+                    job.cancelled(),
+                )
                 .await
                 .map_err(job_err(stage))?;
             resume_as_taken(h, &rt, s).await;
@@ -190,7 +207,7 @@ pub async fn delete(
     job: &Job,
     s: &SnapshotRecord,
 ) -> Result<(), Error> {
-    let spec = d.record(h.name())?.spec;
+    let spec = d.record(h.name()).await?.spec;
     match h.live() {
         Some(rt) => {
             let stage = "deleting the snapshot";
@@ -200,7 +217,12 @@ pub async fn delete(
                 devices: nodes(&spec),
             };
             rt.monitor()
-                .run_job(&format!("del-{}", s.name), &del, Some(&report), job.cancelled())
+                .run_job(
+                    &format!("del-{}", s.name),
+                    &del,
+                    Some(&report),
+                    job.cancelled(),
+                )
                 .await
                 .map_err(job_err(stage))
         }
@@ -222,7 +244,7 @@ pub async fn delete(
 /// has its tag (with the memory in the first one when asked); otherwise the
 /// tags present are removed.
 pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool {
-    let Ok(rec) = d.record(&s.instance) else {
+    let Ok(rec) = d.record(&s.instance).await else {
         return false;
     };
     if let Some(rt) = h.live() {

@@ -29,23 +29,26 @@ pub fn writable_disks(spec: &InstanceSpec) -> Vec<(usize, &Disk)> {
         .collect()
 }
 
-pub fn records(d: &Daemon, instance: &str) -> Result<Vec<SnapshotRecord>, Error> {
+pub async fn records(d: &Daemon, instance: &str) -> Result<Vec<SnapshotRecord>, Error> {
     d.store
         .snapshots(instance)
+        .await
         .map_err(store_err("reading snapshots"))
 }
 
-fn find(d: &Daemon, instance: &str, snap: &str) -> Result<SnapshotRecord, Error> {
-    records(d, instance)?
+async fn find(d: &Daemon, instance: &str, snap: &str) -> Result<SnapshotRecord, Error> {
+    records(d, instance)
+        .await?
         .into_iter()
         .find(|r| r.name == snap && r.state == SnapshotState::Ready)
         .ok_or_else(|| Error::not_found(format!("instance {instance} has no snapshot {snap}")))
 }
 
 /// The API view of an instance's snapshots, with children and current.
-pub fn views(d: &Daemon, instance: &str) -> Result<Vec<Snapshot>, Error> {
-    let current = d.record(instance)?.current_snapshot;
-    let recs: Vec<SnapshotRecord> = records(d, instance)?
+pub async fn views(d: &Daemon, instance: &str) -> Result<Vec<Snapshot>, Error> {
+    let current = d.record(instance).await?.current_snapshot;
+    let recs: Vec<SnapshotRecord> = records(d, instance)
+        .await?
         .into_iter()
         .filter(|r| r.state == SnapshotState::Ready)
         .collect();
@@ -72,8 +75,9 @@ pub fn views(d: &Daemon, instance: &str) -> Result<Vec<Snapshot>, Error> {
         .collect())
 }
 
-pub fn view(d: &Daemon, instance: &str, snap: &str) -> Result<Snapshot, Error> {
-    views(d, instance)?
+pub async fn view(d: &Daemon, instance: &str, snap: &str) -> Result<Snapshot, Error> {
+    views(d, instance)
+        .await?
         .into_iter()
         .find(|s| s.name == snap)
         .ok_or_else(|| Error::not_found(format!("instance {instance} has no snapshot {snap}")))
@@ -81,10 +85,10 @@ pub fn view(d: &Daemon, instance: &str, snap: &str) -> Result<Snapshot, Error> {
 
 /// Checks a create request before the operation starts; returns whether the
 /// memory is saved.
-pub fn check_create(d: &Daemon, instance: &str, req: &SnapshotsPost) -> Result<bool, Error> {
+pub async fn check_create(d: &Daemon, instance: &str, req: &SnapshotsPost) -> Result<bool, Error> {
     name::validate("name", &req.name)?;
-    let rec = d.record(instance)?;
-    let existing = records(d, instance)?;
+    let rec = d.record(instance).await?;
+    let existing = records(d, instance).await?;
     if existing.iter().any(|r| r.name == req.name) {
         return Err(Error::conflict(format!(
             "instance {instance} already has a snapshot {}",
@@ -144,7 +148,7 @@ pub async fn create(
     instance: &str,
     req: SnapshotsPost,
 ) -> Result<(), Error> {
-    let h = crate::instance::handle(d, instance)?;
+    let h = crate::instance::handle(d, instance).await?;
     let job = h.begin(JobKind::Snapshot, Some(ctx))?;
     create_in(d, &h, &job, req).await
 }
@@ -157,8 +161,8 @@ pub async fn create_in(
     req: SnapshotsPost,
 ) -> Result<(), Error> {
     let instance = h.name();
-    let memory = check_create(d, instance, &req)?;
-    let rec = d.record(instance)?;
+    let memory = check_create(d, instance, &req).await?;
+    let rec = d.record(instance).await?;
     let snap = SnapshotRecord {
         instance: instance.to_owned(),
         name: req.name.clone(),
@@ -184,6 +188,7 @@ pub async fn create_in(
     if result.is_ok() {
         d.store
             .set_current_snapshot(instance, Some(&req.name))
+            .await
             .map_err(store_err("recording the current snapshot"))?;
     }
     result
@@ -191,21 +196,22 @@ pub async fn create_in(
 
 /// Reverts to a snapshot (run inside an operation).
 pub async fn revert(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Result<(), Error> {
-    let h = crate::instance::handle(d, instance)?;
+    let h = crate::instance::handle(d, instance).await?;
     let job = h.begin(JobKind::Revert, Some(ctx))?;
-    let s = find(d, instance, snap)?;
+    let s = find(d, instance, snap).await?;
     match s.kind {
         SnapshotKind::Internal => internal::revert(d, &h, &job, &s).await?,
         SnapshotKind::External => external::revert(d, &h, &job, &s).await?,
     }
     d.store
         .set_current_snapshot(instance, Some(snap))
+        .await
         .map_err(store_err("recording the current snapshot"))
 }
 
 /// Deletes a snapshot (run inside an operation).
 pub async fn delete(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Result<(), Error> {
-    let h = crate::instance::handle(d, instance)?;
+    let h = crate::instance::handle(d, instance).await?;
     let job = h.begin(JobKind::SnapshotDelete, Some(ctx))?;
     delete_in(d, &h, &job, snap).await
 }
@@ -213,23 +219,24 @@ pub async fn delete(d: &Daemon, ctx: &OpCtx, instance: &str, snap: &str) -> Resu
 /// Deletes a snapshot within a job the caller holds.
 pub async fn delete_in(d: &Daemon, h: &InstanceHandle, job: &Job, snap: &str) -> Result<(), Error> {
     let instance = h.name();
-    let s = find(d, instance, snap)?;
+    let s = find(d, instance, snap).await?;
     match s.kind {
         SnapshotKind::Internal => internal::delete(d, h, job, &s).await?,
         SnapshotKind::External => external::delete(d, h, job, &s).await?,
     }
     d.store
         .delete_snapshot(instance, snap)
+        .await
         .map_err(store_err("deleting the snapshot"))
 }
 
 /// Start-up recovery: finishes or removes snapshots a killed daemon left in
 /// `creating`.
 pub async fn recover(d: &Daemon, instance: &str) {
-    let Ok(recs) = records(d, instance) else {
+    let Ok(recs) = records(d, instance).await else {
         return;
     };
-    let Ok(h) = crate::instance::handle(d, instance) else {
+    let Ok(h) = crate::instance::handle(d, instance).await else {
         return;
     };
     for s in recs

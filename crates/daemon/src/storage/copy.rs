@@ -23,7 +23,7 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
 
 /// The file pool a copy goes into, checked for the new name.
 async fn target(d: &Daemon, pool: &str, name: &str, field: &str) -> Result<PathBuf, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     if !rec.spec.kind.has_files() {
         return Err(Error::validation(
             field,
@@ -260,6 +260,7 @@ pub async fn clone(
         ));
     }
     let users: Vec<String> = super::volumes::used_by(d, pool, name, &v.path)
+        .await
         .into_iter()
         .filter(|i| d.runtime(i).is_some())
         .collect();
@@ -315,7 +316,7 @@ pub async fn convert_volume(
     name: &str,
     req: VolumeConvert,
 ) -> Result<Operation, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     if rec.spec.kind == PoolType::Iscsi || rec.spec.kind == PoolType::Logical {
         return Err(Error::validation(
             "volume",
@@ -330,7 +331,7 @@ pub async fn convert_volume(
     let dest = match &req.name {
         Some(new) => target(d, pool, new, "name").await?,
         None => {
-            let users = super::volumes::used_by(d, pool, name, &v.path);
+            let users = super::volumes::used_by(d, pool, name, &v.path).await;
             if !users.is_empty() {
                 return Err(Error::conflict(format!(
                     "cannot convert volume {name} in place: instance(s) {} use it",

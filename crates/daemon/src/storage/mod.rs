@@ -33,20 +33,21 @@ pub fn host<'a>(d: &Daemon, spec: &'a PoolSpec) -> PoolHost<'a> {
     }
 }
 
-pub fn records(d: &Daemon) -> Result<Vec<PoolRecord>, Error> {
-    d.store.pools().map_err(store_err("reading pools"))
+pub async fn records(d: &Daemon) -> Result<Vec<PoolRecord>, Error> {
+    d.store.pools().await.map_err(store_err("reading pools"))
 }
 
-pub fn record(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
-    records(d)?
+pub async fn record(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
+    records(d)
+        .await?
         .into_iter()
         .find(|r| r.spec.name == name)
         .ok_or_else(|| Error::not_found(format!("pool {name} does not exist")))
 }
 
 /// An active pool's record, or why it cannot be used.
-pub fn active(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
-    let rec = record(d, name)?;
+pub async fn active(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
+    let rec = record(d, name).await?;
     if !rec.active {
         return Err(Error::conflict(format!(
             "pool {name} is not running; start it first"
@@ -75,10 +76,10 @@ pub async fn view(d: &Daemon, rec: PoolRecord) -> Pool {
     }
 }
 
-fn validate(d: &Daemon, spec: &PoolSpec) -> Result<(), Error> {
+async fn validate(d: &Daemon, spec: &PoolSpec) -> Result<(), Error> {
     ferrovirt_core::name::validate("name", &spec.name)?;
     host(d, spec).check_spec()?;
-    let others = records(d)?;
+    let others = records(d).await?;
     if spec.kind.has_files()
         && let Some(o) = others
             .iter()
@@ -99,18 +100,21 @@ fn validate(d: &Daemon, spec: &PoolSpec) -> Result<(), Error> {
 pub async fn create(d: &Daemon, req: PoolCreate) -> Result<Pool, Error> {
     let spec = req.spec;
     let _guard = d.locks.lock(&lock_key(&spec.name)).await;
-    validate(d, &spec)?;
+    validate(d, &spec).await?;
     let rec = PoolRecord {
         spec,
         active: false,
     };
     d.store
         .insert_pool(&rec)
+        .await
         .map_err(store_err("saving the pool"))?;
     let mut revert = Reverter::new();
     let (dd, name) = (d.clone(), rec.spec.name.clone());
     revert.add(move || {
-        let _ = dd.store.delete_pool(&name);
+        // The store issues the request when called: it runs before any
+        // later request even though nobody waits for its answer here.
+        drop(dd.store.delete_pool(&name));
     });
     let h = host(d, &rec.spec);
     if req.build {
@@ -124,17 +128,17 @@ pub async fn create(d: &Daemon, req: PoolCreate) -> Result<Pool, Error> {
         start_locked(d, &rec.spec.name).await?;
     }
     revert.success();
-    Ok(view(d, record(d, &rec.spec.name)?).await)
+    Ok(view(d, record(d, &rec.spec.name).await?).await)
 }
 
 pub async fn start(d: &Daemon, name: &str) -> Result<Pool, Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
     start_locked(d, name).await?;
-    Ok(view(d, record(d, name)?).await)
+    Ok(view(d, record(d, name).await?).await)
 }
 
 async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
-    let mut rec = record(d, name)?;
+    let mut rec = record(d, name).await?;
     let h = host(d, &rec.spec);
     h.start().await?;
     if rec.spec.kind.has_files() {
@@ -143,14 +147,16 @@ async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     rec.active = true;
     d.store
         .update_pool(&rec)
+        .await
         .map_err(store_err("saving the pool"))
 }
 
 /// Instances with a disk in pool `name` that are running.
-fn running_users(d: &Daemon, name: &str) -> Vec<String> {
+async fn running_users(d: &Daemon, name: &str) -> Vec<String> {
     let prefix = format!("{name}/");
     d.store
         .list_instances()
+        .await
         .unwrap_or_default()
         .into_iter()
         .filter(|r| {
@@ -166,8 +172,8 @@ fn running_users(d: &Daemon, name: &str) -> Vec<String> {
 
 pub async fn stop(d: &Daemon, name: &str) -> Result<Pool, Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
-    let mut rec = record(d, name)?;
-    let users = running_users(d, name);
+    let mut rec = record(d, name).await?;
+    let users = running_users(d, name).await;
     if !users.is_empty() {
         return Err(Error::conflict(format!(
             "pool {name} is used by running instance(s) {}",
@@ -178,6 +184,7 @@ pub async fn stop(d: &Daemon, name: &str) -> Result<Pool, Error> {
     rec.active = false;
     d.store
         .update_pool(&rec)
+        .await
         .map_err(store_err("saving the pool"))?;
     Ok(view(d, rec).await)
 }
@@ -187,7 +194,7 @@ pub async fn stop(d: &Daemon, name: &str) -> Result<Pool, Error> {
 /// group) is left as it is.
 pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
-    let rec = record(d, name)?;
+    let rec = record(d, name).await?;
     let h = host(d, &rec.spec);
     if rec.active {
         let vols = h.volumes().await?;
@@ -199,7 +206,7 @@ pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Er
         }
         if rec.spec.kind != PoolType::Iscsi {
             for v in &vols {
-                let users = volumes::used_by(d, name, &v.name, &v.path);
+                let users = volumes::used_by(d, name, &v.name, &v.path).await;
                 if !users.is_empty() {
                     return Err(Error::conflict(format!(
                         "volume {} is used by instance(s) {}",
@@ -216,6 +223,7 @@ pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Er
     }
     d.store
         .delete_pool(name)
+        .await
         .map_err(store_err("deleting the pool"))?;
     if rec.spec.kind == PoolType::Dir && rec.spec.path.is_none() {
         let _ = std::fs::remove_dir(&h.dir);
@@ -226,7 +234,7 @@ pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Er
 /// Changes a pool's autostart and description (the rest needs a new pool).
 pub async fn replace(d: &Daemon, name: &str, spec: PoolSpec) -> Result<Pool, Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
-    let mut rec = record(d, name)?;
+    let mut rec = record(d, name).await?;
     let strip = |s: &PoolSpec| PoolSpec {
         autostart: false,
         description: String::new(),
@@ -240,6 +248,7 @@ pub async fn replace(d: &Daemon, name: &str, spec: PoolSpec) -> Result<Pool, Err
     rec.spec = spec;
     d.store
         .update_pool(&rec)
+        .await
         .map_err(store_err("saving the pool"))?;
     Ok(view(d, rec).await)
 }
@@ -248,7 +257,7 @@ pub async fn replace(d: &Daemon, name: &str, spec: PoolSpec) -> Result<Pool, Err
 /// by the user, it stays deleted.
 pub async fn ensure_default(d: &Daemon) -> Result<(), Error> {
     let marker = d.config.state_dir.join("default-pool-created");
-    if marker.exists() || records(d)?.iter().any(|r| r.spec.name == "default") {
+    if marker.exists() || records(d).await?.iter().any(|r| r.spec.name == "default") {
         return Ok(());
     }
     let spec = PoolSpec {
@@ -276,7 +285,7 @@ pub async fn ensure_default(d: &Daemon) -> Result<(), Error> {
 /// Start-up: bring back pools that should be active (a host reboot
 /// unmounted them) and start autostart ones.
 pub async fn reconcile(d: &Daemon) {
-    for rec in records(d).unwrap_or_default() {
+    for rec in records(d).await.unwrap_or_default() {
         if (rec.active || rec.spec.autostart)
             && let Err(e) = start_locked(d, &rec.spec.name).await
         {

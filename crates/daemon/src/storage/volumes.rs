@@ -18,14 +18,15 @@ pub fn lock_key(pool: &str, name: &str) -> String {
 }
 
 /// Instances with a disk on the volume (by `pool/volume` or by path).
-pub fn used_by(d: &Daemon, pool: &str, name: &str, path: &str) -> Vec<String> {
-    users_in(&instance_specs(d), pool, name, path)
+pub async fn used_by(d: &Daemon, pool: &str, name: &str, path: &str) -> Vec<String> {
+    users_in(&instance_specs(d).await, pool, name, path)
 }
 
 /// Every instance's spec (read once for a listing).
-fn instance_specs(d: &Daemon) -> Vec<InstanceSpec> {
+async fn instance_specs(d: &Daemon) -> Vec<InstanceSpec> {
     d.store
         .list_instances()
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|r| r.spec)
@@ -46,8 +47,8 @@ fn users_in(specs: &[InstanceSpec], pool: &str, name: &str, path: &str) -> Vec<S
         .collect()
 }
 
-fn view(d: &Daemon, pool: &str, v: VolumeInfo) -> Volume {
-    view_with(&instance_specs(d), pool, v)
+async fn view(d: &Daemon, pool: &str, v: VolumeInfo) -> Volume {
+    view_with(&instance_specs(d).await, pool, v)
 }
 
 fn view_with(specs: &[InstanceSpec], pool: &str, v: VolumeInfo) -> Volume {
@@ -64,9 +65,9 @@ fn view_with(specs: &[InstanceSpec], pool: &str, v: VolumeInfo) -> Volume {
 }
 
 pub async fn list(d: &Daemon, pool: &str) -> Result<Vec<Volume>, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     let vols = super::host(d, &rec.spec).volumes().await?;
-    let specs = instance_specs(d);
+    let specs = instance_specs(d).await;
     Ok(vols
         .into_iter()
         .map(|v| view_with(&specs, pool, v))
@@ -75,14 +76,14 @@ pub async fn list(d: &Daemon, pool: &str) -> Result<Vec<Volume>, Error> {
 
 /// A volume, found in an active pool.
 pub async fn find(d: &Daemon, pool: &str, name: &str) -> Result<VolumeInfo, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     super::host(d, &rec.spec).volume(name).await
 }
 
 /// A volume with what qemu-img says of it: format and backing chain.
 pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
     let info = find(d, pool, name).await?;
-    let mut vol = view(d, pool, info.clone());
+    let mut vol = view(d, pool, info.clone()).await;
     if !info.path.is_empty() {
         let chain = ferrovirt_qemu::img::backing_chain(Path::new(&info.path))
             .await
@@ -110,14 +111,14 @@ pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
 }
 
 pub async fn create(d: &Daemon, pool: &str, req: VolumeCreate) -> Result<Volume, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, &req.name)).await;
     let info = super::host(d, &rec.spec).create(&req).await?;
-    Ok(view(d, pool, info))
+    Ok(view(d, pool, info).await)
 }
 
-fn refuse_if_used(d: &Daemon, pool: &str, v: &VolumeInfo, doing: &str) -> Result<(), Error> {
-    let users = used_by(d, pool, &v.name, &v.path);
+async fn refuse_if_used(d: &Daemon, pool: &str, v: &VolumeInfo, doing: &str) -> Result<(), Error> {
+    let users = used_by(d, pool, &v.name, &v.path).await;
     if !users.is_empty() {
         return Err(Error::conflict(format!(
             "cannot {doing} volume {}: instance(s) {} use it",
@@ -129,11 +130,11 @@ fn refuse_if_used(d: &Daemon, pool: &str, v: &VolumeInfo, doing: &str) -> Result
 }
 
 pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, name)).await;
     let h = super::host(d, &rec.spec);
     let v = h.volume(name).await?;
-    refuse_if_used(d, pool, &v, "delete")?;
+    refuse_if_used(d, pool, &v, "delete").await?;
     let backs = backed_by(&h, &v).await;
     if !backs.is_empty() {
         return Err(Error::conflict(format!(
@@ -159,13 +160,13 @@ async fn backed_by(h: &ferrovirt_storage::PoolHost<'_>, base: &VolumeInfo) -> Ve
 }
 
 pub async fn wipe(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, name)).await;
     let h = super::host(d, &rec.spec);
     let v = h.volume(name).await?;
-    refuse_if_used(d, pool, &v, "wipe")?;
+    refuse_if_used(d, pool, &v, "wipe").await?;
     h.wipe(name).await?;
-    Ok(view(d, pool, h.volume(name).await?))
+    Ok(view(d, pool, h.volume(name).await?).await)
 }
 
 /// Resizes a volume; growing one a running guest uses goes through QEMU
@@ -176,7 +177,7 @@ pub async fn resize(
     name: &str,
     req: VolumeResize,
 ) -> Result<Volume, Error> {
-    let rec = super::active(d, pool)?;
+    let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, name)).await;
     let h = super::host(d, &rec.spec);
     let v = h.volume(name).await?;
@@ -193,15 +194,18 @@ pub async fn resize(
             ),
         ));
     }
-    let running: Vec<(String, String)> = used_by(d, pool, name, &v.path)
-        .into_iter()
-        .filter(|i| d.runtime(i).is_some())
-        .filter_map(|i| {
-            let spec = d.record(&i).ok()?.spec;
-            let node = disk_node(&spec, pool, name, &v.path)?;
-            Some((i, node))
-        })
-        .collect();
+    let mut running: Vec<(String, String)> = Vec::new();
+    for i in used_by(d, pool, name, &v.path).await {
+        if d.runtime(&i).is_none() {
+            continue;
+        }
+        let Ok(rec) = d.record(&i).await else {
+            continue;
+        };
+        if let Some(node) = disk_node(&rec.spec, pool, name, &v.path) {
+            running.push((i, node));
+        }
+    }
     if running.is_empty() {
         h.resize(name, req.size).await?;
     } else {
@@ -215,16 +219,16 @@ pub async fn resize(
             h.resize(name, req.size).await?;
         }
         for (inst, node) in &running {
-            let rt = d.runtime(inst).ok_or_else(|| {
-                Error::conflict(format!("instance {inst} is not running"))
-            })?;
+            let rt = d
+                .runtime(inst)
+                .ok_or_else(|| Error::conflict(format!("instance {inst} is not running")))?;
             rt.monitor()
                 .block_resize(node, req.size)
                 .await
                 .map_err(crate::monitor_error::qmp_err(inst, "resize a disk of"))?;
         }
     }
-    Ok(view(d, pool, h.volume(name).await?))
+    Ok(view(d, pool, h.volume(name).await?).await)
 }
 
 /// The format node of the disk of `spec` on the volume.
@@ -255,7 +259,9 @@ pub async fn resolve_disk(
         return Ok(());
     };
     let (pool, name) = split(field, &id)?;
-    let rec = super::record(d, &pool).map_err(|e| Error::validation(field, e.message))?;
+    let rec = super::record(d, &pool)
+        .await
+        .map_err(|e| Error::validation(field, e.message))?;
     if !rec.active {
         return Err(Error::validation(
             field,
@@ -286,11 +292,11 @@ pub async fn resolve_disks(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Er
 }
 
 /// Before a start: every pool the disks live in must be running.
-pub fn check_pools(d: &Daemon, spec: &InstanceSpec) -> Result<(), Error> {
+pub async fn check_pools(d: &Daemon, spec: &InstanceSpec) -> Result<(), Error> {
     for (i, disk) in spec.disks.iter().enumerate() {
         if let Some(id) = &disk.volume {
             let (pool, _) = split(&format!("disks[{i}].volume"), id)?;
-            super::active(d, &pool)?;
+            super::active(d, &pool).await?;
         }
     }
     Ok(())

@@ -93,10 +93,18 @@ impl Monitor {
     }
 
     /// Opens node `node` on an NBD export of a peer.
-    pub async fn add_nbd_node(&self, node: &str, host: &str, port: u16, export: &str) -> Result<()> {
-        self.blockdev_add(&json!({"driver": "nbd", "node-name": node, "export": export,
-            "server": {"type": "inet", "host": host, "port": port.to_string()}}))
-            .await
+    pub async fn add_nbd_node(
+        &self,
+        node: &str,
+        host: &str,
+        port: u16,
+        export: &str,
+    ) -> Result<()> {
+        self.blockdev_add(
+            &json!({"driver": "nbd", "node-name": node, "export": export,
+            "server": {"type": "inet", "host": host, "port": port.to_string()}}),
+        )
+        .await
     }
 
     /// Releases a node the monitor still holds after a block job took it
@@ -255,8 +263,10 @@ impl Monitor {
     pub async fn nbd_export(&self, node: &str) -> Result<()> {
         self.run(
             "block-export-add",
-            Some(json!({"type": "nbd", "id": format!("exp-{node}"), "node-name": node,
-                        "writable": true})),
+            Some(
+                json!({"type": "nbd", "id": format!("exp-{node}"), "node-name": node,
+                        "writable": true}),
+            ),
         )
         .await
     }

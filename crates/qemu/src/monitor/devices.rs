@@ -56,7 +56,12 @@ impl Monitor {
 
     /// A TAP back end `id` on the passed fd `fd_name`, with in-kernel
     /// virtio-net on the passed fd `vhost_fd` when given.
-    pub async fn add_tap_netdev(&self, id: &str, fd_name: &str, vhost_fd: Option<&str>) -> Result<()> {
+    pub async fn add_tap_netdev(
+        &self,
+        id: &str,
+        fd_name: &str,
+        vhost_fd: Option<&str>,
+    ) -> Result<()> {
         let mut netdev = json!({"type": "tap", "id": id, "fd": fd_name});
         if let Some(v) = vhost_fd {
             netdev["vhost"] = json!(true);

@@ -182,18 +182,27 @@ mod tests {
     #[test]
     fn parses_qemu_10_event_shapes() {
         assert_eq!(
-            ev("SHUTDOWN", json!({"guest": true, "reason": "guest-shutdown"})),
+            ev(
+                "SHUTDOWN",
+                json!({"guest": true, "reason": "guest-shutdown"})
+            ),
             Event::Shutdown {
                 guest: true,
                 reason: "guest-shutdown".into()
             }
         );
         assert_eq!(
-            ev("RESET", json!({"guest": false, "reason": "host-qmp-system-reset"})),
+            ev(
+                "RESET",
+                json!({"guest": false, "reason": "host-qmp-system-reset"})
+            ),
             Event::Reset { guest: false }
         );
         assert_eq!(
-            ev("JOB_STATUS_CHANGE", json!({"id": "snap-a", "status": "concluded"})),
+            ev(
+                "JOB_STATUS_CHANGE",
+                json!({"id": "snap-a", "status": "concluded"})
+            ),
             Event::JobStatusChange {
                 id: "snap-a".into(),
                 status: JobStatus::Concluded
@@ -206,7 +215,10 @@ mod tests {
             }
         );
         assert_eq!(
-            ev("DEVICE_DELETED", json!({"device": "nic-1", "path": "/machine/peripheral/nic-1"})),
+            ev(
+                "DEVICE_DELETED",
+                json!({"device": "nic-1", "path": "/machine/peripheral/nic-1"})
+            ),
             Event::DeviceDeleted {
                 device: Some("nic-1".into())
             }

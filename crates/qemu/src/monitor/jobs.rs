@@ -31,16 +31,25 @@ pub enum BlockJob {
         vmstate: String,
         devices: Vec<String>,
     },
-    SnapshotDelete { tag: String, devices: Vec<String> },
+    SnapshotDelete {
+        tag: String,
+        devices: Vec<String>,
+    },
     /// Pulls the backing chain above `base_node` into `device`.
     Stream {
         device: String,
         base_node: Option<String>,
     },
     /// Commits `device` (the active layer) down into `base_node`.
-    Commit { device: String, base_node: String },
+    Commit {
+        device: String,
+        base_node: String,
+    },
     /// Copies `device` into the node `target` and keeps them in sync.
-    Mirror { device: String, target: String },
+    Mirror {
+        device: String,
+        target: String,
+    },
 }
 
 impl BlockJob {
@@ -198,7 +207,10 @@ impl JobWatch {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), gone).await;
-        let _ = self.monitor.run("job-dismiss", Some(json!({"id": self.id}))).await;
+        let _ = self
+            .monitor
+            .run("job-dismiss", Some(json!({"id": self.id})))
+            .await;
     }
 
     /// Waits until the job is ready (a mirror in sync).

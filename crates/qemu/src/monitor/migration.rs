@@ -99,7 +99,8 @@ impl Monitor {
     /// Starts listening for an incoming migration (QEMU started with
     /// `-incoming defer`).
     pub async fn migrate_incoming(&self, uri: &str) -> Result<()> {
-        self.run("migrate-incoming", Some(json!({"uri": uri}))).await
+        self.run("migrate-incoming", Some(json!({"uri": uri})))
+            .await
     }
 
     pub async fn migrate_cancel(&self) -> Result<()> {
