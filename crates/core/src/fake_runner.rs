@@ -18,6 +18,8 @@ pub enum Reply {
     NotFound,
     /// The program hangs until its timeout.
     Hang,
+    /// The program has hung past its timeout already (no waiting).
+    TimedOut,
 }
 
 impl Reply {
@@ -114,6 +116,10 @@ impl FakeRunner {
                 stderr,
             }),
             Reply::NotFound => Err(RunError::NotFound { program }),
+            Reply::TimedOut => Err(RunError::TimedOut {
+                program,
+                after: cmd.timeout.unwrap_or_default(),
+            }),
             Reply::Hang => {
                 let after = cmd.timeout.unwrap_or(Duration::from_secs(3600));
                 tokio::time::sleep(after).await;

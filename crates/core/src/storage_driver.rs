@@ -2,7 +2,7 @@
 //! capability flags the daemon branches on instead of pool types (as
 //! Incus' storage drivers and libvirt's storage backends).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ferrovirt_api::{VolumeCreate, VolumeFormat};
 
@@ -67,7 +67,8 @@ pub struct VolumeInfo {
 pub trait StorageDriver: Send + Sync + std::fmt::Debug {
     fn capabilities(&self) -> StorageCaps;
 
-    /// The pool's directory, for pools whose volumes are files.
+    /// The pool's directory, for pools whose volumes are files (where a
+    /// new volume `name` is `directory/name`).
     fn directory(&self) -> Option<&Path>;
 
     /// Checks what the pool's type needs in its spec.
@@ -88,9 +89,6 @@ pub trait StorageDriver: Send + Sync + std::fmt::Debug {
 
     /// The volume called `name`, or a not-found error naming the pool.
     fn volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<VolumeInfo, Error>>;
-
-    /// Where a new volume called `name` would live.
-    fn volume_path(&self, name: &str) -> PathBuf;
 
     fn create<'a>(&'a self, req: &'a VolumeCreate) -> BoxFuture<'a, Result<VolumeInfo, Error>>;
 

@@ -1,21 +1,23 @@
 //! Virtual networks: definition, start/stop, the default network, the
-//! firewall table, and start-up reconciliation.
+//! firewall table, and start-up reconciliation. The host work is the
+//! network's [`NetworkDriver`]'s; this module keeps the records, the locks
+//! and the rules, and branches on the driver's capabilities.
 
-mod dnsmasq;
 pub mod nics;
 
 use std::path::PathBuf;
 
 use ferrovirt_api::{Lease, Network, NetworkSpec, NetworkType};
-use ferrovirt_core::Error;
+use ferrovirt_core::{Error, NetworkDriver};
 use ferrovirt_network::{firewall, host, plan};
 use ferrovirt_store::NetworkRecord;
 use ipnet::Ipv4Net;
 
 use crate::daemon::{Daemon, store_err};
 
-fn host_err(doing: &str) -> impl Fn(host::HostError) -> Error + '_ {
-    move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
+/// The driver of a network, running its tools through the daemon's runner.
+pub fn driver(d: &Daemon, spec: &NetworkSpec) -> Box<dyn NetworkDriver> {
+    ferrovirt_network::driver(spec, dir(d, &spec.name), d.runner.clone())
 }
 
 /// The lock key of a network (instances and networks share the lock map).
@@ -57,11 +59,7 @@ pub fn used_by(d: &Daemon, network: &str) -> Vec<String> {
 }
 
 pub fn view(d: &Daemon, rec: NetworkRecord) -> Network {
-    let bridge = match rec.spec.kind {
-        k if k.is_managed() => Some(ferrovirt_network::bridge_name(&rec.spec.name)),
-        NetworkType::Bridge | NetworkType::Ovs => rec.spec.parent.clone(),
-        _ => None,
-    };
+    let bridge = driver(d, &rec.spec).bridge();
     Network {
         used_by: used_by(d, &rec.spec.name),
         active: rec.active,
@@ -72,15 +70,16 @@ pub fn view(d: &Daemon, rec: NetworkRecord) -> Network {
 
 /// Validates a spec and fills its defaults (a free subnet for managed
 /// networks without one).
-fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Error> {
+async fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Error> {
     plan::check_spec(&spec)?;
     let others: Vec<NetworkRecord> = records(d)?
         .into_iter()
         .filter(|r| r.spec.name != spec.name)
         .collect();
-    if spec.kind.is_managed() {
+    let drv = driver(d, &spec);
+    if drv.capabilities().managed {
         let mut used: Vec<Ipv4Net> = others.iter().filter_map(|r| subnet_of(&r.spec)).collect();
-        let host_used = host::used_subnets();
+        let host_used = host::used_subnets(&*d.runner).await;
         if spec.ipv4.is_none() {
             used.extend(host_used.iter().copied());
             let free = plan::free_subnet(&used).ok_or_else(|| {
@@ -101,46 +100,23 @@ fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Error> {
                 ),
             ));
         }
-        let ours = ferrovirt_network::bridge_name(&spec.name);
-        if let Some(route) = host_used.iter().find(|s| plan::overlaps(s, &p.subnet)) {
-            let own = host::ip(&["-4", "-o", "addr", "show", "dev", &ours])
-                .unwrap_or_default()
-                .contains(&p.gateway.to_string());
-            if !own {
-                return Err(Error::validation(
-                    "ipv4.address",
-                    format!("{} overlaps {route}, which the host already uses", p.subnet),
-                ));
-            }
+        let ours = drv.bridge().unwrap_or_default();
+        if let Some(route) = host_used.iter().find(|s| plan::overlaps(s, &p.subnet))
+            && !host::has_address(&*d.runner, &ours, &p.gateway.to_string()).await
+        {
+            return Err(Error::validation(
+                "ipv4.address",
+                format!("{} overlaps {route}, which the host already uses", p.subnet),
+            ));
         }
     }
-    if let Some(parent) = &spec.parent
-        && spec.kind != NetworkType::Ovs
-        && !host::link_exists(parent)
-    {
-        return Err(Error::validation(
-            "parent",
-            format!("the host has no interface {parent}"),
-        ));
-    }
-    if spec.kind == NetworkType::Bridge
-        && let Some(parent) = &spec.parent
-        && !std::path::Path::new("/sys/class/net")
-            .join(parent)
-            .join("bridge")
-            .exists()
-    {
-        return Err(Error::validation(
-            "parent",
-            format!("{parent} is not a bridge"),
-        ));
-    }
+    drv.check_host().await?;
     Ok(spec)
 }
 
 pub async fn create(d: &Daemon, spec: NetworkSpec, start_now: bool) -> Result<Network, Error> {
     let _guard = d.locks.lock(&lock_key(&spec.name)).await;
-    let spec = validate(d, spec)?;
+    let spec = validate(d, spec).await?;
     let rec = NetworkRecord {
         spec,
         active: false,
@@ -163,7 +139,7 @@ pub async fn replace(d: &Daemon, name: &str, spec: NetworkSpec) -> Result<Networ
     if spec.name != name {
         return Err(Error::validation("name", "cannot be changed"));
     }
-    let spec = validate(d, spec)?;
+    let spec = validate(d, spec).await?;
     if old.active {
         let strip = |s: &NetworkSpec| {
             let mut s = s.clone();
@@ -187,8 +163,8 @@ pub async fn replace(d: &Daemon, name: &str, spec: NetworkSpec) -> Result<Networ
     d.store
         .update_network(&rec)
         .map_err(store_err("saving the network"))?;
-    if rec.active && rec.spec.kind.is_managed() && rec.spec.ipv4 != old.spec.ipv4 {
-        dnsmasq::restart(d, &rec.spec)?;
+    if rec.active && rec.spec.ipv4 != old.spec.ipv4 {
+        driver(d, &rec.spec).reload().await?;
     }
     Ok(view(d, rec))
 }
@@ -221,48 +197,12 @@ pub async fn start(d: &Daemon, name: &str) -> Result<Network, Error> {
 
 async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     let mut rec = record(d, name)?;
-    bring_up(d, &rec.spec)?;
+    driver(d, &rec.spec).start().await?;
     rec.active = true;
     d.store
         .update_network(&rec)
         .map_err(store_err("saving the network"))?;
-    apply_firewall(d)
-}
-
-/// Creates what an active network needs on the host (idempotent).
-fn bring_up(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
-    let name = &spec.name;
-    match spec.kind {
-        k if k.is_managed() => {
-            let cfg = spec.ipv4.as_ref().ok_or_else(|| {
-                Error::internal(format!("network {name} has no IPv4 configuration"))
-            })?;
-            let plan = plan::ipv4_plan(cfg)?;
-            let br = ferrovirt_network::bridge_name(name);
-            let address = format!("{}/{}", plan.gateway, plan.subnet.prefix_len());
-            host::create_bridge(&br, &address).map_err(host_err(&format!(
-                "cannot create the bridge of network {name}"
-            )))?;
-            if matches!(k, NetworkType::Nat | NetworkType::Routed) {
-                host::enable_forwarding().map_err(host_err("cannot enable IPv4 forwarding"))?;
-            }
-            dnsmasq::restart(d, spec)
-        }
-        NetworkType::Ovs => {
-            let parent = spec.parent.as_deref().unwrap_or_default();
-            host::ovs_ensure_bridge(parent)
-                .map_err(host_err(&format!("cannot set up the OVS bridge {parent}")))
-        }
-        _ => {
-            let parent = spec.parent.as_deref().unwrap_or_default();
-            if !host::link_exists(parent) {
-                return Err(Error::conflict(format!(
-                    "network {name}: the host interface {parent} is gone"
-                )));
-            }
-            Ok(())
-        }
-    }
+    apply_firewall(d).await
 }
 
 pub async fn stop(d: &Daemon, name: &str) -> Result<Network, Error> {
@@ -283,24 +223,20 @@ async fn stop_locked(d: &Daemon, name: &str) -> Result<(), Error> {
             running.join(", ")
         )));
     }
-    if rec.spec.kind.is_managed() {
-        dnsmasq::stop(d, name);
-        host::delete_link(&ferrovirt_network::bridge_name(name)).map_err(host_err(&format!(
-            "cannot delete the bridge of network {name}"
-        )))?;
-    }
+    driver(d, &rec.spec).stop().await?;
     rec.active = false;
     d.store
         .update_network(&rec)
         .map_err(store_err("saving the network"))?;
-    apply_firewall(d)
+    apply_firewall(d).await
 }
 
-/// Replaces Ferrovirt's nftables table with the rules of the active networks.
-pub fn apply_firewall(d: &Daemon) -> Result<(), Error> {
+/// Replaces Ferrovirt's nftables table with the rules of the active
+/// managed networks.
+pub async fn apply_firewall(d: &Daemon) -> Result<(), Error> {
     let nets: Vec<firewall::FirewallNet> = records(d)?
         .into_iter()
-        .filter(|r| r.active && r.spec.kind.is_managed())
+        .filter(|r| r.active && driver(d, &r.spec).capabilities().managed)
         .filter_map(|r| {
             Some(firewall::FirewallNet {
                 subnet: subnet_of(&r.spec)?,
@@ -309,48 +245,12 @@ pub fn apply_firewall(d: &Daemon) -> Result<(), Error> {
             })
         })
         .collect();
-    if nets.is_empty() && !table_exists() {
-        // Nothing to add and nothing of ours to remove: leave nft alone.
-        return Ok(());
-    }
-    let script = firewall::ruleset(&nets);
-    let mut child = std::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::internal(format!("cannot run nft: {e}; install nftables")))?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())
-        .map_err(|e| Error::internal(format!("cannot feed nft: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::internal(format!("nft failed: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::internal(format!(
-            "nft refused Ferrovirt's ruleset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-fn table_exists() -> bool {
-    std::process::Command::new("nft")
-        .args(["list", "table", "inet", "ferrovirt"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    ferrovirt_network::nft::apply(&*d.runner, &nets).await
 }
 
 pub fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
-    record(d, name)?;
-    let mut leases = dnsmasq::leases(d, name);
+    let rec = record(d, name)?;
+    let mut leases = driver(d, &rec.spec).leases();
     let owners: Vec<(String, String)> = d
         .store
         .list_instances()
@@ -403,7 +303,7 @@ pub async fn reconcile(d: &Daemon) {
         if rec.active || rec.spec.autostart {
             let name = rec.spec.name.clone();
             let result = if rec.active {
-                bring_up_kept(d, &rec.spec)
+                bring_up_kept(d, &rec.spec).await
             } else {
                 start_locked(d, &name).await
             };
@@ -412,18 +312,17 @@ pub async fn reconcile(d: &Daemon) {
             }
         }
     }
-    if let Err(e) = apply_firewall(d) {
+    if let Err(e) = apply_firewall(d).await {
         tracing::error!(error = %e, "cannot apply the firewall");
     }
 }
 
-/// Like [`bring_up`] but keeps a dnsmasq that still runs.
-fn bring_up_kept(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
-    if spec.kind.is_managed()
-        && dnsmasq::running(d, &spec.name)
-        && host::link_exists(&ferrovirt_network::bridge_name(&spec.name))
-    {
+/// Brings an active network up again unless all of it is still there (a
+/// dnsmasq that still runs is kept).
+async fn bring_up_kept(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
+    let drv = driver(d, spec);
+    if drv.capabilities().managed && drv.is_up().await {
         return Ok(());
     }
-    bring_up(d, spec)
+    drv.start().await
 }

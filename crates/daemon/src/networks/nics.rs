@@ -1,9 +1,9 @@
 //! Guest NICs: MACs, TAP/macvtap devices handed to QEMU as file
 //! descriptors over QMP, hot-plug and unplug, cleanup when QEMU exits.
 
-use ferrovirt_api::{InstanceSpec, MachineKind, NetworkType, Nic};
-use ferrovirt_core::Error;
-use ferrovirt_network::{host, plan};
+use ferrovirt_api::{InstanceSpec, MachineKind, Nic};
+use ferrovirt_core::{Error, NicPort};
+use ferrovirt_network::plan;
 use ferrovirt_qmp::Qmp;
 use serde_json::json;
 
@@ -12,10 +12,6 @@ use crate::daemon::Daemon;
 /// How many hot-pluggable PCIe root ports a q35 instance has (the
 /// command-line builder creates them; see `ferrovirt_qemu::command`).
 pub use ferrovirt_qemu::command::ROOT_PORTS;
-
-fn host_err(doing: String) -> impl Fn(host::HostError) -> Error {
-    move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
-}
 
 fn random_mac() -> String {
     let b = uuid::Uuid::new_v4().into_bytes();
@@ -55,7 +51,7 @@ pub fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
                     format!("network {} does not exist", nic.network),
                 )
             })?;
-        if nic.vlan.is_some() && net.spec.kind != NetworkType::Ovs {
+        if nic.vlan.is_some() && !super::driver(d, &net.spec).capabilities().ovs {
             return Err(Error::validation(
                 field("vlan"),
                 "VLAN tags need an ovs network",
@@ -103,40 +99,11 @@ pub async fn plug(d: &Daemon, qmp: &Qmp, spec: &InstanceSpec, nic: &Nic) -> Resu
             nic.network
         )));
     }
-    let tap = host::tap_name(&mac);
-    let fd = match net.spec.kind {
-        NetworkType::Macvtap => {
-            let parent = net.spec.parent.as_deref().unwrap_or_default();
-            host::open_macvtap(
-                &host::macvtap_name(&mac),
-                parent,
-                net.spec.macvtap_mode.as_str(),
-                &mac,
-            )
-            .map_err(host_err(format!("cannot create the macvtap of NIC {mac}")))?
-        }
-        kind => {
-            let fd = host::open_tap(&tap)
-                .map_err(host_err(format!("cannot create the TAP of NIC {mac}")))?;
-            match kind {
-                NetworkType::Ovs => {
-                    let br = net.spec.parent.as_deref().unwrap_or_default();
-                    host::ovs_add_port(br, &tap, nic.vlan)
-                        .map_err(host_err(format!("cannot add {tap} to OVS bridge {br}")))?;
-                }
-                k => {
-                    let br = if k.is_managed() {
-                        ferrovirt_network::bridge_name(&nic.network)
-                    } else {
-                        net.spec.parent.clone().unwrap_or_default()
-                    };
-                    host::attach_to_bridge(&tap, &br)
-                        .map_err(host_err(format!("cannot attach {tap} to bridge {br}")))?;
-                }
-            }
-            fd
-        }
+    let port = NicPort {
+        mac: mac.clone(),
+        vlan: nic.vlan,
     };
+    let fd = super::driver(d, &net.spec).plug(&port).await?;
     let sfx = id_suffix(&mac);
     let qmp_err = |what: &'static str| {
         let mac = mac.clone();
@@ -224,17 +191,23 @@ pub async fn unplug(d: &Daemon, qmp: &Qmp, nic: &Nic) -> Result<(), Error> {
 }
 
 /// Removes the host side of a NIC whose QEMU is gone (TAPs vanish with
-/// their last fd; macvtaps and OVS ports do not).
+/// their last fd; macvtaps and OVS ports do not). Callers are not async,
+/// so the removal runs as a task of its own.
 pub fn cleanup_nic(d: &Daemon, nic: &Nic) {
-    let Some(mac) = &nic.mac else { return };
-    let kind = super::record(d, &nic.network).map(|r| r.spec.kind);
-    match kind {
-        Ok(NetworkType::Macvtap) => {
-            let _ = host::delete_link(&host::macvtap_name(mac));
-        }
-        Ok(NetworkType::Ovs) => host::ovs_del_port(&host::tap_name(mac)),
-        _ => {}
-    }
+    let Some(mac) = nic.mac.clone() else { return };
+    let Ok(net) = super::record(d, &nic.network) else {
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(nic = mac, "no runtime to remove the host side of the NIC");
+        return;
+    };
+    let drv = super::driver(d, &net.spec);
+    let port = NicPort {
+        mac,
+        vlan: nic.vlan,
+    };
+    rt.spawn(async move { drv.unplug(&port).await });
 }
 
 /// Removes the host side of every NIC of an instance.
