@@ -159,20 +159,29 @@ mod tests {
             .run(&Command::new("ip").args(["link", "del", "x"]))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "ip failed (exit status 2): Cannot find device");
+        assert_eq!(
+            err.to_string(),
+            "ip failed (exit status 2): Cannot find device"
+        );
         assert!(matches!(
             f.run(&Command::new("nft")).await,
             Err(RunError::NotFound { .. })
         ));
-        assert_eq!(f.run(&Command::new("true")).await.unwrap(), Output::default());
+        assert_eq!(
+            f.run(&Command::new("true")).await.unwrap(),
+            Output::default()
+        );
         assert_eq!(f.lines(), ["ip link show", "ip link del x", "nft", "true"]);
     }
 
     #[tokio::test]
     async fn hanging_tools_time_out_and_lines_stream() {
         let f = FakeRunner::new();
-        f.on("mount", &[], Reply::Hang)
-            .on("qemu-img", &["convert"], Reply::stdout("(50.00/100%)\n(100.00/100%)"));
+        f.on("mount", &[], Reply::Hang).on(
+            "qemu-img",
+            &["convert"],
+            Reply::stdout("(50.00/100%)\n(100.00/100%)"),
+        );
         let cmd = Command::new("mount").timeout(Duration::from_millis(20));
         assert!(matches!(f.run(&cmd).await, Err(RunError::TimedOut { .. })));
         let mut seen = Vec::new();

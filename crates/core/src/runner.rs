@@ -212,6 +212,11 @@ impl TokioRunner {
                     }
                 }
             }
+            if let Some(cb) = on_line.as_mut()
+                && !pending.is_empty()
+            {
+                cb(String::from_utf8_lossy(&pending).as_ref());
+            }
             Ok::<_, std::io::Error>(all)
         };
         let read_err = async {
@@ -224,12 +229,14 @@ impl TokioRunner {
             Ok::<_, RunError>((status, out.map_err(spawn_err)?, err.map_err(spawn_err)?))
         };
         let (status, out, err) = match cmd.timeout {
-            Some(after) => tokio::time::timeout(after, work)
-                .await
-                .map_err(|_| RunError::TimedOut {
-                    program: cmd.program.clone(),
-                    after,
-                })??,
+            Some(after) => {
+                tokio::time::timeout(after, work)
+                    .await
+                    .map_err(|_| RunError::TimedOut {
+                        program: cmd.program.clone(),
+                        after,
+                    })??
+            }
             None => work.await?,
         };
         let stderr = String::from_utf8_lossy(&err).trim().to_owned();
@@ -269,7 +276,12 @@ mod tests {
     async fn runs_real_tools_with_stdin_env_and_lines() {
         let r = TokioRunner;
         let out = r
-            .run(&Command::new("sh").args(["-c", "cat; echo \"$X\" >&2"]).stdin("in\n").env("X", "ex"))
+            .run(
+                &Command::new("sh")
+                    .args(["-c", "cat; echo \"$X\" >&2"])
+                    .stdin("in\n")
+                    .env("X", "ex"),
+            )
             .await
             .unwrap();
         assert_eq!(out.stdout, "in\n");
@@ -289,7 +301,16 @@ mod tests {
             .run(&Command::new("sh").args(["-c", "echo bad thing >&2; exit 3"]))
             .await
             .unwrap_err();
-        assert!(matches!(err, RunError::Failed { status: Some(3), .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                RunError::Failed {
+                    status: Some(3),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert_eq!(err.to_string(), "sh failed (exit status 3): bad thing");
         let err = r
             .run(&Command::new("ferrovirt-no-such-tool"))
@@ -305,11 +326,18 @@ mod tests {
     async fn a_slow_tool_is_killed_at_its_timeout() {
         let started = std::time::Instant::now();
         let err = TokioRunner
-            .run(&Command::new("sleep").arg("10").timeout(Duration::from_millis(100)))
+            .run(
+                &Command::new("sleep")
+                    .arg("10")
+                    .timeout(Duration::from_millis(100)),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, RunError::TimedOut { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(err.to_string(), "sleep did not finish within 100ms and was killed");
+        assert_eq!(
+            err.to_string(),
+            "sleep did not finish within 100ms and was killed"
+        );
     }
 }

@@ -37,7 +37,11 @@ impl Dnsmasq {
     /// The pid of this network's dnsmasq, if it runs (the process's
     /// command line must name our configuration).
     pub fn pid(&self) -> Option<i32> {
-        let pid: i32 = std::fs::read_to_string(&self.pid).ok()?.trim().parse().ok()?;
+        let pid: i32 = std::fs::read_to_string(&self.pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         String::from_utf8_lossy(&cmdline)
             .contains(&self.conf.display().to_string())
@@ -62,7 +66,11 @@ impl Dnsmasq {
     }
 
     /// Writes the configuration of `spec` and (re)starts dnsmasq.
-    pub async fn restart(&self, runner: &dyn CommandRunner, spec: &NetworkSpec) -> Result<(), Error> {
+    pub async fn restart(
+        &self,
+        runner: &dyn CommandRunner,
+        spec: &NetworkSpec,
+    ) -> Result<(), Error> {
         let name = &spec.name;
         if let Some(dir) = self.conf.parent() {
             std::fs::create_dir_all(dir)
@@ -110,8 +118,10 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
 
 /// Whether process `pid` still runs (a zombie does not).
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+    })
 }
 
 #[cfg(test)]
@@ -129,7 +139,10 @@ mod tests {
         let fake = FakeRunner::new();
         d.restart(&fake, &spec).await.unwrap();
         let conf = dir.path().join("dnsmasq.conf");
-        assert_eq!(fake.lines(), [format!("dnsmasq --conf-file={}", conf.display())]);
+        assert_eq!(
+            fake.lines(),
+            [format!("dnsmasq --conf-file={}", conf.display())]
+        );
         assert!(std::fs::read_to_string(&conf).unwrap().contains("fvbr-n1"));
         assert!(dir.path().join("leases").exists());
         assert_eq!(d.pid(), None, "no dnsmasq runs on these files");

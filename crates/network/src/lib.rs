@@ -58,3 +58,6 @@ pub fn bridge_name(network: &str) -> String {
 
 /// Longest network name: interface names are limited to 15 bytes.
 pub const MAX_NAME: usize = 10;
+
+#[cfg(test)]
+mod tests;

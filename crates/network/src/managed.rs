@@ -35,9 +35,10 @@ impl ManagedNetwork {
 
     async fn bring_up(&self) -> Result<(), Error> {
         let name = &self.spec.name;
-        let cfg = self.spec.ipv4.as_ref().ok_or_else(|| {
-            Error::internal(format!("network {name} has no IPv4 configuration"))
-        })?;
+        let cfg =
+            self.spec.ipv4.as_ref().ok_or_else(|| {
+                Error::internal(format!("network {name} has no IPv4 configuration"))
+            })?;
         let plan = plan::ipv4_plan(cfg)?;
         let address = format!("{}/{}", plan.gateway, plan.subnet.prefix_len());
         host::create_bridge(&*self.runner, &self.bridge_name(), &address)
@@ -77,9 +78,9 @@ impl NetworkDriver for ManagedNetwork {
     }
 
     fn is_up(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async move {
-            self.dnsmasq.pid().is_some() && host::link_exists(&self.bridge_name())
-        })
+        Box::pin(
+            async move { self.dnsmasq.pid().is_some() && host::link_exists(&self.bridge_name()) },
+        )
     }
 
     fn stop(&self) -> BoxFuture<'_, Result<(), Error>> {

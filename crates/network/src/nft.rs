@@ -20,9 +20,9 @@ pub async fn apply(runner: &dyn CommandRunner, nets: &[FirewallNet]) -> Result<(
     }
     let cmd = Command::new("nft").args(["-f", "-"]).stdin(ruleset(nets));
     runner.run(&cmd).await.map(drop).map_err(|e| match e {
-        RunError::NotFound { .. } => {
-            Error::internal("cannot apply Ferrovirt's firewall: nft is not installed; install nftables")
-        }
+        RunError::NotFound { .. } => Error::internal(
+            "cannot apply Ferrovirt's firewall: nft is not installed; install nftables",
+        ),
         e => Error::internal(format!("nft refused Ferrovirt's ruleset: {}", e.reason())),
     })
 }
@@ -48,13 +48,20 @@ mod tests {
         assert_eq!(calls[0].stdin.as_deref(), Some(ruleset(&nets).as_bytes()));
         fake.on("nft", &["-f"], Reply::fail(1, "Error: syntax error"));
         let err = apply(&fake, &nets).await.unwrap_err();
-        assert_eq!(err.message, "nft refused Ferrovirt's ruleset: Error: syntax error");
+        assert_eq!(
+            err.message,
+            "nft refused Ferrovirt's ruleset: Error: syntax error"
+        );
     }
 
     #[tokio::test]
     async fn nothing_of_ours_means_nft_is_left_alone() {
         let fake = FakeRunner::new();
-        fake.on("nft", &["list"], Reply::fail(1, "No such file or directory"));
+        fake.on(
+            "nft",
+            &["list"],
+            Reply::fail(1, "No such file or directory"),
+        );
         apply(&fake, &[]).await.unwrap();
         assert_eq!(fake.lines(), ["nft list table inet ferrovirt"]);
         // Our table is there: it is removed.

@@ -72,7 +72,9 @@ impl<'r> QemuImg<'r> {
 
     /// The host's real qemu-img.
     pub fn host() -> QemuImg<'static> {
-        QemuImg { runner: &TokioRunner }
+        QemuImg {
+            runner: &TokioRunner,
+        }
     }
 
     async fn run(&self, action: &str, cmd: Command) -> Result<String, ImgError> {
@@ -118,8 +120,17 @@ impl<'r> QemuImg<'r> {
     ) -> Result<(), ImgError> {
         let size = size.to_string();
         let args = [
-            "create", "-q", "-u", "-f", "qcow2", "-F", backing_format, "-b", s(backing),
-            s(overlay), &size,
+            "create",
+            "-q",
+            "-u",
+            "-f",
+            "qcow2",
+            "-F",
+            backing_format,
+            "-b",
+            s(backing),
+            s(overlay),
+            &size,
         ];
         self.run("create", qemu_img(args)).await.map(drop)
     }
@@ -132,7 +143,15 @@ impl<'r> QemuImg<'r> {
         backing_format: &str,
     ) -> Result<(), ImgError> {
         let args = [
-            "create", "-q", "-f", "qcow2", "-F", backing_format, "-b", s(backing), s(overlay),
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            backing_format,
+            "-b",
+            s(backing),
+            s(overlay),
         ];
         self.run("create", qemu_img(args)).await.map(drop)
     }
@@ -154,7 +173,11 @@ impl<'r> QemuImg<'r> {
 
     /// Rebases `image` onto `backing` (or onto nothing), copying the data
     /// that differs so the guest-visible content stays the same.
-    pub async fn rebase(&self, image: &Path, backing: Option<(&Path, &str)>) -> Result<(), ImgError> {
+    pub async fn rebase(
+        &self,
+        image: &Path,
+        backing: Option<(&Path, &str)>,
+    ) -> Result<(), ImgError> {
         let cmd = match backing {
             Some((b, fmt)) => qemu_img(["rebase", "-q", "-F", fmt, "-b", s(b), s(image)]),
             None => qemu_img(["rebase", "-q", "-b", "", s(image)]),
@@ -292,9 +315,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("base.qcow2");
         let host = QemuImg::host();
-        host.run("create", qemu_img(["create", "-q", "-f", "qcow2", s(&base), "16M"]))
-            .await
-            .unwrap();
+        host.run(
+            "create",
+            qemu_img(["create", "-q", "-f", "qcow2", s(&base), "16M"]),
+        )
+        .await
+        .unwrap();
         snapshot('c', "s1", &base).await.unwrap();
         let i = info(&base).await.unwrap();
         assert_eq!(i.virtual_size, 16 << 20);
@@ -325,7 +351,7 @@ mod tests {
         fake.on(
             "qemu-img",
             &["convert"],
-            Reply::stdout("    (0.00/100%)\r    (50.00/100%)\n    (100.00/100%)"),
+            Reply::stdout("    (0.00/100%)\n    (50.00/100%)\n    (100.00/100%)"),
         )
         .on("qemu-img", &["commit"], Reply::fail(1, "Permission denied"))
         .on("qemu-img", &["info"], Reply::NotFound);
@@ -347,7 +373,10 @@ mod tests {
             calls[0].line(),
             "qemu-img convert -p -U -O raw -f qcow2 /a.qcow2 /b.raw"
         );
-        assert_eq!(calls[0].timeout, None, "copies run as long as the data needs");
+        assert_eq!(
+            calls[0].timeout, None,
+            "copies run as long as the data needs"
+        );
         let err = img.commit(Path::new("/top")).await.unwrap_err();
         assert_eq!(err.to_string(), "qemu-img commit failed: Permission denied");
         let err = img.info(Path::new("/x")).await.unwrap_err();

@@ -56,9 +56,8 @@ pub async fn luns(runner: &dyn CommandRunner, src: &PoolSource) -> Result<Vec<Vo
     let mut vols = Vec::new();
     for lun in numbers {
         let url = lun_url(src, lun);
-        let size =
-            image::virtual_size(runner, &format!("cannot size LUN {lun} of {target}"), &url)
-                .await?;
+        let size = image::virtual_size(runner, &format!("cannot size LUN {lun} of {target}"), &url)
+            .await?;
         vols.push(VolumeInfo {
             name: format!("lun-{lun}"),
             path: url,
@@ -94,9 +93,15 @@ mod tests {
         f.on(
             "iscsi-ls",
             &[],
-            Reply::stdout("Target:iqn.x:t Portal:127.0.0.1:3260,1\nLun:1 Type:DIRECT_ACCESS (Size:1M)"),
+            Reply::stdout(
+                "Target:iqn.x:t Portal:127.0.0.1:3260,1\nLun:1 Type:DIRECT_ACCESS (Size:1M)",
+            ),
         )
-        .on("qemu-img", &["info"], Reply::stdout(r#"{"virtual-size": 1048576}"#));
+        .on(
+            "qemu-img",
+            &["info"],
+            Reply::stdout(r#"{"virtual-size": 1048576}"#),
+        );
         let src = PoolSource {
             host: Some("127.0.0.1".into()),
             target: Some("iqn.x:t".into()),
@@ -115,7 +120,10 @@ mod tests {
         );
         f.on("iscsi-ls", &[], Reply::stdout("Target:iqn.other Portal:x"));
         let err = luns(&f, &src).await.unwrap_err();
-        assert_eq!(err.message, "the iSCSI portal 127.0.0.1 offers no target iqn.x:t");
+        assert_eq!(
+            err.message,
+            "the iSCSI portal 127.0.0.1 offers no target iqn.x:t"
+        );
         f.on("iscsi-ls", &[], Reply::fail(1, "iscsi_connect failed"));
         let err = luns(&f, &src).await.unwrap_err();
         assert_eq!(

@@ -36,11 +36,15 @@ pub fn lv_path(vg: &str, lv: &str) -> PathBuf {
 pub async fn create_vg(runner: &dyn CommandRunner, vg: &str, device: &str) -> Result<(), Error> {
     let doing = format!("cannot create volume group {vg} on {device}");
     lvm(runner, &doing, &["pvcreate", "-y", "-ff", device]).await?;
-    lvm(runner, &doing, &["vgcreate", "-y", vg, device]).await.map(drop)
+    lvm(runner, &doing, &["vgcreate", "-y", vg, device])
+        .await
+        .map(drop)
 }
 
 pub async fn check_vg(runner: &dyn CommandRunner, vg: &str) -> Result<(), Error> {
-    lvm(runner, &format!("volume group {vg} is not usable"),
+    lvm(
+        runner,
+        &format!("volume group {vg} is not usable"),
         &["vgs", "--noheadings", vg],
     )
     .await
@@ -142,7 +146,12 @@ fn bytes(size: u64) -> String {
     format!("{size}b")
 }
 
-pub async fn create(runner: &dyn CommandRunner, vg: &str, lv: &str, size: u64) -> Result<(), Error> {
+pub async fn create(
+    runner: &dyn CommandRunner,
+    vg: &str,
+    lv: &str,
+    size: u64,
+) -> Result<(), Error> {
     let size = bytes(size);
     let mut args = vec!["lvcreate", "-y", "-L", &size, "-n", lv];
     if !has_device_mapper() {
@@ -156,17 +165,26 @@ pub async fn create(runner: &dyn CommandRunner, vg: &str, lv: &str, size: u64) -
 
 pub async fn remove(runner: &dyn CommandRunner, vg: &str, lv: &str) -> Result<(), Error> {
     let target = format!("{vg}/{lv}");
-    lvm(runner, &format!("cannot remove logical volume {lv}"),
+    lvm(
+        runner,
+        &format!("cannot remove logical volume {lv}"),
         &["lvremove", "-y", &target],
     )
     .await
     .map(drop)
 }
 
-pub async fn resize(runner: &dyn CommandRunner, vg: &str, lv: &str, size: u64) -> Result<(), Error> {
+pub async fn resize(
+    runner: &dyn CommandRunner,
+    vg: &str,
+    lv: &str,
+    size: u64,
+) -> Result<(), Error> {
     let target = format!("{vg}/{lv}");
     let size = bytes(size);
-    lvm(runner, &format!("cannot resize logical volume {lv}"),
+    lvm(
+        runner,
+        &format!("cannot resize logical volume {lv}"),
         &["lvresize", "-f", "-L", &size, &target],
     )
     .await

@@ -122,7 +122,6 @@ impl StorageDriver for FilePool {
         Box::pin(async move { self.find(name) })
     }
 
-
     fn create<'a>(&'a self, req: &'a VolumeCreate) -> BoxFuture<'a, Result<VolumeInfo, Error>> {
         Box::pin(async move {
             check_new_volume(self, &self.spec.name, req).await?;

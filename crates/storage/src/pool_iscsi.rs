@@ -60,7 +60,11 @@ impl StorageDriver for IscsiPool {
     }
 
     fn start(&self) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(async move { iscsi::luns(&*self.runner, &self.spec.source).await.map(drop) })
+        Box::pin(async move {
+            iscsi::luns(&*self.runner, &self.spec.source)
+                .await
+                .map(drop)
+        })
     }
 
     fn stop(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -96,7 +100,6 @@ impl StorageDriver for IscsiPool {
                 .ok_or_else(|| crate::not_found(&self.spec.name, name))
         })
     }
-
 
     fn create<'a>(&'a self, _req: &'a VolumeCreate) -> BoxFuture<'a, Result<VolumeInfo, Error>> {
         Box::pin(async move { self.fixed() })

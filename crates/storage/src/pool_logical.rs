@@ -82,7 +82,6 @@ impl StorageDriver for LogicalPool {
         Box::pin(self.find(name))
     }
 
-
     fn create<'a>(&'a self, req: &'a VolumeCreate) -> BoxFuture<'a, Result<VolumeInfo, Error>> {
         Box::pin(async move {
             check_new_volume(self, &self.spec.name, req).await?;

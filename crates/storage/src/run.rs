@@ -1,8 +1,8 @@
 //! Running host tools through the [`CommandRunner`] and turning their
 //! failures into errors that say what was being done.
 
-use ferrovirt_core::runner::{Command, CommandRunner, RunError};
 use ferrovirt_core::Error;
+use ferrovirt_core::runner::{Command, CommandRunner, RunError};
 
 /// The shared handle every driver runs its tools through.
 pub type Runner = std::sync::Arc<dyn CommandRunner>;

@@ -105,7 +105,10 @@ async fn lvm_failures_and_timeouts_name_the_volume_group() {
     fake.on(
         "lvm",
         &["vgs"],
-        Reply::fail(5, "  WARNING: Activation disabled.\n  Volume group \"p\" not found"),
+        Reply::fail(
+            5,
+            "  WARNING: Activation disabled.\n  Volume group \"p\" not found",
+        ),
     );
     let err = d.start().await.unwrap_err();
     assert_eq!(
@@ -164,7 +167,10 @@ async fn file_volumes_go_through_qemu_img_and_become_file_sources() {
     let part = tmp.path().join(".part-a.qcow2");
     assert_eq!(
         fake.lines(),
-        [format!("qemu-img create -q -f qcow2 {} 1048576", part.display())]
+        [format!(
+            "qemu-img create -q -f qcow2 {} 1048576",
+            part.display()
+        )]
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     std::fs::write(tmp.path().join("b.img"), b"x").unwrap();
