@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use ferrovirt_api::{AccelDecision, Instance, InstanceState, QemuInfo};
 use ferrovirt_core::accel::HostVirt;
-use ferrovirt_core::{Error, HostLimits, InstanceLocks};
+use ferrovirt_core::{CommandRunner, Error, HostLimits, InstanceLocks, TokioRunner};
 use ferrovirt_qemu::InstancePaths;
 use ferrovirt_store::{InstanceRecord, Store, StoreError};
 
@@ -40,6 +40,9 @@ pub struct Inner {
     /// This host's TLS certificate: served on the TLS listener and presented
     /// to other hosts (migration).
     pub identity: ferrovirt_tls::Identity,
+    /// Every external tool (ip, nft, dnsmasq, qemu-img, mount, lvm …) runs
+    /// through this runner: the real tools, or a fake in tests.
+    pub runner: Arc<dyn CommandRunner>,
 }
 
 impl std::ops::Deref for Daemon {
@@ -67,6 +70,17 @@ impl Daemon {
         qemu: Result<QemuInfo, String>,
         identity: ferrovirt_tls::Identity,
     ) -> Self {
+        Self::with_runner(config, store, qemu, identity, Arc::new(TokioRunner))
+    }
+
+    /// [`new`](Self::new) with the runner external tools go through.
+    pub fn with_runner(
+        config: Config,
+        store: Box<dyn Store>,
+        qemu: Result<QemuInfo, String>,
+        identity: ferrovirt_tls::Identity,
+        runner: Arc<dyn CommandRunner>,
+    ) -> Self {
         let limits = HostLimits {
             memory_mib: ferrovirt_qemu::host::memory_mib(),
             cpu_models: qemu
@@ -85,6 +99,7 @@ impl Daemon {
             virt: ferrovirt_qemu::host::virt(),
             limits,
             identity,
+            runner,
         }))
     }
 

@@ -3,20 +3,18 @@
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Command;
 
+use ferrovirt_core::runner::{Command, CommandRunner, RunError};
 use ipnet::Ipv4Net;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("cannot run {tool}")]
-    Spawn {
-        tool: String,
+    #[error("`{command}` did not succeed")]
+    Run {
+        command: String,
         #[source]
-        source: std::io::Error,
+        source: RunError,
     },
-    #[error("`{command}` failed: {stderr}")]
-    Failed { command: String, stderr: String },
     #[error("cannot open {what}")]
     Open {
         what: String,
@@ -25,31 +23,28 @@ pub enum HostError {
     },
 }
 
-fn run(tool: &str, args: &[&str]) -> Result<String, HostError> {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .map_err(|source| HostError::Spawn {
-            tool: tool.to_owned(),
+async fn run(runner: &dyn CommandRunner, cmd: Command) -> Result<String, HostError> {
+    runner
+        .run(&cmd)
+        .await
+        .map(|o| o.stdout)
+        .map_err(|source| HostError::Run {
+            command: cmd.line(),
             source,
-        })?;
-    if !out.status.success() {
-        return Err(HostError::Failed {
-            command: format!("{tool} {}", args.join(" ")),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        })
 }
 
 /// Runs `ip ARGS`.
-pub fn ip(args: &[&str]) -> Result<String, HostError> {
-    run("ip", args)
+pub async fn ip(runner: &dyn CommandRunner, args: &[&str]) -> Result<String, HostError> {
+    run(runner, Command::new("ip").args(args.iter().copied())).await
 }
 
 /// Runs `ovs-vsctl ARGS` (honouring OVS_RUNDIR for a private OVS).
-pub fn ovs(args: &[&str]) -> Result<String, HostError> {
-    run("ovs-vsctl", &[&["--timeout=10"], args].concat())
+pub async fn ovs(runner: &dyn CommandRunner, args: &[&str]) -> Result<String, HostError> {
+    let cmd = Command::new("ovs-vsctl")
+        .arg("--timeout=10")
+        .args(args.iter().copied());
+    run(runner, cmd).await
 }
 
 pub fn link_exists(name: &str) -> bool {
@@ -57,31 +52,36 @@ pub fn link_exists(name: &str) -> bool {
 }
 
 /// Creates a bridge with the host's address on it, up.
-pub fn create_bridge(name: &str, address: &str) -> Result<(), HostError> {
+pub async fn create_bridge(
+    runner: &dyn CommandRunner,
+    name: &str,
+    address: &str,
+) -> Result<(), HostError> {
     if !link_exists(name) {
-        ip(&["link", "add", name, "type", "bridge"])?;
+        ip(runner, &["link", "add", name, "type", "bridge"]).await?;
     }
-    let _ = ip(&["addr", "add", address, "dev", name]);
-    ip(&["link", "set", name, "up"]).map(drop)
+    // Already there after a restart: that is fine.
+    let _ = ip(runner, &["addr", "add", address, "dev", name]).await;
+    ip(runner, &["link", "set", name, "up"]).await.map(drop)
 }
 
 /// Deletes a link if it exists.
-pub fn delete_link(name: &str) -> Result<(), HostError> {
+pub async fn delete_link(runner: &dyn CommandRunner, name: &str) -> Result<(), HostError> {
     if link_exists(name) {
-        ip(&["link", "del", name])?;
+        ip(runner, &["link", "del", name]).await?;
     }
     Ok(())
 }
 
 /// Subnets the host already uses (routes and addresses), so new networks
 /// do not collide with them.
-pub fn used_subnets() -> Vec<Ipv4Net> {
+pub async fn used_subnets(runner: &dyn CommandRunner) -> Vec<Ipv4Net> {
     let mut nets = Vec::new();
     for args in [
         &["-4", "route", "show", "table", "all"][..],
         &["-4", "-o", "addr", "show"][..],
     ] {
-        let out = ip(args).unwrap_or_default();
+        let out = ip(runner, args).await.unwrap_or_default();
         for word in out.split_whitespace() {
             if let Ok(n) = word.parse::<Ipv4Net>() {
                 nets.push(n.trunc());
@@ -89,6 +89,15 @@ pub fn used_subnets() -> Vec<Ipv4Net> {
         }
     }
     nets
+}
+
+/// Whether `address` (an IPv4 address) is on link `dev`.
+pub async fn has_address(runner: &dyn CommandRunner, dev: &str, address: &str) -> bool {
+    ip(runner, &["-4", "-o", "addr", "show", "dev", dev])
+        .await
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|w| w.split('/').next() == Some(address))
 }
 
 /// Turns on IPv4 forwarding (needed by nat and routed networks).
@@ -171,19 +180,30 @@ pub fn open_tap(name: &str) -> Result<OwnedFd, HostError> {
 }
 
 /// Puts a link into a Linux bridge and brings it up.
-pub fn attach_to_bridge(link: &str, bridge: &str) -> Result<(), HostError> {
-    ip(&["link", "set", link, "master", bridge])?;
-    ip(&["link", "set", link, "up"]).map(drop)
+pub async fn attach_to_bridge(
+    runner: &dyn CommandRunner,
+    link: &str,
+    bridge: &str,
+) -> Result<(), HostError> {
+    ip(runner, &["link", "set", link, "master", bridge]).await?;
+    ip(runner, &["link", "set", link, "up"]).await.map(drop)
 }
 
 /// Creates macvtap `name` on `parent` and opens its character device.
-pub fn open_macvtap(name: &str, parent: &str, mode: &str, mac: &str) -> Result<OwnedFd, HostError> {
+pub async fn open_macvtap(
+    runner: &dyn CommandRunner,
+    name: &str,
+    parent: &str,
+    mode: &str,
+    mac: &str,
+) -> Result<OwnedFd, HostError> {
     if !link_exists(name) {
-        ip(&[
+        let args = [
             "link", "add", "link", parent, "name", name, "type", "macvtap", "mode", mode,
-        ])?;
+        ];
+        ip(runner, &args).await?;
     }
-    ip(&["link", "set", name, "address", mac, "up"])?;
+    ip(runner, &["link", "set", name, "address", mac, "up"]).await?;
     let index =
         std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).map_err(|source| {
             HostError::Open {
@@ -202,27 +222,34 @@ pub fn open_macvtap(name: &str, parent: &str, mode: &str, mac: &str) -> Result<O
 
 /// Makes sure OVS bridge `br` exists; the userspace datapath is used when
 /// the kernel has no openvswitch module.
-pub fn ovs_ensure_bridge(br: &str) -> Result<(), HostError> {
-    ovs(&["--may-exist", "add-br", br])?;
+pub async fn ovs_ensure_bridge(runner: &dyn CommandRunner, br: &str) -> Result<(), HostError> {
+    ovs(runner, &["--may-exist", "add-br", br]).await?;
     if !Path::new("/sys/module/openvswitch").exists() {
-        ovs(&["set", "bridge", br, "datapath_type=netdev"])?;
+        ovs(runner, &["set", "bridge", br, "datapath_type=netdev"]).await?;
     }
-    ip(&["link", "set", br, "up"]).map(drop).or(Ok(()))
+    // The netdev datapath's bridge may not be a kernel link to bring up.
+    let _ = ip(runner, &["link", "set", br, "up"]).await;
+    Ok(())
 }
 
 /// Adds `port` to OVS bridge `br`, with an access VLAN tag if given.
-pub fn ovs_add_port(br: &str, port: &str, vlan: Option<u16>) -> Result<(), HostError> {
+pub async fn ovs_add_port(
+    runner: &dyn CommandRunner,
+    br: &str,
+    port: &str,
+    vlan: Option<u16>,
+) -> Result<(), HostError> {
     let tag = vlan.map(|v| format!("tag={v}"));
     let mut args = vec!["--may-exist", "add-port", br, port];
     if let Some(t) = &tag {
         args.push(t);
     }
-    ovs(&args)?;
-    ip(&["link", "set", port, "up"]).map(drop)
+    ovs(runner, &args).await?;
+    ip(runner, &["link", "set", port, "up"]).await.map(drop)
 }
 
-pub fn ovs_del_port(port: &str) {
-    let _ = ovs(&["--if-exists", "del-port", port]);
+pub async fn ovs_del_port(runner: &dyn CommandRunner, port: &str) {
+    let _ = ovs(runner, &["--if-exists", "del-port", port]).await;
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use ferrovirt_api::{
     InstanceSpec, MachineKind,
 };
 use ferrovirt_core::disk::node_name;
+use ferrovirt_core::disk_source::DiskSource;
 use serde_json::{Value, json};
 
 use crate::InstancePaths;
@@ -301,8 +302,8 @@ pub fn blockdev_nodes(disk: &Disk, node: &str) -> Vec<Value> {
     let (direct, no_flush, _) = disk.cache.qemu_flags();
     let cache = json!({"direct": direct, "no-flush": no_flush});
     let file_node = format!("{node}-file");
-    let mut file = match IscsiUrl::parse(&disk.path) {
-        Some(url) => json!({
+    let mut file = match DiskSource::recorded(&disk.path, disk.format) {
+        DiskSource::Iscsi(url) => json!({
             "driver": "iscsi",
             "transport": "tcp",
             "portal": url.portal,
@@ -310,11 +311,10 @@ pub fn blockdev_nodes(disk: &Disk, node: &str) -> Vec<Value> {
             "lun": url.lun,
             "initiator-name": ISCSI_INITIATOR,
         }),
-        None => {
-            let driver = if disk.path.starts_with("/dev/") {
-                "host_device"
-            } else {
-                "file"
+        source => {
+            let driver = match source {
+                DiskSource::BlockDevice { .. } => "host_device",
+                _ => "file",
             };
             json!({"driver": driver, "filename": disk.path, "aio": disk.aio.as_str(),
                    "discard": "unmap"})
@@ -335,42 +335,7 @@ pub fn blockdev_nodes(disk: &Disk, node: &str) -> Vec<Value> {
     ]
 }
 
-/// The initiator name QEMU presents to iSCSI targets.
-pub const ISCSI_INITIATOR: &str = "iqn.2026-11.org.ferrovirt:initiator";
-
-/// An `iscsi://host[:port]/target-iqn/lun` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IscsiUrl {
-    /// `host:port`.
-    pub portal: String,
-    pub target: String,
-    pub lun: u32,
-}
-
-impl IscsiUrl {
-    pub fn parse(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("iscsi://")?;
-        let (host, path) = rest.split_once('/')?;
-        let (target, lun) = path.rsplit_once('/')?;
-        if host.is_empty() || target.is_empty() {
-            return None;
-        }
-        let portal = if host.contains(':') && !host.ends_with(']') {
-            host.to_owned()
-        } else {
-            format!("{host}:3260")
-        };
-        Some(Self {
-            portal,
-            target: target.to_owned(),
-            lun: lun.parse().ok()?,
-        })
-    }
-
-    pub fn to_url(&self) -> String {
-        format!("iscsi://{}/{}/{}", self.portal, self.target, self.lun)
-    }
-}
+pub use ferrovirt_core::disk_source::{ISCSI_INITIATOR, IscsiUrl};
 
 fn graphics(a: &mut Args, spec: &InstanceSpec, paths: &InstancePaths) {
     match spec.graphics.kind {

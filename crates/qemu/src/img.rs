@@ -1,15 +1,22 @@
-//! qemu-img: the real tool for image work (JSON output where it has it).
+//! qemu-img: the real tool for image work (JSON output where it has it),
+//! run through a [`CommandRunner`] so it never blocks the runtime and a
+//! fake can stand in for it in tests. [`QemuImg`] holds the runner; the
+//! free functions run the host's qemu-img for callers that have no runner
+//! at hand yet.
 
 use std::path::Path;
-use std::process::Stdio;
 
+use ferrovirt_core::runner::{Command, CommandRunner, RunError, TokioRunner};
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImgError {
-    #[error("cannot run qemu-img")]
-    Spawn(#[source] std::io::Error),
+    #[error("cannot run qemu-img {action}")]
+    Run {
+        action: String,
+        #[source]
+        source: RunError,
+    },
     #[error("qemu-img {action} failed: {message}")]
     Failed { action: String, message: String },
     #[error("qemu-img {action} printed unexpected output")]
@@ -44,60 +51,75 @@ pub struct InternalSnapshot {
     pub vm_state_size: u64,
 }
 
-async fn run(action: &str, args: &[&str]) -> Result<String, ImgError> {
-    let out = tokio::process::Command::new("qemu-img")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(ImgError::Spawn)?;
-    if !out.status.success() {
-        return Err(ImgError::Failed {
-            action: action.to_owned(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
-/// Image metadata; `-U` so it also works on images a running QEMU holds.
-pub async fn info(path: &Path) -> Result<ImageInfo, ImgError> {
-    let text = run("info", &["info", "-U", "--output=json", s(path)]).await?;
-    serde_json::from_str(&text).map_err(|source| ImgError::Parse {
-        action: "info".into(),
-        source,
-    })
+fn qemu_img<'a>(args: impl IntoIterator<Item = &'a str>) -> Command {
+    Command::new("qemu-img").args(args)
 }
 
-/// The image and every image below it, top first.
-pub async fn backing_chain(path: &Path) -> Result<Vec<ImageInfo>, ImgError> {
-    let text = run(
-        "info",
-        &["info", "-U", "--backing-chain", "--output=json", s(path)],
-    )
-    .await?;
-    serde_json::from_str(&text).map_err(|source| ImgError::Parse {
-        action: "info --backing-chain".into(),
-        source,
-    })
+/// qemu-img through a runner.
+#[derive(Debug, Clone, Copy)]
+pub struct QemuImg<'r> {
+    runner: &'r dyn CommandRunner,
 }
 
-/// Creates a qcow2 overlay of `size` bytes on `backing` without opening the
-/// backing file, which a running QEMU may hold locked.
-pub async fn create_overlay_sized(
-    overlay: &Path,
-    backing: &Path,
-    backing_format: &str,
-    size: u64,
-) -> Result<(), ImgError> {
-    let size = size.to_string();
-    run(
-        "create",
-        &[
+impl<'r> QemuImg<'r> {
+    pub fn new(runner: &'r dyn CommandRunner) -> Self {
+        Self { runner }
+    }
+
+    /// The host's real qemu-img.
+    pub fn host() -> QemuImg<'static> {
+        QemuImg {
+            runner: &TokioRunner,
+        }
+    }
+
+    async fn run(&self, action: &str, cmd: Command) -> Result<String, ImgError> {
+        self.runner
+            .run(&cmd)
+            .await
+            .map(|o| o.stdout)
+            .map_err(|e| failed(action, e))
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &str,
+        cmd: Command,
+    ) -> Result<T, ImgError> {
+        let text = self.run(action, cmd).await?;
+        serde_json::from_str(&text).map_err(|source| ImgError::Parse {
+            action: action.into(),
+            source,
+        })
+    }
+
+    /// Image metadata; `-U` so it also works on images a running QEMU holds.
+    pub async fn info(&self, path: &Path) -> Result<ImageInfo, ImgError> {
+        self.json("info", qemu_img(["info", "-U", "--output=json", s(path)]))
+            .await
+    }
+
+    /// The image and every image below it, top first.
+    pub async fn backing_chain(&self, path: &Path) -> Result<Vec<ImageInfo>, ImgError> {
+        let args = ["info", "-U", "--backing-chain", "--output=json", s(path)];
+        self.json("info --backing-chain", qemu_img(args)).await
+    }
+
+    /// Creates a qcow2 overlay of `size` bytes on `backing` without opening
+    /// the backing file, which a running QEMU may hold locked.
+    pub async fn create_overlay_sized(
+        &self,
+        overlay: &Path,
+        backing: &Path,
+        backing_format: &str,
+        size: u64,
+    ) -> Result<(), ImgError> {
+        let size = size.to_string();
+        let args = [
             "create",
             "-q",
             "-u",
@@ -109,26 +131,18 @@ pub async fn create_overlay_sized(
             s(backing),
             s(overlay),
             &size,
-        ],
-    )
-    .await
-    .map(drop)
-}
+        ];
+        self.run("create", qemu_img(args)).await.map(drop)
+    }
 
-/// Writes `image`'s data into its backing file (`qemu-img commit`).
-pub async fn commit(image: &Path) -> Result<(), ImgError> {
-    run("commit", &["commit", "-q", s(image)]).await.map(drop)
-}
-
-/// Creates a qcow2 overlay whose backing file is `backing`.
-pub async fn create_overlay(
-    overlay: &Path,
-    backing: &Path,
-    backing_format: &str,
-) -> Result<(), ImgError> {
-    run(
-        "create",
-        &[
+    /// Creates a qcow2 overlay whose backing file is `backing`.
+    pub async fn create_overlay(
+        &self,
+        overlay: &Path,
+        backing: &Path,
+        backing_format: &str,
+    ) -> Result<(), ImgError> {
+        let args = [
             "create",
             "-q",
             "-f",
@@ -138,100 +152,145 @@ pub async fn create_overlay(
             "-b",
             s(backing),
             s(overlay),
-        ],
-    )
-    .await
-    .map(drop)
-}
-
-/// Internal snapshot operations on a closed image: `-c` create, `-a`
-/// apply, `-d` delete.
-pub async fn snapshot(op: char, tag: &str, image: &Path) -> Result<(), ImgError> {
-    let flag = format!("-{op}");
-    run("snapshot", &["snapshot", &flag, tag, s(image)])
-        .await
-        .map(drop)
-}
-
-/// Rebases `image` onto `backing` (or onto nothing), copying the data that
-/// differs so the guest-visible content stays the same.
-pub async fn rebase(image: &Path, backing: Option<(&Path, &str)>) -> Result<(), ImgError> {
-    match backing {
-        Some((b, fmt)) => run("rebase", &["rebase", "-q", "-F", fmt, "-b", s(b), s(image)]).await,
-        None => run("rebase", &["rebase", "-q", "-b", "", s(image)]).await,
+        ];
+        self.run("create", qemu_img(args)).await.map(drop)
     }
-    .map(drop)
+
+    /// Writes `image`'s data into its backing file (`qemu-img commit`),
+    /// as long as the data takes.
+    pub async fn commit(&self, image: &Path) -> Result<(), ImgError> {
+        let cmd = qemu_img(["commit", "-q", s(image)]).no_timeout();
+        self.run("commit", cmd).await.map(drop)
+    }
+
+    /// Internal snapshot operations on a closed image: `-c` create, `-a`
+    /// apply, `-d` delete.
+    pub async fn snapshot(&self, op: char, tag: &str, image: &Path) -> Result<(), ImgError> {
+        let flag = format!("-{op}");
+        let cmd = qemu_img(["snapshot", &flag, tag, s(image)]);
+        self.run("snapshot", cmd).await.map(drop)
+    }
+
+    /// Rebases `image` onto `backing` (or onto nothing), copying the data
+    /// that differs so the guest-visible content stays the same.
+    pub async fn rebase(
+        &self,
+        image: &Path,
+        backing: Option<(&Path, &str)>,
+    ) -> Result<(), ImgError> {
+        let cmd = match backing {
+            Some((b, fmt)) => qemu_img(["rebase", "-q", "-F", fmt, "-b", s(b), s(image)]),
+            None => qemu_img(["rebase", "-q", "-b", "", s(image)]),
+        };
+        self.run("rebase", cmd.no_timeout()).await.map(drop)
+    }
+
+    /// Copies an image (sparse, all of its backing chain flattened),
+    /// reporting progress in percent; `src_format` is given rather than
+    /// probed when known, `snapshot` copies an internal snapshot's state.
+    /// Dropping the future kills the copy.
+    pub async fn convert_from(
+        &self,
+        src: &Path,
+        src_format: Option<&str>,
+        dst: &Path,
+        dst_format: &str,
+        snapshot: Option<&str>,
+        mut progress: impl FnMut(f64) + Send,
+    ) -> Result<(), ImgError> {
+        let mut cmd = qemu_img(["convert", "-p", "-U", "-O", dst_format]);
+        if let Some(f) = src_format {
+            cmd = cmd.args(["-f", f]);
+        }
+        if let Some(tag) = snapshot {
+            cmd = cmd.arg("-l").arg(format!("snapshot.name={tag}"));
+        }
+        let cmd = cmd.args([s(src), s(dst)]).no_timeout();
+        let mut on_line = |line: &str| {
+            if let Some(p) = parse_progress(line) {
+                progress(p);
+            }
+        };
+        self.runner
+            .run_lines(&cmd, &mut on_line)
+            .await
+            .map(drop)
+            .map_err(|e| failed("convert", e))
+    }
 }
 
-/// Copies an image (sparse, all of its backing chain flattened), reporting
-/// progress in percent. `snapshot` copies an internal snapshot's state.
+fn failed(action: &str, e: RunError) -> ImgError {
+    match e {
+        RunError::Failed { stderr, .. } => ImgError::Failed {
+            action: action.to_owned(),
+            message: stderr,
+        },
+        source => ImgError::Run {
+            action: action.to_owned(),
+            source,
+        },
+    }
+}
+
+/// [`QemuImg::info`] on the host.
+pub async fn info(path: &Path) -> Result<ImageInfo, ImgError> {
+    QemuImg::host().info(path).await
+}
+
+/// [`QemuImg::backing_chain`] on the host.
+pub async fn backing_chain(path: &Path) -> Result<Vec<ImageInfo>, ImgError> {
+    QemuImg::host().backing_chain(path).await
+}
+
+/// [`QemuImg::create_overlay_sized`] on the host.
+pub async fn create_overlay_sized(
+    overlay: &Path,
+    backing: &Path,
+    backing_format: &str,
+    size: u64,
+) -> Result<(), ImgError> {
+    QemuImg::host()
+        .create_overlay_sized(overlay, backing, backing_format, size)
+        .await
+}
+
+/// [`QemuImg::commit`] on the host.
+pub async fn commit(image: &Path) -> Result<(), ImgError> {
+    QemuImg::host().commit(image).await
+}
+
+/// [`QemuImg::create_overlay`] on the host.
+pub async fn create_overlay(
+    overlay: &Path,
+    backing: &Path,
+    backing_format: &str,
+) -> Result<(), ImgError> {
+    QemuImg::host()
+        .create_overlay(overlay, backing, backing_format)
+        .await
+}
+
+/// [`QemuImg::snapshot`] on the host.
+pub async fn snapshot(op: char, tag: &str, image: &Path) -> Result<(), ImgError> {
+    QemuImg::host().snapshot(op, tag, image).await
+}
+
+/// [`QemuImg::rebase`] on the host.
+pub async fn rebase(image: &Path, backing: Option<(&Path, &str)>) -> Result<(), ImgError> {
+    QemuImg::host().rebase(image, backing).await
+}
+
+/// [`QemuImg::convert_from`] on the host, the source format probed.
 pub async fn convert(
     src: &Path,
     dst: &Path,
     dst_format: &str,
     snapshot: Option<&str>,
-    progress: impl FnMut(f64),
+    progress: impl FnMut(f64) + Send,
 ) -> Result<(), ImgError> {
-    convert_from(src, None, dst, dst_format, snapshot, progress).await
-}
-
-/// [`convert`] with the source's format given rather than probed.
-pub async fn convert_from(
-    src: &Path,
-    src_format: Option<&str>,
-    dst: &Path,
-    dst_format: &str,
-    snapshot: Option<&str>,
-    mut progress: impl FnMut(f64),
-) -> Result<(), ImgError> {
-    let mut args: Vec<String> = vec![
-        "convert".into(),
-        "-p".into(),
-        "-U".into(),
-        "-O".into(),
-        dst_format.into(),
-    ];
-    if let Some(f) = src_format {
-        args.push("-f".into());
-        args.push(f.into());
-    }
-    if let Some(tag) = snapshot {
-        args.push("-l".into());
-        args.push(format!("snapshot.name={tag}"));
-    }
-    args.push(s(src).into());
-    args.push(s(dst).into());
-    let mut child = tokio::process::Command::new("qemu-img")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(ImgError::Spawn)?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut buf = [0u8; 256];
-    let mut pending = String::new();
-    while let Ok(n) = stdout.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        pending.push_str(&String::from_utf8_lossy(&buf[..n]));
-        while let Some(pos) = pending.find(['\r', '\n']) {
-            let line: String = pending.drain(..=pos).collect();
-            if let Some(p) = parse_progress(&line) {
-                progress(p);
-            }
-        }
-    }
-    let out = child.wait_with_output().await.map_err(ImgError::Spawn)?;
-    if !out.status.success() {
-        return Err(ImgError::Failed {
-            action: "convert".into(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(())
+    QemuImg::host()
+        .convert_from(src, None, dst, dst_format, snapshot, progress)
+        .await
 }
 
 /// `    (42.17/100%)` → 42.17
@@ -255,9 +314,13 @@ mod tests {
     async fn overlay_snapshot_rebase_convert_on_real_images() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("base.qcow2");
-        run("create", &["create", "-q", "-f", "qcow2", s(&base), "16M"])
-            .await
-            .unwrap();
+        let host = QemuImg::host();
+        host.run(
+            "create",
+            qemu_img(["create", "-q", "-f", "qcow2", s(&base), "16M"]),
+        )
+        .await
+        .unwrap();
         snapshot('c', "s1", &base).await.unwrap();
         let i = info(&base).await.unwrap();
         assert_eq!(i.virtual_size, 16 << 20);
@@ -279,5 +342,47 @@ mod tests {
         assert_eq!(seen.last().copied(), Some(100.0));
         let err = info(&dir.path().join("missing")).await.unwrap_err();
         assert!(err.to_string().contains("qemu-img info failed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn copies_report_progress_and_failures_through_the_runner() {
+        use ferrovirt_core::fake_runner::{FakeRunner, Reply};
+        let fake = FakeRunner::new();
+        fake.on(
+            "qemu-img",
+            &["convert"],
+            Reply::stdout("    (0.00/100%)\n    (50.00/100%)\n    (100.00/100%)"),
+        )
+        .on("qemu-img", &["commit"], Reply::fail(1, "Permission denied"))
+        .on("qemu-img", &["info"], Reply::NotFound);
+        let img = QemuImg::new(&fake);
+        let mut seen = Vec::new();
+        img.convert_from(
+            Path::new("/a.qcow2"),
+            Some("qcow2"),
+            Path::new("/b.raw"),
+            "raw",
+            None,
+            |p| seen.push(p),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, [0.0, 50.0, 100.0]);
+        let calls = fake.calls();
+        assert_eq!(
+            calls[0].line(),
+            "qemu-img convert -p -U -O raw -f qcow2 /a.qcow2 /b.raw"
+        );
+        assert_eq!(
+            calls[0].timeout, None,
+            "copies run as long as the data needs"
+        );
+        let err = img.commit(Path::new("/top")).await.unwrap_err();
+        assert_eq!(err.to_string(), "qemu-img commit failed: Permission denied");
+        let err = img.info(Path::new("/x")).await.unwrap_err();
+        assert_eq!(
+            ferrovirt_core::error::chain(&err),
+            "cannot run qemu-img info: cannot run qemu-img: it is not installed on this host"
+        );
     }
 }

@@ -6,10 +6,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{VolumeCreate, VolumeFormat};
-use ferrovirt_core::Error;
+use ferrovirt_core::runner::CommandRunner;
+use ferrovirt_core::{Error, Space, VolumeInfo};
 
-use crate::run::run;
-use crate::{Space, VolumeInfo};
+use crate::image;
 
 /// In-progress files start with this; listings skip them and a pool's
 /// start removes the ones a killed daemon left.
@@ -103,21 +103,20 @@ pub fn space(dir: &Path) -> Result<Space, Error> {
     })
 }
 
-pub async fn create(dir: &Path, req: &VolumeCreate) -> Result<(), Error> {
+pub async fn create(
+    runner: &dyn CommandRunner,
+    dir: &Path,
+    req: &VolumeCreate,
+) -> Result<(), Error> {
     let path = dir.join(&req.name);
     let part = part_path(&path);
-    let prealloc = format!("preallocation={}", req.preallocation.as_str());
-    let size = req.size.to_string();
-    let mut args = vec!["create", "-q", "-f", req.format.as_str()];
-    if req.preallocation != ferrovirt_api::Preallocation::Off {
-        args.extend(["-o", &prealloc]);
-    }
-    let part_s = part.display().to_string();
-    args.extend([part_s.as_str(), size.as_str()]);
-    let made = run(
+    let made = image::create(
+        runner,
         &format!("cannot create volume {}", req.name),
-        "qemu-img",
-        &args,
+        &part.display().to_string(),
+        req.format,
+        req.size,
+        req.preallocation,
     )
     .await;
     finish(made, &part, &path).map(drop)
@@ -144,36 +143,31 @@ pub fn finish<T>(result: Result<T, Error>, part: &Path, path: &Path) -> Result<T
     result
 }
 
-pub async fn resize(vol: &VolumeInfo, size: u64, shrink: bool) -> Result<(), Error> {
-    let size = size.to_string();
-    let mut args = vec!["resize", "-q", "-f", vol.format.as_str()];
-    if shrink {
-        args.push("--shrink");
-    }
-    args.extend([vol.path.as_str(), size.as_str()]);
-    run(
-        &format!("cannot resize volume {}", vol.name),
-        "qemu-img",
-        &args,
-    )
-    .await
-    .map(drop)
+pub async fn resize(
+    runner: &dyn CommandRunner,
+    vol: &VolumeInfo,
+    size: u64,
+    shrink: bool,
+) -> Result<(), Error> {
+    let doing = format!("cannot resize volume {}", vol.name);
+    image::resize(runner, &doing, &vol.path, vol.format, size, shrink).await
 }
 
 /// Zeroes a file volume: raw files are emptied and re-extended (sparse
 /// zeros), qcow2 images re-created empty with the same size.
-pub async fn wipe(vol: &VolumeInfo) -> Result<(), Error> {
+pub async fn wipe(runner: &dyn CommandRunner, vol: &VolumeInfo) -> Result<(), Error> {
     let doing = format!("cannot wipe volume {}", vol.name);
     match vol.format {
         VolumeFormat::Qcow2 => {
-            let size = vol.virtual_size.to_string();
-            run(
+            image::create(
+                runner,
                 &doing,
-                "qemu-img",
-                &["create", "-q", "-f", "qcow2", &vol.path, &size],
+                &vol.path,
+                VolumeFormat::Qcow2,
+                vol.virtual_size,
+                ferrovirt_api::Preallocation::Off,
             )
             .await
-            .map(drop)
         }
         _ => {
             let f = std::fs::OpenOptions::new()
@@ -214,6 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_list_resize_wipe_files() {
+        let runner = ferrovirt_core::TokioRunner;
         let dir = tempfile::tempdir().unwrap();
         for (name, format) in [
             ("a.qcow2", VolumeFormat::Qcow2),
@@ -225,7 +220,7 @@ mod tests {
                 format,
                 preallocation: Default::default(),
             };
-            create(dir.path(), &req).await.unwrap();
+            create(&runner, dir.path(), &req).await.unwrap();
         }
         std::fs::write(dir.path().join(".part-x"), b"half").unwrap();
         let vols = list(dir.path()).unwrap();
@@ -235,14 +230,14 @@ mod tests {
         assert_eq!(vols[1].format, VolumeFormat::Raw);
         assert_eq!(vols[1].virtual_size, 64 << 20);
         assert!(vols[1].actual_size < 1 << 20, "raw volumes are sparse");
-        resize(&vols[0], 128 << 20, false).await.unwrap();
+        resize(&runner, &vols[0], 128 << 20, false).await.unwrap();
         assert_eq!(list(dir.path()).unwrap()[0].virtual_size, 128 << 20);
         std::fs::write(&vols[1].path, b"data").unwrap();
         let raw = VolumeInfo {
             virtual_size: 4,
             ..vols[1].clone()
         };
-        wipe(&raw).await.unwrap();
+        wipe(&runner, &raw).await.unwrap();
         assert_eq!(std::fs::read(&vols[1].path).unwrap(), vec![0u8; 4]);
         remove_parts(dir.path());
         assert!(!dir.path().join(".part-x").exists());
@@ -258,7 +253,9 @@ mod tests {
             preallocation: ferrovirt_api::Preallocation::Metadata,
         };
         assert!(
-            create(dir.path(), &req).await.is_err(),
+            create(&ferrovirt_core::TokioRunner, dir.path(), &req)
+                .await
+                .is_err(),
             "raw has no metadata preallocation"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

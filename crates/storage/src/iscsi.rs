@@ -2,25 +2,20 @@
 //! and sized with `qemu-img info`; QEMU opens them with its own initiator.
 
 use ferrovirt_api::{PoolSource, VolumeFormat};
-use ferrovirt_core::Error;
-use ferrovirt_qemu::command::{ISCSI_INITIATOR, IscsiUrl};
+use ferrovirt_core::disk_source::{ISCSI_INITIATOR, IscsiUrl};
+use ferrovirt_core::runner::{Command, CommandRunner};
+use ferrovirt_core::{Error, VolumeInfo};
 
-use crate::VolumeInfo;
+use crate::image;
 use crate::run::run;
 
 /// `iscsi://host:port/target/lun`.
 pub fn lun_url(src: &PoolSource, lun: u32) -> String {
-    let host = src.host.as_deref().unwrap_or_default();
-    let portal = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:3260")
-    };
-    IscsiUrl {
-        portal,
-        target: src.target.clone().unwrap_or_default(),
+    IscsiUrl::new(
+        src.host.as_deref().unwrap_or_default(),
+        src.target.as_deref().unwrap_or_default(),
         lun,
-    }
+    )
     .to_url()
 }
 
@@ -42,14 +37,14 @@ fn parse_luns(out: &str, target: &str) -> Vec<u32> {
     luns
 }
 
-pub async fn luns(src: &PoolSource) -> Result<Vec<VolumeInfo>, Error> {
+pub async fn luns(runner: &dyn CommandRunner, src: &PoolSource) -> Result<Vec<VolumeInfo>, Error> {
     let host = src.host.as_deref().unwrap_or_default();
     let target = src.target.as_deref().unwrap_or_default();
     let portal = format!("iscsi://{host}/");
     let out = run(
+        runner,
         &format!("cannot list the LUNs of {target} at {host}"),
-        "iscsi-ls",
-        &["-s", "-i", ISCSI_INITIATOR, &portal],
+        Command::new("iscsi-ls").args(["-s", "-i", ISCSI_INITIATOR, &portal]),
     )
     .await?;
     let numbers = parse_luns(&out, target);
@@ -61,20 +56,14 @@ pub async fn luns(src: &PoolSource) -> Result<Vec<VolumeInfo>, Error> {
     let mut vols = Vec::new();
     for lun in numbers {
         let url = lun_url(src, lun);
-        let info = ferrovirt_qemu::img::info(std::path::Path::new(&url))
-            .await
-            .map_err(|e| {
-                Error::internal(format!(
-                    "cannot size LUN {lun} of {target}: {}",
-                    ferrovirt_core::error::chain(&e)
-                ))
-            })?;
+        let size = image::virtual_size(runner, &format!("cannot size LUN {lun} of {target}"), &url)
+            .await?;
         vols.push(VolumeInfo {
             name: format!("lun-{lun}"),
             path: url,
             format: VolumeFormat::Raw,
-            virtual_size: info.virtual_size,
-            actual_size: info.virtual_size,
+            virtual_size: size,
+            actual_size: size,
             has_backing: false,
         });
     }
@@ -95,5 +84,51 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(lun_url(&src, 2), "iscsi://127.0.0.1:3260/iqn.x:t/2");
+    }
+
+    #[tokio::test]
+    async fn luns_are_listed_and_sized_through_the_runner() {
+        use ferrovirt_core::fake_runner::{FakeRunner, Reply};
+        let f = FakeRunner::new();
+        f.on(
+            "iscsi-ls",
+            &[],
+            Reply::stdout(
+                "Target:iqn.x:t Portal:127.0.0.1:3260,1\nLun:1 Type:DIRECT_ACCESS (Size:1M)",
+            ),
+        )
+        .on(
+            "qemu-img",
+            &["info"],
+            Reply::stdout(r#"{"virtual-size": 1048576}"#),
+        );
+        let src = PoolSource {
+            host: Some("127.0.0.1".into()),
+            target: Some("iqn.x:t".into()),
+            ..Default::default()
+        };
+        let vols = luns(&f, &src).await.unwrap();
+        assert_eq!(vols.len(), 1);
+        assert_eq!(vols[0].name, "lun-1");
+        assert_eq!(vols[0].virtual_size, 1 << 20);
+        assert_eq!(
+            f.lines(),
+            [
+                format!("iscsi-ls -s -i {ISCSI_INITIATOR} iscsi://127.0.0.1/"),
+                "qemu-img info -U --output=json iscsi://127.0.0.1:3260/iqn.x:t/1".to_owned()
+            ]
+        );
+        f.on("iscsi-ls", &[], Reply::stdout("Target:iqn.other Portal:x"));
+        let err = luns(&f, &src).await.unwrap_err();
+        assert_eq!(
+            err.message,
+            "the iSCSI portal 127.0.0.1 offers no target iqn.x:t"
+        );
+        f.on("iscsi-ls", &[], Reply::fail(1, "iscsi_connect failed"));
+        let err = luns(&f, &src).await.unwrap_err();
+        assert_eq!(
+            err.message,
+            "cannot list the LUNs of iqn.x:t at 127.0.0.1: iscsi_connect failed"
+        );
     }
 }

@@ -1,52 +1,73 @@
-//! Storage pools on the host: each pool type maps onto the real tool that
-//! manages it — files handled with qemu-img (dir, and fs/netfs once
-//! mounted), LVM for logical pools, iscsi-ls for the LUNs of a target that
-//! QEMU then opens with its own initiator.
+//! Storage pools on the host, one [`StorageDriver`] per pool type, each
+//! mapping onto the real tool that manages it: image files handled with
+//! qemu-img ([`FilePool`]: dir, and fs/netfs once mounted), LVM for
+//! logical pools ([`LogicalPool`]), iscsi-ls for the LUNs of a target that
+//! QEMU then opens with its own initiator ([`IscsiPool`]).
 //!
-//! Everything here acts on the host and returns [`ferrovirt_core::Error`]s
-//! that name what failed; records and locking belong to the daemon.
+//! Every tool runs through the daemon's [`CommandRunner`]; everything here
+//! returns [`ferrovirt_core::Error`]s that name what failed. Records and
+//! locking belong to the daemon, which branches on
+//! [`StorageCaps`](ferrovirt_core::StorageCaps), never on pool types.
 
 mod files;
+mod image;
 mod iscsi;
 mod lvm;
 mod mount;
+mod pool_files;
+mod pool_iscsi;
+mod pool_logical;
 mod run;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ferrovirt_api::{PoolSpec, PoolType, VolumeCreate, VolumeFormat};
-use ferrovirt_core::Error;
+use ferrovirt_api::{PoolSpec, PoolType, VolumeCreate};
+use ferrovirt_core::{CommandRunner, Error, StorageDriver};
 
-pub use files::{PART_PREFIX, clone_file, finish, part_path, remove_parts};
+pub use files::{PART_PREFIX, clone_file, finish, part_path};
 pub use iscsi::lun_url;
 pub use lvm::{has_device_mapper, inactive};
+pub use pool_files::FilePool;
+pub use pool_iscsi::IscsiPool;
+pub use pool_logical::LogicalPool;
 
-/// Capacity figures of a pool, in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Space {
-    pub capacity: u64,
-    pub allocation: u64,
-    pub available: u64,
+/// The driver of a pool; `dir` is the directory of file pools (their
+/// `path`, or the daemon's default place for them).
+pub fn driver(
+    spec: &PoolSpec,
+    dir: PathBuf,
+    runner: Arc<dyn CommandRunner>,
+) -> Box<dyn StorageDriver> {
+    let spec = spec.clone();
+    match spec.kind {
+        PoolType::Dir | PoolType::Fs | PoolType::Netfs => {
+            Box::new(FilePool::new(spec, dir, runner))
+        }
+        PoolType::Logical => Box::new(LogicalPool::new(spec, runner)),
+        PoolType::Iscsi => Box::new(IscsiPool::new(spec, runner)),
+    }
 }
 
-/// What a pool knows of one of its volumes without opening it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeInfo {
-    pub name: String,
-    pub path: String,
-    pub format: VolumeFormat,
-    pub virtual_size: u64,
-    pub actual_size: u64,
-    /// Whether the volume has a backing file (a linked clone).
-    pub has_backing: bool,
-}
-
-/// A pool as the host sees it: its spec and the directory of file pools.
-#[derive(Debug, Clone)]
-pub struct PoolHost<'a> {
-    pub spec: &'a PoolSpec,
-    /// The directory of dir/fs/netfs pools (resolved default).
-    pub dir: PathBuf,
+/// Checks a pool's spec: what its type needs, and a directory only where
+/// volumes are files.
+pub fn check_spec(spec: &PoolSpec, driver: &dyn StorageDriver) -> Result<(), Error> {
+    driver.check_spec()?;
+    if let Some(p) = &spec.path
+        && !Path::new(p).is_absolute()
+    {
+        return Err(Error::validation(
+            "path",
+            format!("{p:?} must be an absolute path"),
+        ));
+    }
+    if !driver.capabilities().files && spec.path.is_some() {
+        return Err(Error::validation(
+            "path",
+            format!("a {} pool has no directory", spec.kind.as_str()),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a volume name: it must stay inside its pool and be a plain file
@@ -70,291 +91,49 @@ pub fn check_volume_name(field: &str, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-impl PoolHost<'_> {
-    fn kind(&self) -> PoolType {
-        self.spec.kind
-    }
-
-    fn vg(&self) -> &str {
-        self.spec.source.vg.as_deref().unwrap_or(&self.spec.name)
-    }
-
-    /// Checks what the pool's type needs in its spec.
-    pub fn check_spec(&self) -> Result<(), Error> {
-        let s = &self.spec.source;
-        let need = |field: &str, v: &Option<String>| match v {
-            Some(x) if !x.is_empty() => Ok(()),
-            _ => Err(Error::validation(
-                format!("source.{field}"),
-                format!("a {} pool needs it", self.kind().as_str()),
-            )),
-        };
-        match self.kind() {
-            PoolType::Dir => Ok(()),
-            PoolType::Fs => {
-                need("device", &s.device)?;
-                mount::check_filesystem(s.filesystem.as_deref())
-            }
-            PoolType::Netfs => {
-                need("host", &s.host)?;
-                need("export", &s.export)
-            }
-            PoolType::Logical => Ok(()),
-            PoolType::Iscsi => {
-                need("host", &s.host)?;
-                need("target", &s.target)
-            }
-        }?;
-        if let Some(p) = &self.spec.path
-            && !Path::new(p).is_absolute()
-        {
-            return Err(Error::validation(
-                "path",
-                format!("{p:?} must be an absolute path"),
-            ));
-        }
-        if !self.kind().has_files() && self.spec.path.is_some() {
-            return Err(Error::validation(
-                "path",
-                format!("a {} pool has no directory", self.kind().as_str()),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Prepares the storage: makes the directory, formats the filesystem
-    /// or creates the volume group. Destroys what the device held.
-    pub async fn build(&self) -> Result<(), Error> {
-        match self.kind() {
-            PoolType::Dir | PoolType::Netfs => mkdir(&self.dir),
-            PoolType::Fs => {
-                mkdir(&self.dir)?;
-                mount::mkfs(&self.spec.source).await
-            }
-            PoolType::Logical => {
-                let dev = self.spec.source.device.as_deref().ok_or_else(|| {
-                    Error::validation("source.device", "building a logical pool needs a device")
-                })?;
-                lvm::create_vg(self.vg(), dev).await
-            }
-            PoolType::Iscsi => Err(Error::validation(
-                "build",
-                "an iscsi pool is built on the target, not here",
-            )),
-        }
-    }
-
-    /// Makes the pool usable: mounts, checks the volume group or the target.
-    pub async fn start(&self) -> Result<(), Error> {
-        match self.kind() {
-            PoolType::Dir => {
-                if !self.dir.is_dir() {
-                    return Err(Error::conflict(format!(
-                        "pool {}: {} is not a directory (create the pool with build to make it)",
-                        self.spec.name,
-                        self.dir.display()
-                    )));
-                }
-                Ok(())
-            }
-            PoolType::Fs | PoolType::Netfs => {
-                mkdir(&self.dir)?;
-                mount::mount(self.spec, &self.dir).await
-            }
-            PoolType::Logical => lvm::check_vg(self.vg()).await,
-            PoolType::Iscsi => iscsi::luns(&self.spec.source).await.map(drop),
-        }
-    }
-
-    /// Undoes [`start`](Self::start): unmounts fs and netfs pools.
-    pub async fn stop(&self) -> Result<(), Error> {
-        match self.kind() {
-            PoolType::Fs | PoolType::Netfs => mount::unmount(&self.dir).await,
-            _ => Ok(()),
-        }
-    }
-
-    pub async fn space(&self) -> Result<Space, Error> {
-        match self.kind() {
-            PoolType::Dir | PoolType::Fs | PoolType::Netfs => files::space(&self.dir),
-            PoolType::Logical => lvm::space(self.vg()).await,
-            PoolType::Iscsi => {
-                let total: u64 = iscsi::luns(&self.spec.source)
-                    .await?
-                    .iter()
-                    .map(|l| l.virtual_size)
-                    .sum();
-                Ok(Space {
-                    capacity: total,
-                    allocation: total,
-                    available: 0,
-                })
-            }
-        }
-    }
-
-    pub async fn volumes(&self) -> Result<Vec<VolumeInfo>, Error> {
-        match self.kind() {
-            PoolType::Dir | PoolType::Fs | PoolType::Netfs => files::list(&self.dir),
-            PoolType::Logical => lvm::list(self.vg()).await,
-            PoolType::Iscsi => iscsi::luns(&self.spec.source).await,
-        }
-    }
-
-    /// The volume called `name`.
-    pub async fn volume(&self, name: &str) -> Result<VolumeInfo, Error> {
-        check_volume_name("volume", name)?;
-        let found = if self.kind().has_files() {
-            // One stat, not a listing of the whole pool.
-            files::find(&self.dir, name)
-        } else {
-            self.volumes().await?.into_iter().find(|v| v.name == name)
-        };
-        found.ok_or_else(|| {
-            Error::not_found(format!("pool {} has no volume {name}", self.spec.name))
-        })
-    }
-
-    fn fixed_volumes(&self) -> Result<(), Error> {
-        if self.kind() == PoolType::Iscsi {
-            return Err(Error::conflict(format!(
-                "pool {}: the volumes of an iscsi pool are the target's LUNs; make or remove them on the target",
-                self.spec.name
-            )));
-        }
-        Ok(())
-    }
-
-    /// Where a new volume called `name` lives.
-    pub fn volume_path(&self, name: &str) -> PathBuf {
-        match self.kind() {
-            PoolType::Logical => lvm::lv_path(self.vg(), name),
-            _ => self.dir.join(name),
-        }
-    }
-
-    pub async fn create(&self, req: &VolumeCreate) -> Result<VolumeInfo, Error> {
-        self.fixed_volumes()?;
-        check_volume_name("name", &req.name)?;
-        if !req.format.is_native() {
-            return Err(Error::validation(
-                "format",
-                format!(
-                    "volumes are raw or qcow2; {} is for import",
-                    req.format.as_str()
-                ),
-            ));
-        }
-        if req.size == 0 {
-            return Err(Error::validation("size", "must be more than 0"));
-        }
-        if self.volume(&req.name).await.is_ok() {
-            return Err(Error::conflict(format!(
-                "pool {} already has a volume {}",
-                self.spec.name, req.name
-            )));
-        }
-        match self.kind() {
-            PoolType::Logical => {
-                if req.format != VolumeFormat::Raw {
-                    return Err(Error::validation(
-                        "format",
-                        "logical volumes are raw block devices",
-                    ));
-                }
-                lvm::create(self.vg(), &req.name, req.size).await?;
-            }
-            _ => files::create(&self.dir, req).await?,
-        }
-        self.volume(&req.name).await
-    }
-
-    pub async fn delete(&self, name: &str) -> Result<(), Error> {
-        self.fixed_volumes()?;
-        let vol = self.volume(name).await?;
-        match self.kind() {
-            PoolType::Logical => lvm::remove(self.vg(), name).await,
-            _ => std::fs::remove_file(&vol.path)
-                .map_err(|e| Error::internal(format!("cannot delete volume {name}: {e}"))),
-        }
-    }
-
-    /// Resizes a volume that no running guest has open.
-    pub async fn resize(&self, name: &str, size: u64) -> Result<(), Error> {
-        self.fixed_volumes()?;
-        let vol = self.volume(name).await?;
-        let shrink = size < vol.virtual_size;
-        match self.kind() {
-            PoolType::Logical => lvm::resize(self.vg(), name, size).await,
-            _ => files::resize(&vol, size, shrink).await,
-        }
-    }
-
-    /// Zeroes a volume's content, keeping its size and format.
-    pub async fn wipe(&self, name: &str) -> Result<(), Error> {
-        self.fixed_volumes()?;
-        let vol = self.volume(name).await?;
-        match self.kind() {
-            PoolType::Logical => lvm::wipe(&vol).await,
-            _ => files::wipe(&vol).await,
-        }
+/// A spec field the pool's type needs.
+fn need(spec: &PoolSpec, field: &str, value: &Option<String>) -> Result<(), Error> {
+    match value {
+        Some(x) if !x.is_empty() => Ok(()),
+        _ => Err(Error::validation(
+            format!("source.{field}"),
+            format!("a {} pool needs it", spec.kind.as_str()),
+        )),
     }
 }
 
-fn mkdir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))
+fn not_found(pool: &str, name: &str) -> Error {
+    Error::not_found(format!("pool {pool} has no volume {name}"))
+}
+
+/// What every new volume must be: a good name, a native format, a size,
+/// and not there yet.
+async fn check_new_volume(
+    driver: &dyn StorageDriver,
+    pool: &str,
+    req: &VolumeCreate,
+) -> Result<(), Error> {
+    check_volume_name("name", &req.name)?;
+    if !req.format.is_native() {
+        return Err(Error::validation(
+            "format",
+            format!(
+                "volumes are raw or qcow2; {} is for import",
+                req.format.as_str()
+            ),
+        ));
+    }
+    if req.size == 0 {
+        return Err(Error::validation("size", "must be more than 0"));
+    }
+    if driver.volume(&req.name).await.is_ok() {
+        return Err(Error::conflict(format!(
+            "pool {pool} already has a volume {}",
+            req.name
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volume_names_stay_in_their_pool() {
-        for ok in ["disk.qcow2", "a", "root_1+x-2"] {
-            check_volume_name("name", ok).unwrap();
-        }
-        for bad in ["", "../etc/passwd", "a/b", ".hidden", "-rf", "a b", "x\0"] {
-            let err = check_volume_name("name", bad).unwrap_err();
-            assert_eq!(err.field.as_deref(), Some("name"), "{bad}");
-        }
-    }
-
-    #[test]
-    fn specs_need_their_type_fields() {
-        let spec: PoolSpec = serde_json::from_value(serde_json::json!({
-            "name": "p", "type": "iscsi", "source": {"host": "127.0.0.1"}}))
-        .unwrap();
-        let host = PoolHost {
-            spec: &spec,
-            dir: "/x".into(),
-        };
-        assert_eq!(
-            host.check_spec().unwrap_err().field.as_deref(),
-            Some("source.target")
-        );
-        let spec: PoolSpec = serde_json::from_value(serde_json::json!({
-            "name": "p", "type": "fs", "source": {"device": "/dev/x", "filesystem": "ntfs"}}))
-        .unwrap();
-        let host = PoolHost {
-            spec: &spec,
-            dir: "/x".into(),
-        };
-        assert_eq!(
-            host.check_spec().unwrap_err().field.as_deref(),
-            Some("source.filesystem")
-        );
-        let spec: PoolSpec = serde_json::from_value(serde_json::json!({
-            "name": "p", "path": "rel"}))
-        .unwrap();
-        let host = PoolHost {
-            spec: &spec,
-            dir: "/x".into(),
-        };
-        assert_eq!(
-            host.check_spec().unwrap_err().field.as_deref(),
-            Some("path")
-        );
-    }
-}
+mod tests;

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 
 use ferrovirt_api::VolumeFormat;
-use ferrovirt_core::Error;
+use ferrovirt_core::runner::{Command, CommandRunner};
+use ferrovirt_core::{Error, Space, VolumeInfo};
 
 use crate::run::run;
-use crate::{Space, VolumeInfo};
 
 /// Whether the kernel has device-mapper, which activating LVs needs.
 pub fn has_device_mapper() -> bool {
@@ -18,7 +18,7 @@ pub fn has_device_mapper() -> bool {
 
 /// `lvm` with the options this host needs: no metadata archive clutter in
 /// /etc/lvm, and activation off where device-mapper is missing.
-async fn lvm(doing: &str, args: &[&str]) -> Result<String, Error> {
+async fn lvm(runner: &dyn CommandRunner, doing: &str, args: &[&str]) -> Result<String, Error> {
     let config = if has_device_mapper() {
         "backup{backup=0 archive=0}"
     } else {
@@ -26,21 +26,24 @@ async fn lvm(doing: &str, args: &[&str]) -> Result<String, Error> {
     };
     let mut all = vec![args[0], "--config", config];
     all.extend_from_slice(&args[1..]);
-    run(doing, "lvm", &all).await
+    run(runner, doing, Command::new("lvm").args(all)).await
 }
 
 pub fn lv_path(vg: &str, lv: &str) -> PathBuf {
     PathBuf::from("/dev").join(vg).join(lv)
 }
 
-pub async fn create_vg(vg: &str, device: &str) -> Result<(), Error> {
+pub async fn create_vg(runner: &dyn CommandRunner, vg: &str, device: &str) -> Result<(), Error> {
     let doing = format!("cannot create volume group {vg} on {device}");
-    lvm(&doing, &["pvcreate", "-y", "-ff", device]).await?;
-    lvm(&doing, &["vgcreate", "-y", vg, device]).await.map(drop)
+    lvm(runner, &doing, &["pvcreate", "-y", "-ff", device]).await?;
+    lvm(runner, &doing, &["vgcreate", "-y", vg, device])
+        .await
+        .map(drop)
 }
 
-pub async fn check_vg(vg: &str) -> Result<(), Error> {
+pub async fn check_vg(runner: &dyn CommandRunner, vg: &str) -> Result<(), Error> {
     lvm(
+        runner,
         &format!("volume group {vg} is not usable"),
         &["vgs", "--noheadings", vg],
     )
@@ -61,12 +64,14 @@ fn num(s: &str) -> u64 {
 
 /// One row per object of an LVM report (`vgs`/`lvs`) of `vg`, sizes in bytes.
 async fn report(
+    runner: &dyn CommandRunner,
     doing: &str,
     command: &str,
     columns: &str,
     vg: &str,
 ) -> Result<Vec<Vec<String>>, Error> {
     let out = lvm(
+        runner,
         doing,
         &[
             command,
@@ -85,8 +90,9 @@ async fn report(
     Ok(fields(&out))
 }
 
-pub async fn space(vg: &str) -> Result<Space, Error> {
+pub async fn space(runner: &dyn CommandRunner, vg: &str) -> Result<Space, Error> {
     let rows = report(
+        runner,
         &format!("cannot read volume group {vg}"),
         "vgs",
         "vg_size,vg_free",
@@ -103,8 +109,9 @@ pub async fn space(vg: &str) -> Result<Space, Error> {
     })
 }
 
-pub async fn list(vg: &str) -> Result<Vec<VolumeInfo>, Error> {
+pub async fn list(runner: &dyn CommandRunner, vg: &str) -> Result<Vec<VolumeInfo>, Error> {
     let rows = report(
+        runner,
         &format!("cannot list the volumes of {vg}"),
         "lvs",
         "lv_name,lv_size",
@@ -139,21 +146,27 @@ fn bytes(size: u64) -> String {
     format!("{size}b")
 }
 
-pub async fn create(vg: &str, lv: &str, size: u64) -> Result<(), Error> {
+pub async fn create(
+    runner: &dyn CommandRunner,
+    vg: &str,
+    lv: &str,
+    size: u64,
+) -> Result<(), Error> {
     let size = bytes(size);
     let mut args = vec!["lvcreate", "-y", "-L", &size, "-n", lv];
     if !has_device_mapper() {
         args.extend(["-an", "-Zn"]);
     }
     args.push(vg);
-    lvm(&format!("cannot create logical volume {lv}"), &args)
+    lvm(runner, &format!("cannot create logical volume {lv}"), &args)
         .await
         .map(drop)
 }
 
-pub async fn remove(vg: &str, lv: &str) -> Result<(), Error> {
+pub async fn remove(runner: &dyn CommandRunner, vg: &str, lv: &str) -> Result<(), Error> {
     let target = format!("{vg}/{lv}");
     lvm(
+        runner,
         &format!("cannot remove logical volume {lv}"),
         &["lvremove", "-y", &target],
     )
@@ -161,10 +174,16 @@ pub async fn remove(vg: &str, lv: &str) -> Result<(), Error> {
     .map(drop)
 }
 
-pub async fn resize(vg: &str, lv: &str, size: u64) -> Result<(), Error> {
+pub async fn resize(
+    runner: &dyn CommandRunner,
+    vg: &str,
+    lv: &str,
+    size: u64,
+) -> Result<(), Error> {
     let target = format!("{vg}/{lv}");
     let size = bytes(size);
     lvm(
+        runner,
         &format!("cannot resize logical volume {lv}"),
         &["lvresize", "-f", "-L", &size, &target],
     )
@@ -172,14 +191,14 @@ pub async fn resize(vg: &str, lv: &str, size: u64) -> Result<(), Error> {
     .map(drop)
 }
 
-pub async fn wipe(vol: &VolumeInfo) -> Result<(), Error> {
+pub async fn wipe(runner: &dyn CommandRunner, vol: &VolumeInfo) -> Result<(), Error> {
     if vol.path.is_empty() {
         return Err(inactive(&vol.name));
     }
     run(
+        runner,
         &format!("cannot wipe logical volume {}", vol.name),
-        "blkdiscard",
-        &["--zeroout", &vol.path],
+        Command::new("blkdiscard").args(["--zeroout", &vol.path]),
     )
     .await
     .map(drop)

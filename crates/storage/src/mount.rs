@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ferrovirt_api::{PoolSource, PoolSpec, PoolType};
 use ferrovirt_core::Error;
+use ferrovirt_core::runner::{Command, CommandRunner};
 
 use crate::run::run;
 
@@ -25,7 +26,7 @@ fn filesystem(src: &PoolSource) -> &str {
     src.filesystem.as_deref().unwrap_or("ext4")
 }
 
-pub async fn mkfs(src: &PoolSource) -> Result<(), Error> {
+pub async fn mkfs(runner: &dyn CommandRunner, src: &PoolSource) -> Result<(), Error> {
     let dev = src.device.as_deref().unwrap_or_default();
     let fs = filesystem(src);
     let force = match fs {
@@ -33,9 +34,9 @@ pub async fn mkfs(src: &PoolSource) -> Result<(), Error> {
         _ => "-f",
     };
     run(
+        runner,
         &format!("cannot make a {fs} filesystem on {dev}"),
-        &format!("mkfs.{fs}"),
-        &["-q", force, dev],
+        Command::new(format!("mkfs.{fs}")).args(["-q", force, dev]),
     )
     .await
     .map(drop)
@@ -85,7 +86,7 @@ pub fn mount_args(spec: &PoolSpec, dir: &Path) -> Vec<String> {
     args
 }
 
-pub async fn mount(spec: &PoolSpec, dir: &Path) -> Result<(), Error> {
+pub async fn mount(runner: &dyn CommandRunner, spec: &PoolSpec, dir: &Path) -> Result<(), Error> {
     if is_mounted(dir) {
         return Ok(());
     }
@@ -98,21 +99,27 @@ pub async fn mount(spec: &PoolSpec, dir: &Path) -> Result<(), Error> {
             spec.name
         )));
     }
-    let args = mount_args(spec, dir);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&format!("cannot mount pool {}", spec.name), "mount", &args)
-        .await
-        .map(drop)
+    run(
+        runner,
+        &format!("cannot mount pool {}", spec.name),
+        Command::new("mount").args(mount_args(spec, dir)),
+    )
+    .await
+    .map(drop)
 }
 
-pub async fn unmount(dir: &Path) -> Result<(), Error> {
+pub async fn unmount(runner: &dyn CommandRunner, dir: &Path) -> Result<(), Error> {
     if !is_mounted(dir) {
         return Ok(());
     }
     let d = dir.display().to_string();
-    run(&format!("cannot unmount {d}"), "umount", &[&d])
-        .await
-        .map(drop)
+    run(
+        runner,
+        &format!("cannot unmount {d}"),
+        Command::new("umount").arg(&d),
+    )
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]

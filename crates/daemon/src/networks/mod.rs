@@ -1,21 +1,23 @@
 //! Virtual networks: definition, start/stop, the default network, the
-//! firewall table, and start-up reconciliation.
+//! firewall table, and start-up reconciliation. The host work is the
+//! network's [`NetworkDriver`]'s; this module keeps the records, the locks
+//! and the rules, and branches on the driver's capabilities.
 
-mod dnsmasq;
 pub mod nics;
 
 use std::path::PathBuf;
 
 use ferrovirt_api::{Lease, Network, NetworkSpec, NetworkType};
-use ferrovirt_core::Error;
+use ferrovirt_core::{Error, NetworkDriver};
 use ferrovirt_network::{firewall, host, plan};
 use ferrovirt_store::NetworkRecord;
 use ipnet::Ipv4Net;
 
 use crate::daemon::{Daemon, store_err};
 
-fn host_err(doing: &str) -> impl Fn(host::HostError) -> Error + '_ {
-    move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
+/// The driver of a network, running its tools through the daemon's runner.
+pub fn driver(d: &Daemon, spec: &NetworkSpec) -> Box<dyn NetworkDriver> {
+    ferrovirt_network::driver(spec, dir(d, &spec.name), d.runner.clone())
 }
 
 /// The lock key of a network (instances and networks share the lock map).
@@ -62,11 +64,7 @@ pub async fn used_by(d: &Daemon, network: &str) -> Vec<String> {
 }
 
 pub async fn view(d: &Daemon, rec: NetworkRecord) -> Network {
-    let bridge = match rec.spec.kind {
-        k if k.is_managed() => Some(ferrovirt_network::bridge_name(&rec.spec.name)),
-        NetworkType::Bridge | NetworkType::Ovs => rec.spec.parent.clone(),
-        _ => None,
-    };
+    let bridge = driver(d, &rec.spec).bridge();
     Network {
         used_by: used_by(d, &rec.spec.name).await,
         active: rec.active,
@@ -84,9 +82,10 @@ async fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Erro
         .into_iter()
         .filter(|r| r.spec.name != spec.name)
         .collect();
-    if spec.kind.is_managed() {
+    let drv = driver(d, &spec);
+    if drv.capabilities().managed {
         let mut used: Vec<Ipv4Net> = others.iter().filter_map(|r| subnet_of(&r.spec)).collect();
-        let host_used = host::used_subnets();
+        let host_used = host::used_subnets(&*d.runner).await;
         if spec.ipv4.is_none() {
             used.extend(host_used.iter().copied());
             let free = plan::free_subnet(&used).ok_or_else(|| {
@@ -107,40 +106,17 @@ async fn validate(d: &Daemon, mut spec: NetworkSpec) -> Result<NetworkSpec, Erro
                 ),
             ));
         }
-        let ours = ferrovirt_network::bridge_name(&spec.name);
-        if let Some(route) = host_used.iter().find(|s| plan::overlaps(s, &p.subnet)) {
-            let own = host::ip(&["-4", "-o", "addr", "show", "dev", &ours])
-                .unwrap_or_default()
-                .contains(&p.gateway.to_string());
-            if !own {
-                return Err(Error::validation(
-                    "ipv4.address",
-                    format!("{} overlaps {route}, which the host already uses", p.subnet),
-                ));
-            }
+        let ours = drv.bridge().unwrap_or_default();
+        if let Some(route) = host_used.iter().find(|s| plan::overlaps(s, &p.subnet))
+            && !host::has_address(&*d.runner, &ours, &p.gateway.to_string()).await
+        {
+            return Err(Error::validation(
+                "ipv4.address",
+                format!("{} overlaps {route}, which the host already uses", p.subnet),
+            ));
         }
     }
-    if let Some(parent) = &spec.parent
-        && spec.kind != NetworkType::Ovs
-        && !host::link_exists(parent)
-    {
-        return Err(Error::validation(
-            "parent",
-            format!("the host has no interface {parent}"),
-        ));
-    }
-    if spec.kind == NetworkType::Bridge
-        && let Some(parent) = &spec.parent
-        && !std::path::Path::new("/sys/class/net")
-            .join(parent)
-            .join("bridge")
-            .exists()
-    {
-        return Err(Error::validation(
-            "parent",
-            format!("{parent} is not a bridge"),
-        ));
-    }
+    drv.check_host().await?;
     Ok(spec)
 }
 
@@ -156,7 +132,7 @@ pub async fn create(d: &Daemon, spec: NetworkSpec, start_now: bool) -> Result<Ne
         .await
         .map_err(store_err("saving the network"))?;
     if start_now && let Err(e) = start_locked(d, &rec.spec.name).await {
-        let _ = d.store.delete_network(&rec.spec.name).await;
+        let _ = d.store.delete_network(&rec.spec.name);
         return Err(e);
     }
     Ok(view(d, record(d, &rec.spec.name).await?).await)
@@ -195,8 +171,8 @@ pub async fn replace(d: &Daemon, name: &str, spec: NetworkSpec) -> Result<Networ
         .update_network(&rec)
         .await
         .map_err(store_err("saving the network"))?;
-    if rec.active && rec.spec.kind.is_managed() && rec.spec.ipv4 != old.spec.ipv4 {
-        dnsmasq::restart(d, &rec.spec)?;
+    if rec.active && rec.spec.ipv4 != old.spec.ipv4 {
+        driver(d, &rec.spec).reload().await?;
     }
     Ok(view(d, rec).await)
 }
@@ -230,49 +206,13 @@ pub async fn start(d: &Daemon, name: &str) -> Result<Network, Error> {
 
 async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     let mut rec = record(d, name).await?;
-    bring_up(d, &rec.spec)?;
+    driver(d, &rec.spec).start().await?;
     rec.active = true;
     d.store
         .update_network(&rec)
         .await
         .map_err(store_err("saving the network"))?;
     apply_firewall(d).await
-}
-
-/// Creates what an active network needs on the host (idempotent).
-fn bring_up(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
-    let name = &spec.name;
-    match spec.kind {
-        k if k.is_managed() => {
-            let cfg = spec.ipv4.as_ref().ok_or_else(|| {
-                Error::internal(format!("network {name} has no IPv4 configuration"))
-            })?;
-            let plan = plan::ipv4_plan(cfg)?;
-            let br = ferrovirt_network::bridge_name(name);
-            let address = format!("{}/{}", plan.gateway, plan.subnet.prefix_len());
-            host::create_bridge(&br, &address).map_err(host_err(&format!(
-                "cannot create the bridge of network {name}"
-            )))?;
-            if matches!(k, NetworkType::Nat | NetworkType::Routed) {
-                host::enable_forwarding().map_err(host_err("cannot enable IPv4 forwarding"))?;
-            }
-            dnsmasq::restart(d, spec)
-        }
-        NetworkType::Ovs => {
-            let parent = spec.parent.as_deref().unwrap_or_default();
-            host::ovs_ensure_bridge(parent)
-                .map_err(host_err(&format!("cannot set up the OVS bridge {parent}")))
-        }
-        _ => {
-            let parent = spec.parent.as_deref().unwrap_or_default();
-            if !host::link_exists(parent) {
-                return Err(Error::conflict(format!(
-                    "network {name}: the host interface {parent} is gone"
-                )));
-            }
-            Ok(())
-        }
-    }
 }
 
 pub async fn stop(d: &Daemon, name: &str) -> Result<Network, Error> {
@@ -294,12 +234,7 @@ async fn stop_locked(d: &Daemon, name: &str) -> Result<(), Error> {
             running.join(", ")
         )));
     }
-    if rec.spec.kind.is_managed() {
-        dnsmasq::stop(d, name);
-        host::delete_link(&ferrovirt_network::bridge_name(name)).map_err(host_err(&format!(
-            "cannot delete the bridge of network {name}"
-        )))?;
-    }
+    driver(d, &rec.spec).stop().await?;
     rec.active = false;
     d.store
         .update_network(&rec)
@@ -308,12 +243,13 @@ async fn stop_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     apply_firewall(d).await
 }
 
-/// Replaces Ferrovirt's nftables table with the rules of the active networks.
+/// Replaces Ferrovirt's nftables table with the rules of the active
+/// managed networks.
 pub async fn apply_firewall(d: &Daemon) -> Result<(), Error> {
     let nets: Vec<firewall::FirewallNet> = records(d)
         .await?
         .into_iter()
-        .filter(|r| r.active && r.spec.kind.is_managed())
+        .filter(|r| r.active && driver(d, &r.spec).capabilities().managed)
         .filter_map(|r| {
             Some(firewall::FirewallNet {
                 subnet: subnet_of(&r.spec)?,
@@ -322,54 +258,12 @@ pub async fn apply_firewall(d: &Daemon) -> Result<(), Error> {
             })
         })
         .collect();
-    if nets.is_empty() && !table_exists() {
-        // Nothing to add and nothing of ours to remove: leave nft alone.
-        return Ok(());
-    }
-    let script = firewall::ruleset(&nets);
-    let mut child = std::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::internal(format!("cannot run nft: {e}; install nftables")))?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())
-        .map_err(|e| Error::internal(format!("cannot feed nft: {e}")))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::internal(format!("nft failed: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::internal(format!(
-            "nft refused Ferrovirt's ruleset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-fn table_exists() -> bool {
-    std::process::Command::new("nft")
-        .args(["list", "table", "inet", "ferrovirt"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The DHCP leases of network `name` as dnsmasq recorded them, without
-/// their owners (an unknown network has none).
-pub fn dhcp_leases(d: &Daemon, name: &str) -> Vec<Lease> {
-    dnsmasq::leases(d, name)
+    ferrovirt_network::nft::apply(&*d.runner, &nets).await
 }
 
 pub async fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
-    record(d, name).await?;
-    let mut leases = dnsmasq::leases(d, name);
+    let rec = record(d, name).await?;
+    let mut leases = driver(d, &rec.spec).leases();
     let owners: Vec<(String, String)> = d
         .store
         .list_instances()
@@ -423,7 +317,7 @@ pub async fn reconcile(d: &Daemon) {
         if rec.active || rec.spec.autostart {
             let name = rec.spec.name.clone();
             let result = if rec.active {
-                bring_up_kept(d, &rec.spec)
+                bring_up_kept(d, &rec.spec).await
             } else {
                 start_locked(d, &name).await
             };
@@ -437,13 +331,18 @@ pub async fn reconcile(d: &Daemon) {
     }
 }
 
-/// Like [`bring_up`] but keeps a dnsmasq that still runs.
-fn bring_up_kept(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
-    if spec.kind.is_managed()
-        && dnsmasq::running(d, &spec.name)
-        && host::link_exists(&ferrovirt_network::bridge_name(&spec.name))
-    {
+/// Brings an active network up again unless all of it is still there (a
+/// dnsmasq that still runs is kept).
+async fn bring_up_kept(d: &Daemon, spec: &NetworkSpec) -> Result<(), Error> {
+    let drv = driver(d, spec);
+    if drv.capabilities().managed && drv.is_up().await {
         return Ok(());
     }
-    bring_up(d, spec)
+    drv.start().await
+}
+
+/// The DHCP leases of network `name` as dnsmasq keeps them (no store read:
+/// used to show an instance's addresses).
+pub fn dhcp_leases(d: &Daemon, name: &str) -> Vec<Lease> {
+    ferrovirt_network::dhcp::Dnsmasq::new(&dir(d, name)).leases()
 }

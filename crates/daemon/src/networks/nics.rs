@@ -2,8 +2,8 @@
 //! descriptors over QMP, hot-plug and unplug, cleanup when QEMU exits.
 
 use ferrovirt_api::{InstanceSpec, MachineKind, NetworkType, Nic};
-use ferrovirt_core::Error;
-use ferrovirt_network::{host, plan};
+use ferrovirt_core::{Error, NicPort};
+use ferrovirt_network::plan;
 use ferrovirt_qemu::Monitor;
 
 use crate::daemon::Daemon;
@@ -11,10 +11,6 @@ use crate::daemon::Daemon;
 /// How many hot-pluggable PCIe root ports a q35 instance has (the
 /// command-line builder creates them; see `ferrovirt_qemu::command`).
 pub use ferrovirt_qemu::command::ROOT_PORTS;
-
-fn host_err(doing: String) -> impl Fn(host::HostError) -> Error {
-    move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
-}
 
 fn random_mac() -> String {
     let b = uuid::Uuid::new_v4().into_bytes();
@@ -103,40 +99,11 @@ pub async fn plug(d: &Daemon, qmp: &Monitor, spec: &InstanceSpec, nic: &Nic) -> 
             nic.network
         )));
     }
-    let tap = host::tap_name(&mac);
-    let fd = match net.spec.kind {
-        NetworkType::Macvtap => {
-            let parent = net.spec.parent.as_deref().unwrap_or_default();
-            host::open_macvtap(
-                &host::macvtap_name(&mac),
-                parent,
-                net.spec.macvtap_mode.as_str(),
-                &mac,
-            )
-            .map_err(host_err(format!("cannot create the macvtap of NIC {mac}")))?
-        }
-        kind => {
-            let fd = host::open_tap(&tap)
-                .map_err(host_err(format!("cannot create the TAP of NIC {mac}")))?;
-            match kind {
-                NetworkType::Ovs => {
-                    let br = net.spec.parent.as_deref().unwrap_or_default();
-                    host::ovs_add_port(br, &tap, nic.vlan)
-                        .map_err(host_err(format!("cannot add {tap} to OVS bridge {br}")))?;
-                }
-                k => {
-                    let br = if k.is_managed() {
-                        ferrovirt_network::bridge_name(&nic.network)
-                    } else {
-                        net.spec.parent.clone().unwrap_or_default()
-                    };
-                    host::attach_to_bridge(&tap, &br)
-                        .map_err(host_err(format!("cannot attach {tap} to bridge {br}")))?;
-                }
-            }
-            fd
-        }
+    let port = NicPort {
+        mac: mac.clone(),
+        vlan: nic.vlan,
     };
+    let fd = super::driver(d, &net.spec).plug(&port).await?;
     let sfx = id_suffix(&mac);
     let qmp_err = |what: &'static str| {
         let mac = mac.clone();
@@ -211,15 +178,15 @@ pub async fn unplug(d: &Daemon, qmp: &Monitor, nic: &Nic) -> Result<(), Error> {
 /// Removes the host side of a NIC whose QEMU is gone (TAPs vanish with
 /// their last fd; macvtaps and OVS ports do not).
 pub async fn cleanup_nic(d: &Daemon, nic: &Nic) {
-    let Some(mac) = &nic.mac else { return };
-    let kind = super::record(d, &nic.network).await.map(|r| r.spec.kind);
-    match kind {
-        Ok(NetworkType::Macvtap) => {
-            let _ = host::delete_link(&host::macvtap_name(mac));
-        }
-        Ok(NetworkType::Ovs) => host::ovs_del_port(&host::tap_name(mac)),
-        _ => {}
-    }
+    let Some(mac) = nic.mac.clone() else { return };
+    let Ok(net) = super::record(d, &nic.network).await else {
+        return;
+    };
+    let port = NicPort {
+        mac,
+        vlan: nic.vlan,
+    };
+    super::driver(d, &net.spec).unplug(&port).await;
 }
 
 /// Removes the host side of every NIC of an instance.

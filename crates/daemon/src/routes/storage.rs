@@ -89,7 +89,7 @@ pub async fn change_state(
         // only re-checks that it is there.
         "refresh" => {
             let rec = storage::active(&d, &pool).await?;
-            storage::host(&d, &rec.spec).start().await?;
+            storage::driver(&d, &rec.spec).start().await?;
             storage::view(&d, rec).await
         }
         other => {

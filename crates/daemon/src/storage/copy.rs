@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{
-    Operation, PoolType, VolumeClone, VolumeConvert, VolumeExport, VolumeFormat, VolumeImport,
+    Operation, VolumeClone, VolumeConvert, VolumeExport, VolumeFormat, VolumeImport,
 };
 use ferrovirt_core::Error;
-use ferrovirt_qemu::img;
-use ferrovirt_storage::{PoolHost, check_volume_name, finish, part_path};
+use ferrovirt_qemu::img::{self, QemuImg};
+use ferrovirt_storage::{check_volume_name, finish, part_path};
 
 use super::volumes::{find, lock_key};
 use crate::daemon::Daemon;
@@ -24,7 +24,8 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
 /// The file pool a copy goes into, checked for the new name.
 async fn target(d: &Daemon, pool: &str, name: &str, field: &str) -> Result<PathBuf, Error> {
     let rec = super::active(d, pool).await?;
-    if !rec.spec.kind.has_files() {
+    let h = super::driver(d, &rec.spec);
+    let Some(dir) = h.directory().filter(|_| h.capabilities().files) else {
         return Err(Error::validation(
             field,
             format!(
@@ -32,15 +33,14 @@ async fn target(d: &Daemon, pool: &str, name: &str, field: &str) -> Result<PathB
                 rec.spec.kind.as_str()
             ),
         ));
-    }
+    };
     check_volume_name(field, name)?;
-    let h: PoolHost = super::host(d, &rec.spec);
     if h.volume(name).await.is_ok() {
         return Err(Error::conflict(format!(
             "pool {pool} already has a volume {name}"
         )));
     }
-    Ok(h.volume_path(name))
+    Ok(dir.join(name))
 }
 
 /// Runs `copy` into the part file of `dest`, renaming it into place on
@@ -59,6 +59,7 @@ where
 
 /// qemu-img convert `src` → part of `dest`, reporting progress.
 async fn convert(
+    img: QemuImg<'_>,
     ctx: &OpCtx,
     src: &Path,
     src_format: Option<&str>,
@@ -69,7 +70,7 @@ async fn convert(
     let total = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
     let part = part_path(dest);
     copy_into(ctx, dest, async {
-        img::convert_from(src, src_format, &part, format.as_str(), None, |p| {
+        img.convert_from(src, src_format, &part, format.as_str(), None, |p| {
             let done = (total as f64 * p / 100.0) as u64;
             ctx.progress(stage, p, (total > 0).then_some((done, total)));
         })
@@ -109,7 +110,7 @@ pub async fn import(d: &Daemon, pool: &str, req: VolumeImport) -> Result<Operati
     let src_format = match req.source_format {
         Some(f) => f,
         None => {
-            let info = img::info(&src).await.map_err(|e| {
+            let info = QemuImg::new(&*d.runner).info(&src).await.map_err(|e| {
                 Error::validation(
                     "source",
                     format!(
@@ -167,6 +168,7 @@ fn spawn_copy(
     spawn(d, description, resources, move |ctx| async move {
         let _guard = dd.locks.lock(&lock).await;
         convert(
+            QemuImg::new(&*dd.runner),
             &ctx,
             &job.src,
             Some(job.src_format.as_str()),
@@ -283,7 +285,8 @@ pub async fn clone(
             let part = part_path(&dest);
             if req.linked {
                 return copy_into(&ctx, &dest, async {
-                    img::create_overlay_sized(&part, &src, v.format.as_str(), v.virtual_size)
+                    QemuImg::new(&*dd.runner)
+                        .create_overlay_sized(&part, &src, v.format.as_str(), v.virtual_size)
                         .await
                         .map_err(img_err("cannot create the linked clone".into()))
                 })
@@ -298,6 +301,7 @@ pub async fn clone(
             }
             ctx.set_result(serde_json::json!({"method": "copy"}));
             convert(
+                QemuImg::new(&*dd.runner),
                 &ctx,
                 &src,
                 Some(v.format.as_str()),
@@ -317,7 +321,7 @@ pub async fn convert_volume(
     req: VolumeConvert,
 ) -> Result<Operation, Error> {
     let rec = super::active(d, pool).await?;
-    if rec.spec.kind == PoolType::Iscsi || rec.spec.kind == PoolType::Logical {
+    if super::driver(d, &rec.spec).capabilities().block_devices {
         return Err(Error::validation(
             "volume",
             format!(

@@ -1,6 +1,8 @@
 //! Storage pools: definition, build, start/stop, autostart, the default
 //! pool, and start-up reconciliation. Volumes are in [`volumes`], long
-//! copies (import, export, clone, convert) in [`copy`].
+//! copies (import, export, clone, convert) in [`copy`]. The host work is
+//! the pool's [`StorageDriver`]'s; this module keeps the records, the locks
+//! and the rules, and branches on the driver's capabilities.
 
 pub mod copy;
 pub mod volumes;
@@ -8,8 +10,7 @@ pub mod volumes;
 use std::path::PathBuf;
 
 use ferrovirt_api::{Pool, PoolCreate, PoolSpec, PoolType};
-use ferrovirt_core::{Error, Reverter};
-use ferrovirt_storage::PoolHost;
+use ferrovirt_core::{Error, Reverter, StorageDriver};
 use ferrovirt_store::PoolRecord;
 
 use crate::daemon::{Daemon, store_err};
@@ -26,11 +27,9 @@ pub fn dir(d: &Daemon, spec: &PoolSpec) -> PathBuf {
         .unwrap_or_else(|| d.config.state_dir.join("pools").join(&spec.name))
 }
 
-pub fn host<'a>(d: &Daemon, spec: &'a PoolSpec) -> PoolHost<'a> {
-    PoolHost {
-        spec,
-        dir: dir(d, spec),
-    }
+/// The driver of a pool, running its tools through the daemon's runner.
+pub fn driver(d: &Daemon, spec: &PoolSpec) -> Box<dyn StorageDriver> {
+    ferrovirt_storage::driver(spec, dir(d, spec), d.runner.clone())
 }
 
 pub async fn records(d: &Daemon) -> Result<Vec<PoolRecord>, Error> {
@@ -57,7 +56,7 @@ pub async fn active(d: &Daemon, name: &str) -> Result<PoolRecord, Error> {
 }
 
 pub async fn view(d: &Daemon, rec: PoolRecord) -> Pool {
-    let h = host(d, &rec.spec);
+    let h = driver(d, &rec.spec);
     let (space, volumes) = if rec.active {
         (
             h.space().await.unwrap_or_default(),
@@ -78,12 +77,13 @@ pub async fn view(d: &Daemon, rec: PoolRecord) -> Pool {
 
 async fn validate(d: &Daemon, spec: &PoolSpec) -> Result<(), Error> {
     ferrovirt_core::name::validate("name", &spec.name)?;
-    host(d, spec).check_spec()?;
+    ferrovirt_storage::check_spec(spec, &*driver(d, spec))?;
     let others = records(d).await?;
-    if spec.kind.has_files()
+    let files = |s: &PoolSpec| driver(d, s).capabilities().files;
+    if files(spec)
         && let Some(o) = others
             .iter()
-            .find(|o| o.spec.kind.has_files() && dir(d, &o.spec) == dir(d, spec))
+            .find(|o| files(&o.spec) && dir(d, &o.spec) == dir(d, spec))
     {
         return Err(Error::validation(
             "path",
@@ -112,17 +112,16 @@ pub async fn create(d: &Daemon, req: PoolCreate) -> Result<Pool, Error> {
     let mut revert = Reverter::new();
     let (dd, name) = (d.clone(), rec.spec.name.clone());
     revert.add(move || {
-        // The store issues the request when called: it runs before any
-        // later request even though nobody waits for its answer here.
-        drop(dd.store.delete_pool(&name));
+        let _ = dd.store.delete_pool(&name);
     });
-    let h = host(d, &rec.spec);
+    let h = driver(d, &rec.spec);
     if req.build {
         h.build().await?;
-    } else if rec.spec.kind == PoolType::Dir && rec.spec.path.is_none() {
+    } else if h.capabilities().owns_directory {
         // The default place is ours: make it without being asked.
-        std::fs::create_dir_all(&h.dir)
-            .map_err(|e| Error::internal(format!("cannot create {}: {e}", h.dir.display())))?;
+        let dir = dir(d, &rec.spec);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
     }
     if req.start {
         start_locked(d, &rec.spec.name).await?;
@@ -139,11 +138,7 @@ pub async fn start(d: &Daemon, name: &str) -> Result<Pool, Error> {
 
 async fn start_locked(d: &Daemon, name: &str) -> Result<(), Error> {
     let mut rec = record(d, name).await?;
-    let h = host(d, &rec.spec);
-    h.start().await?;
-    if rec.spec.kind.has_files() {
-        ferrovirt_storage::remove_parts(&h.dir);
-    }
+    driver(d, &rec.spec).start().await?;
     rec.active = true;
     d.store
         .update_pool(&rec)
@@ -180,7 +175,7 @@ pub async fn stop(d: &Daemon, name: &str) -> Result<Pool, Error> {
             users.join(", ")
         )));
     }
-    host(d, &rec.spec).stop().await?;
+    driver(d, &rec.spec).stop().await?;
     rec.active = false;
     d.store
         .update_pool(&rec)
@@ -195,7 +190,8 @@ pub async fn stop(d: &Daemon, name: &str) -> Result<Pool, Error> {
 pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Error> {
     let _guard = d.locks.lock(&lock_key(name)).await;
     let rec = record(d, name).await?;
-    let h = host(d, &rec.spec);
+    let h = driver(d, &rec.spec);
+    let caps = h.capabilities();
     if rec.active {
         let vols = h.volumes().await?;
         if !vols.is_empty() && !with_volumes {
@@ -204,7 +200,7 @@ pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Er
                 vols.len()
             )));
         }
-        if rec.spec.kind != PoolType::Iscsi {
+        if caps.manages_volumes {
             for v in &vols {
                 let users = volumes::used_by(d, name, &v.name, &v.path).await;
                 if !users.is_empty() {
@@ -225,8 +221,8 @@ pub async fn delete(d: &Daemon, name: &str, with_volumes: bool) -> Result<(), Er
         .delete_pool(name)
         .await
         .map_err(store_err("deleting the pool"))?;
-    if rec.spec.kind == PoolType::Dir && rec.spec.path.is_none() {
-        let _ = std::fs::remove_dir(&h.dir);
+    if caps.owns_directory {
+        let _ = std::fs::remove_dir(dir(d, &rec.spec));
     }
     Ok(())
 }

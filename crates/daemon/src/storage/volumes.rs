@@ -1,14 +1,12 @@
 //! Volumes of a pool: list, show, create, delete, resize, wipe; which
 //! instances use a volume; and turning an instance disk's `pool/volume`
-//! into the path and format QEMU opens.
+//! into the [`DiskSource`](ferrovirt_core::DiskSource) QEMU opens.
 
 use std::path::Path;
 
-use ferrovirt_api::{
-    BackingImage, DiskFormat, InstanceSpec, Volume, VolumeCreate, VolumeFormat, VolumeResize,
-};
-use ferrovirt_core::Error;
-use ferrovirt_storage::VolumeInfo;
+use ferrovirt_api::{BackingImage, InstanceSpec, Volume, VolumeCreate, VolumeFormat, VolumeResize};
+use ferrovirt_core::{Error, StorageDriver, VolumeInfo};
+use ferrovirt_qemu::img::QemuImg;
 
 use crate::daemon::Daemon;
 
@@ -66,7 +64,7 @@ fn view_with(specs: &[InstanceSpec], pool: &str, v: VolumeInfo) -> Volume {
 
 pub async fn list(d: &Daemon, pool: &str) -> Result<Vec<Volume>, Error> {
     let rec = super::active(d, pool).await?;
-    let vols = super::host(d, &rec.spec).volumes().await?;
+    let vols = super::driver(d, &rec.spec).volumes().await?;
     let specs = instance_specs(d).await;
     Ok(vols
         .into_iter()
@@ -77,7 +75,7 @@ pub async fn list(d: &Daemon, pool: &str) -> Result<Vec<Volume>, Error> {
 /// A volume, found in an active pool.
 pub async fn find(d: &Daemon, pool: &str, name: &str) -> Result<VolumeInfo, Error> {
     let rec = super::active(d, pool).await?;
-    super::host(d, &rec.spec).volume(name).await
+    super::driver(d, &rec.spec).volume(name).await
 }
 
 /// A volume with what qemu-img says of it: format and backing chain.
@@ -85,7 +83,8 @@ pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
     let info = find(d, pool, name).await?;
     let mut vol = view(d, pool, info.clone()).await;
     if !info.path.is_empty() {
-        let chain = ferrovirt_qemu::img::backing_chain(Path::new(&info.path))
+        let chain = QemuImg::new(&*d.runner)
+            .backing_chain(Path::new(&info.path))
             .await
             .map_err(|e| {
                 Error::internal(format!(
@@ -113,7 +112,7 @@ pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
 pub async fn create(d: &Daemon, pool: &str, req: VolumeCreate) -> Result<Volume, Error> {
     let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, &req.name)).await;
-    let info = super::host(d, &rec.spec).create(&req).await?;
+    let info = super::driver(d, &rec.spec).create(&req).await?;
     Ok(view(d, pool, info).await)
 }
 
@@ -132,10 +131,10 @@ async fn refuse_if_used(d: &Daemon, pool: &str, v: &VolumeInfo, doing: &str) -> 
 pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
     let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, name)).await;
-    let h = super::host(d, &rec.spec);
+    let h = super::driver(d, &rec.spec);
     let v = h.volume(name).await?;
     refuse_if_used(d, pool, &v, "delete").await?;
-    let backs = backed_by(&h, &v).await;
+    let backs = backed_by(d, &*h, &v).await;
     if !backs.is_empty() {
         return Err(Error::conflict(format!(
             "cannot delete volume {name}: it is the base of linked clone(s) {}",
@@ -146,11 +145,12 @@ pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
 }
 
 /// Volumes of the pool whose backing file is `base`.
-async fn backed_by(h: &ferrovirt_storage::PoolHost<'_>, base: &VolumeInfo) -> Vec<String> {
+async fn backed_by(d: &Daemon, h: &dyn StorageDriver, base: &VolumeInfo) -> Vec<String> {
+    let img = QemuImg::new(&*d.runner);
     let mut out = Vec::new();
     for v in h.volumes().await.unwrap_or_default() {
         if v.has_backing
-            && let Ok(info) = ferrovirt_qemu::img::info(Path::new(&v.path)).await
+            && let Ok(info) = img.info(Path::new(&v.path)).await
             && info.full_backing_filename.as_deref() == Some(base.path.as_str())
         {
             out.push(v.name);
@@ -162,7 +162,7 @@ async fn backed_by(h: &ferrovirt_storage::PoolHost<'_>, base: &VolumeInfo) -> Ve
 pub async fn wipe(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
     let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, name)).await;
-    let h = super::host(d, &rec.spec);
+    let h = super::driver(d, &rec.spec);
     let v = h.volume(name).await?;
     refuse_if_used(d, pool, &v, "wipe").await?;
     h.wipe(name).await?;
@@ -179,7 +179,7 @@ pub async fn resize(
 ) -> Result<Volume, Error> {
     let rec = super::active(d, pool).await?;
     let _guard = d.locks.lock(&lock_key(pool, name)).await;
-    let h = super::host(d, &rec.spec);
+    let h = super::driver(d, &rec.spec);
     let v = h.volume(name).await?;
     if req.size == 0 {
         return Err(Error::validation("size", "must be more than 0"));
@@ -215,7 +215,9 @@ pub async fn resize(
                 running[0].0
             )));
         }
-        if rec.spec.kind == ferrovirt_api::PoolType::Logical {
+        if h.capabilities().block_devices {
+            // QEMU cannot grow a block device; the host does, then QEMU
+            // is told the new size.
             h.resize(name, req.size).await?;
         }
         for (inst, node) in &running {
@@ -268,18 +270,14 @@ pub async fn resolve_disk(
             format!("pool {pool} is not running"),
         ));
     }
-    let v = super::host(d, &rec.spec)
+    let h = super::driver(d, &rec.spec);
+    let v = h
         .volume(&name)
         .await
         .map_err(|e| Error::validation(field, e.message))?;
-    if v.path.is_empty() {
-        return Err(ferrovirt_storage::inactive(&name));
-    }
-    disk.path = v.path;
-    disk.format = match v.format {
-        VolumeFormat::Qcow2 => DiskFormat::Qcow2,
-        _ => DiskFormat::Raw,
-    };
+    let source = h.disk_source(&v)?;
+    disk.path = source.location();
+    disk.format = source.format();
     Ok(())
 }
 
