@@ -41,9 +41,9 @@ pub use snapshot::{
 
 pub use stats::{DiskStats, InstanceStats, NicStats};
 pub use storage::{
-    BackingImage, Pool, PoolAction, PoolCreate, PoolDelete, PoolStatePut, PoolSource, PoolSpec, PoolType, Preallocation,
-    Volume, VolumeClone, VolumeConvert, VolumeCreate, VolumeExport, VolumeFormat, VolumeImport,
-    VolumeResize,
+    BackingImage, Pool, PoolAction, PoolCreate, PoolDelete, PoolSource, PoolSpec, PoolStatePut,
+    PoolType, Preallocation, Volume, VolumeClone, VolumeConvert, VolumeCreate, VolumeExport,
+    VolumeFormat, VolumeImport, VolumeResize,
 };
 
 /// The API version prefix of every resource path.

@@ -13,12 +13,13 @@ impl Client {
     /// the instance stops.
     pub async fn console(&self, name: &str) -> Result<DuplexStream, ClientError> {
         let socket = self.socket();
-        let stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(|e| ClientError::Connect {
-                socket: socket.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let stream =
+            tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(|e| ClientError::Connect {
+                    socket: socket.display().to_string(),
+                    reason: e.to_string(),
+                })?;
         let url = format!("ws://ferrovirt/1.0/instances/{}/console", enc(name));
         let (ws, _) = match tokio_tungstenite::client_async(url, stream).await {
             Ok(ok) => ok,

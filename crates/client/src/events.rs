@@ -57,7 +57,10 @@ mod tests {
             Ok(b"\n".to_vec()),
         ];
         let events: Vec<Event> = events_of(futures::stream::iter(chunks)).collect().await;
-        let kinds: Vec<_> = events.iter().map(|e| (e.kind, e.instance.as_str())).collect();
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| (e.kind, e.instance.as_str()))
+            .collect();
         assert_eq!(
             kinds,
             [

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use ferrovirt_api::{
-    Accelerator, CpuModel, Disk, DiskBus, DiskMedia, Graphics, GraphicsType, Instance,
-    MachineKind, Nic,
+    Accelerator, CpuModel, Disk, DiskBus, DiskMedia, Graphics, GraphicsType, Instance, MachineKind,
+    Nic,
 };
 use ferrovirt_client::Client;
 use serde_json::Value;
@@ -100,9 +100,10 @@ impl InstanceCommand {
         match self {
             Self::Create(a) => Some(&mut a.name),
             Self::List => None,
-            Self::Show { name } | Self::Edit { name } | Self::Set { name, .. } | Self::Delete { name, .. } => {
-                Some(name)
-            }
+            Self::Show { name }
+            | Self::Edit { name }
+            | Self::Set { name, .. }
+            | Self::Delete { name, .. } => Some(name),
         }
     }
 
@@ -236,7 +237,12 @@ async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn set_fields(c: &Client, f: Format, name: &str, assignments: &[String]) -> anyhow::Result<()> {
+async fn set_fields(
+    c: &Client,
+    f: Format,
+    name: &str,
+    assignments: &[String],
+) -> anyhow::Result<()> {
     let patch = assignments_to_patch(assignments)?;
     let inst = c.patch_instance(name, &patch).await?;
     if !structured(f, &inst)? {
@@ -275,9 +281,23 @@ mod tests {
     #[test]
     fn flags_become_typed_spec_fields() {
         let a = create_args(&[
-            "web", "--memory", "256", "--machine", "pc", "--cdrom", "/iso", "--disk",
-            "/a.raw,format=raw", "--nic", "lan,model=e1000", "--cpu-model", "qemu64",
-            "--graphics", "vnc", "--kernel", "/k",
+            "web",
+            "--memory",
+            "256",
+            "--machine",
+            "pc",
+            "--cdrom",
+            "/iso",
+            "--disk",
+            "/a.raw,format=raw",
+            "--nic",
+            "lan,model=e1000",
+            "--cpu-model",
+            "qemu64",
+            "--graphics",
+            "vnc",
+            "--kernel",
+            "/k",
         ]);
         let spec = spec_from_args(&a).unwrap();
         let spec: ferrovirt_api::InstanceSpec = serde_json::from_value(spec).unwrap();
@@ -308,10 +328,17 @@ mod tests {
     fn spec_file_fields_stay_for_the_daemon_to_check() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.yaml");
-        std::fs::write(&file, "cpus: 2\nboot:\n  kernal: /k\nnics: [{network: a}]\n").unwrap();
+        std::fs::write(
+            &file,
+            "cpus: 2\nboot:\n  kernal: /k\nnics: [{network: a}]\n",
+        )
+        .unwrap();
         let a = create_args(&["x", "-f", file.to_str().unwrap(), "--nic", "b"]);
         let spec = spec_from_args(&a).unwrap();
-        assert_eq!(spec["boot"]["kernal"], "/k", "unknown fields reach the daemon");
+        assert_eq!(
+            spec["boot"]["kernal"], "/k",
+            "unknown fields reach the daemon"
+        );
         assert_eq!(spec["cpus"], 2);
         assert_eq!(spec["nics"].as_array().unwrap().len(), 2);
     }

@@ -214,8 +214,18 @@ mod tests {
     #[test]
     fn network_flags_become_typed_spec_fields() {
         let argv = [
-            "probe", "create", "lan", "--type", "routed", "--ipv4", "10.9.0.1/24", "--host",
-            "52:54:00:00:00:09,10.9.0.9,db", "--mode", "vepa", "--no-autostart",
+            "probe",
+            "create",
+            "lan",
+            "--type",
+            "routed",
+            "--ipv4",
+            "10.9.0.1/24",
+            "--host",
+            "52:54:00:00:00:09,10.9.0.9,db",
+            "--mode",
+            "vepa",
+            "--no-autostart",
         ];
         let NetworkCommand::Create(a) = Probe::try_parse_from(argv).unwrap().cmd else {
             panic!("not create");

@@ -182,11 +182,17 @@ async fn run(c: &Client, f: Format, cmd: PoolCommand) -> anyhow::Result<()> {
             c.delete_pool(&name, volumes).await?;
             println!("Pool {name} deleted");
         }
-        PoolCommand::Start { name } => report(f, c.pool_action(&name, PoolAction::Start).await?, "started")?,
-        PoolCommand::Stop { name } => report(f, c.pool_action(&name, PoolAction::Stop).await?, "stopped")?,
-        PoolCommand::Refresh { name } => {
-            report(f, c.pool_action(&name, PoolAction::Refresh).await?, "refreshed")?
+        PoolCommand::Start { name } => {
+            report(f, c.pool_action(&name, PoolAction::Start).await?, "started")?
         }
+        PoolCommand::Stop { name } => {
+            report(f, c.pool_action(&name, PoolAction::Stop).await?, "stopped")?
+        }
+        PoolCommand::Refresh { name } => report(
+            f,
+            c.pool_action(&name, PoolAction::Refresh).await?,
+            "refreshed",
+        )?,
         PoolCommand::Autostart { name, disable } => {
             let mut spec = c.pool(&name).await?.spec;
             spec.autostart = !disable;

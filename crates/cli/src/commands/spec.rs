@@ -49,7 +49,11 @@ pub fn list<'a>(m: &'a mut Map<String, Value>, key: &str) -> anyhow::Result<&'a 
 }
 
 /// Sets `key` to a flag's typed value, when the flag was given.
-pub fn set<T: Serialize>(m: &mut Map<String, Value>, key: &str, v: Option<T>) -> anyhow::Result<()> {
+pub fn set<T: Serialize>(
+    m: &mut Map<String, Value>,
+    key: &str,
+    v: Option<T>,
+) -> anyhow::Result<()> {
     if let Some(v) = v {
         m.insert(key.into(), value(v)?);
     }

@@ -135,7 +135,10 @@ mod tests {
         assert!(d.readonly);
         assert!(disk_flag("/a,speed=9").is_err());
         let err = disk_flag("/a,bus=usb").unwrap_err().to_string();
-        assert!(err.contains("--disk bus usb: not one of the choices"), "{err}");
+        assert!(
+            err.contains("--disk bus usb: not one of the choices"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,7 +18,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(log))
 }
 
-
 /// Interactive serial console over a websocket: binary frames both ways.
 #[utoipa::path(get, path = "/1.0/instances/{name}/console",
     responses((status = 101, description = "websocket of raw console bytes"),

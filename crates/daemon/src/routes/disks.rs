@@ -17,7 +17,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(limits))
 }
 
-
 type Reply<T> = ApiResult<axum::Json<T>>;
 
 /// Attach a disk (hot-plugged when the instance runs).

@@ -9,10 +9,8 @@ use utoipa_axum::routes;
 
 /// The events routes, registered once for the router and the OpenAPI document.
 pub fn routes() -> OpenApiRouter<Daemon> {
-    OpenApiRouter::new()
-        .routes(routes!(stream))
+    OpenApiRouter::new().routes(routes!(stream))
 }
-
 
 /// Lifecycle events as newline-delimited JSON, one object per line, for as
 /// long as the client stays connected. Slow clients skip what they missed.

@@ -18,7 +18,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(trusted, trust))
 }
 
-
 /// API root: version and supported paths.
 pub async fn api_root() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({

@@ -18,7 +18,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(state, change_state))
 }
 
-
 type Reply<T> = ApiResult<axum::Json<T>>;
 
 /// List instances.

@@ -20,7 +20,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(finish))
 }
 
-
 /// Migrate an instance to another host (an operation, cancellable).
 #[utoipa::path(post, path = "/1.0/instances/{name}/migrate", request_body = MigratePost,
     responses((status = 202, body = Operation), (status = 409, body = ferrovirt_api::ErrorBody)))]

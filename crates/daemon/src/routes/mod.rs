@@ -17,8 +17,6 @@ mod snapshots;
 mod stats;
 mod storage;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,18 +40,16 @@ fn registered() -> OpenApiRouter<Daemon> {
 }
 
 /// The OpenAPI document of the API, as `/1.0/openapi.json` serves it.
+#[cfg(test)]
 pub fn openapi() -> utoipa::openapi::OpenApi {
     registered().into_openapi()
 }
 
 pub fn router(d: Daemon) -> Router {
     let (api, doc) = registered().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = openapi::Document::new(&doc);
     api.route("/1.0", get(host::api_root))
-        .route(
-            "/1.0/openapi.json",
-            get(move || openapi::document(Arc::clone(&doc))),
-        )
+        .route("/1.0/openapi.json", get(move || doc.clone().serve()))
         .route("/metrics", get(stats::metrics))
         .fallback(host::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,7 +1,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferrovirt_api::{Instance, Lease, Network, NetworkAction, NetworkSpec, NetworkStatePut, Nic};
-use serde::Deserialize;
 
 use crate::daemon::Daemon;
 use crate::error::ApiResult;
@@ -20,7 +19,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(add_nic))
         .routes(routes!(remove_nic))
 }
-
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 

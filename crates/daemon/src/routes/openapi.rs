@@ -2,8 +2,9 @@
 //! title and the wire types every client needs even where no handler names
 //! them.
 
-use std::sync::Arc;
-
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -52,8 +53,18 @@ pub fn base() -> utoipa::openapi::OpenApi {
     Base::openapi()
 }
 
-pub async fn document(
-    doc: Arc<utoipa::openapi::OpenApi>,
-) -> axum::Json<Arc<utoipa::openapi::OpenApi>> {
-    axum::Json(doc)
+/// The finished document, serialized once and served as is.
+#[derive(Debug, Clone)]
+pub struct Document(Bytes);
+
+impl Document {
+    pub fn new(doc: &utoipa::openapi::OpenApi) -> Self {
+        Self(Bytes::from(
+            serde_json::to_vec(doc).expect("the OpenAPI document serializes"),
+        ))
+    }
+
+    pub async fn serve(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
 }

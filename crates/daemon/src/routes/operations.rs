@@ -19,7 +19,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(wait))
 }
 
-
 /// The 202 answer of an action that runs as an operation.
 pub fn accepted(op: Operation) -> (StatusCode, HeaderMap, axum::Json<Operation>) {
     let mut headers = HeaderMap::new();

@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 /// Marks the start of the generated table in docs/reference.md.
-pub const BEGIN: &str = "<!-- BEGIN GENERATED REST TABLE (UPDATE_DOCS=1 cargo test -p ferrovirtd rest_table) -->";
+pub const BEGIN: &str =
+    "<!-- BEGIN GENERATED REST TABLE (UPDATE_DOCS=1 cargo test -p ferrovirtd rest_table) -->";
 /// Marks its end.
 pub const END: &str = "<!-- END GENERATED REST TABLE -->";
 
@@ -29,13 +30,24 @@ pub fn rest_table(doc: &Value) -> String {
                 "| {} | `{}` | {} | {} | {} |\n",
                 method.to_uppercase(),
                 path,
-                cell(op["summary"].as_str().unwrap_or("")),
+                cell(&what(op)),
                 request_body(op),
                 answers(op),
             ));
         }
     }
     out
+}
+
+/// The handler's doc comment: utoipa's summary (its first line) and
+/// description (the rest).
+fn what(op: &Value) -> String {
+    [&op["summary"], &op["description"]]
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn request_body(op: &Value) -> String {
@@ -140,7 +152,10 @@ mod tests {
             .sum();
         assert_eq!(table.lines().count(), ops + 2, "{table}");
         assert!(table.contains("| POST | `/1.0/instances` | Define a new instance. | `InstanceSpec` | 201 `Instance`, 400 `ErrorBody`, 409 `ErrorBody` |"), "{table}");
-        assert!(table.contains("| GET | `/1.0/instances` | List instances. |  | 200 `[Instance]` |"), "{table}");
+        assert!(
+            table.contains("| GET | `/1.0/instances` | List instances. |  | 200 `[Instance]` |"),
+            "{table}"
+        );
     }
 
     #[test]

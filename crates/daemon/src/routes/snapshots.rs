@@ -21,7 +21,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(restore))
 }
 
-
 type Accepted = ApiResult<(StatusCode, HeaderMap, axum::Json<Operation>)>;
 
 fn path(instance: &str) -> Vec<String> {

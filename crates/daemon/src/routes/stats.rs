@@ -15,7 +15,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(all))
 }
 
-
 /// Usage counters of a running instance.
 #[utoipa::path(get, path = "/1.0/instances/{name}/stats", responses((status = 200, body = InstanceStats),
     (status = 409, body = ferrovirt_api::ErrorBody)))]

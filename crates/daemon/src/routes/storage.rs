@@ -1,8 +1,8 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use ferrovirt_api::{
-    Operation, Pool, PoolAction, PoolCreate, PoolDelete, PoolSpec, PoolStatePut, Volume, VolumeClone, VolumeConvert,
-    VolumeCreate, VolumeExport, VolumeImport, VolumeResize,
+    Operation, Pool, PoolAction, PoolCreate, PoolDelete, PoolSpec, PoolStatePut, Volume,
+    VolumeClone, VolumeConvert, VolumeCreate, VolumeExport, VolumeImport, VolumeResize,
 };
 
 use super::operations::accepted;
@@ -28,7 +28,6 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(volume_convert))
         .routes(routes!(volume_export))
 }
-
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 type Accepted = ApiResult<(StatusCode, HeaderMap, axum::Json<Operation>)>;
