@@ -5,7 +5,6 @@
 use anyhow::{Context, bail};
 use ferrovirt_api::{DhcpHost, Disk, Nic};
 use ferrovirt_core::size;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde::de::value::{Error as ValueError, StrDeserializer};
 
