@@ -87,3 +87,41 @@ pub struct JoinToken {
     pub addresses: Vec<String>,
     pub secret: String,
 }
+
+/// `POST /1.0/host/tokens`: make a join token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPost {
+    /// Name the joining client will be trusted as.
+    pub name: String,
+}
+
+/// The answer to [`TokenPost`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TokenReply {
+    /// Pass to `ferrovirt remote add NAME URL --token TOKEN` on the client.
+    pub token: String,
+}
+
+/// `POST /1.0/host/trust`: redeem a join token's secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPost {
+    /// The secret of a join token.
+    pub secret: String,
+}
+
+/// The answer to [`TrustPost`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TrustReply {
+    /// The name the caller's certificate is now trusted as.
+    pub trusted_as: String,
+}
+
+/// A trusted client certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TrustedClient {
+    /// SHA-256 of the certificate.
+    pub fingerprint: String,
+    pub name: String,
+}

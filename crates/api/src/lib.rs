@@ -20,7 +20,7 @@ pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
 pub use host::{
     AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, JoinToken, MachineType,
-    QemuInfo,
+    QemuInfo, TokenPost, TokenReply, TrustPost, TrustReply, TrustedClient,
 };
 pub use instance::{
     Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskAio, DiskBus, DiskCache, DiskFormat,
@@ -31,7 +31,8 @@ pub use instance::{
 
 pub use migration::{IncomingPost, IncomingReply, MigratePost, MigrationTarget};
 pub use network::{
-    DhcpHost, Ipv4Config, Lease, MacvtapMode, Network, NetworkSpec, NetworkType, Nic, NicModel,
+    DhcpHost, Ipv4Config, Lease, MacvtapMode, Network, NetworkAction, NetworkSpec, NetworkStatePut,
+    NetworkType, Nic, NicModel,
 };
 pub use operation::{Operation, OperationStatus, Progress};
 pub use snapshot::{
@@ -40,9 +41,9 @@ pub use snapshot::{
 
 pub use stats::{DiskStats, InstanceStats, NicStats};
 pub use storage::{
-    BackingImage, Pool, PoolCreate, PoolDelete, PoolSource, PoolSpec, PoolType, Preallocation,
-    Volume, VolumeClone, VolumeConvert, VolumeCreate, VolumeExport, VolumeFormat, VolumeImport,
-    VolumeResize,
+    BackingImage, Pool, PoolAction, PoolCreate, PoolDelete, PoolSource, PoolSpec, PoolStatePut,
+    PoolType, Preallocation, Volume, VolumeClone, VolumeConvert, VolumeCreate, VolumeExport,
+    VolumeFormat, VolumeImport, VolumeResize,
 };
 
 /// The API version prefix of every resource path.

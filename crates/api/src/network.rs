@@ -170,3 +170,18 @@ pub struct Nic {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
 }
+
+/// What `PUT /1.0/networks/{name}/state` does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkAction {
+    Start,
+    Stop,
+}
+
+/// `PUT /1.0/networks/{name}/state`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkStatePut {
+    pub action: NetworkAction,
+}

@@ -305,3 +305,20 @@ pub struct VolumeImport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<VolumeFormat>,
 }
+
+/// What `PUT /1.0/pools/{pool}/state` does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolAction {
+    Start,
+    Stop,
+    /// Re-check the pool's storage and re-read its volumes.
+    Refresh,
+}
+
+/// `PUT /1.0/pools/{pool}/state`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolStatePut {
+    pub action: PoolAction,
+}

@@ -3,7 +3,7 @@
 use comfy_table::{Table, presets::NOTHING};
 use serde::Serialize;
 
-use crate::args::Format;
+use crate::cli::Format;
 
 /// Prints `value` as JSON or YAML; returns `false` for table format so the
 /// caller prints its own table.

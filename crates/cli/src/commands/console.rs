@@ -1,12 +1,44 @@
+//! `console` and `logs`: an instance's serial console and QEMU's log.
+
 use std::io::{IsTerminal, Write};
 
+use clap::Subcommand;
 use ferrovirt_client::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Attach to the serial console (Ctrl-] detaches), or print its history.
+    Console {
+        name: String,
+        /// Print the console history instead of attaching.
+        #[arg(long)]
+        log: bool,
+    },
+    /// Print QEMU's own log of an instance.
+    Logs { name: String },
+}
+
+impl ConsoleCommand {
+    pub fn instance_arg(&mut self) -> &mut String {
+        match self {
+            Self::Console { name, .. } | Self::Logs { name } => name,
+        }
+    }
+
+    pub async fn run(self, c: &Client) -> anyhow::Result<()> {
+        match self {
+            Self::Console { name, log: true } => history(c, &name, "console").await,
+            Self::Console { name, log: false } => attach(c, &name).await,
+            Self::Logs { name } => history(c, &name, "qemu").await,
+        }
+    }
+}
 
 /// The detach key, Ctrl-].
 const DETACH: u8 = 0x1d;
 
-pub async fn history(c: &Client, name: &str, log: &str) -> anyhow::Result<()> {
+async fn history(c: &Client, name: &str, log: &str) -> anyhow::Result<()> {
     let bytes = c.log(name, log, None).await?;
     std::io::stdout().write_all(&bytes)?;
     Ok(())
@@ -28,7 +60,7 @@ impl Drop for RawMode {
     }
 }
 
-pub async fn attach(c: &Client, name: &str) -> anyhow::Result<()> {
+async fn attach(c: &Client, name: &str) -> anyhow::Result<()> {
     let console = c.console(name).await?;
     let (mut from_guest, mut to_guest) = tokio::io::split(console);
     let interactive = std::io::stdin().is_terminal();

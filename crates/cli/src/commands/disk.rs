@@ -1,11 +1,123 @@
 //! `disk`: an instance's disks.
 
-use ferrovirt_api::{Disk, IoLimits, MediaPut};
+use clap::{Args, Subcommand};
+use ferrovirt_api::{Disk, DiskAio, DiskBus, DiskCache, DiskFormat, DiskMedia, IoLimits, MediaPut};
 use ferrovirt_client::Client;
 
-use super::storage::{absolute, parse_enum, parse_size};
-use crate::args::{DiskCommand, Format, LimitArgs};
+use super::values::{absolute, api_enum, parse_size};
+use crate::cli::Format;
 use crate::output::{structured, table};
+
+#[derive(Debug, Subcommand)]
+pub enum DiskCommand {
+    /// Attach a disk (hot-plugged when the instance runs).
+    Attach(Box<DiskAttachArgs>),
+    /// Detach a disk (hot-unplugged when the instance runs).
+    Detach {
+        name: String,
+        disk: String,
+    },
+    List {
+        name: String,
+    },
+    /// Insert a medium into a cdrom drive.
+    Insert {
+        name: String,
+        disk: String,
+        #[arg(long, conflicts_with = "path")]
+        volume: Option<String>,
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Eject a cdrom drive's medium.
+    Eject {
+        name: String,
+        disk: String,
+    },
+    /// Set a disk's I/O limits (none given: lift them).
+    Limit {
+        name: String,
+        disk: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DiskAttachArgs {
+    pub name: String,
+    /// POOL/VOLUME
+    #[arg(long, conflicts_with = "path")]
+    pub volume: Option<String>,
+    #[arg(long)]
+    pub path: Option<String>,
+    /// The disk's name in the instance (default diskN).
+    #[arg(long = "as")]
+    pub disk_name: Option<String>,
+    /// virtio, scsi, sata or ide.
+    #[arg(long, value_parser = api_enum::<DiskBus>)]
+    pub bus: Option<DiskBus>,
+    /// disk or cdrom.
+    #[arg(long, value_parser = api_enum::<DiskMedia>)]
+    pub media: Option<DiskMedia>,
+    /// raw or qcow2 (for --path).
+    #[arg(long = "image-format", value_parser = api_enum::<DiskFormat>)]
+    pub image_format: Option<DiskFormat>,
+    /// none, writeback, writethrough, directsync or unsafe.
+    #[arg(long, value_parser = api_enum::<DiskCache>)]
+    pub cache: Option<DiskCache>,
+    /// threads, native or io_uring.
+    #[arg(long, value_parser = api_enum::<DiskAio>)]
+    pub aio: Option<DiskAio>,
+    #[arg(long)]
+    pub readonly: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    #[arg(long)]
+    pub read_iops: Option<u64>,
+    #[arg(long)]
+    pub write_iops: Option<u64>,
+    /// Bytes per second, e.g. 10M.
+    #[arg(long)]
+    pub read_bytes: Option<String>,
+    #[arg(long)]
+    pub write_bytes: Option<String>,
+    #[arg(long)]
+    pub read_iops_burst: Option<u64>,
+    #[arg(long)]
+    pub write_iops_burst: Option<u64>,
+    #[arg(long)]
+    pub read_bytes_burst: Option<String>,
+    #[arg(long)]
+    pub write_bytes_burst: Option<String>,
+    /// How long a burst may last.
+    #[arg(long)]
+    pub burst_seconds: Option<u64>,
+    /// Share the budget with the other disks of this throttle group.
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+impl DiskCommand {
+    pub fn instance_arg(&mut self) -> &mut String {
+        match self {
+            Self::Attach(a) => &mut a.name,
+            Self::Detach { name, .. }
+            | Self::List { name }
+            | Self::Insert { name, .. }
+            | Self::Eject { name, .. }
+            | Self::Limit { name, .. } => name,
+        }
+    }
+
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        run(c, f, self).await
+    }
+}
 
 fn limits(a: &LimitArgs) -> anyhow::Result<IoLimits> {
     let bytes =
@@ -64,44 +176,19 @@ fn print_disks(f: Format, inst: &ferrovirt_api::Instance) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub async fn run(c: &Client, f: Format, cmd: DiskCommand) -> anyhow::Result<()> {
+async fn run(c: &Client, f: Format, cmd: DiskCommand) -> anyhow::Result<()> {
     match cmd {
         DiskCommand::Attach(a) => {
             let disk = Disk {
                 name: a.disk_name.clone(),
                 path: a.path.as_deref().map(absolute).unwrap_or_default(),
                 volume: a.volume.clone(),
-                format: a
-                    .image_format
-                    .as_deref()
-                    .map(|s| parse_enum("image-format", s))
-                    .transpose()?
-                    .unwrap_or_default(),
-                bus: a
-                    .bus
-                    .as_deref()
-                    .map(|s| parse_enum("bus", s))
-                    .transpose()?
-                    .unwrap_or_default(),
-                media: a
-                    .media
-                    .as_deref()
-                    .map(|s| parse_enum("media", s))
-                    .transpose()?
-                    .unwrap_or_default(),
+                format: a.image_format.unwrap_or_default(),
+                bus: a.bus.unwrap_or_default(),
+                media: a.media.unwrap_or_default(),
                 readonly: a.readonly,
-                cache: a
-                    .cache
-                    .as_deref()
-                    .map(|s| parse_enum("cache", s))
-                    .transpose()?
-                    .unwrap_or_default(),
-                aio: a
-                    .aio
-                    .as_deref()
-                    .map(|s| parse_enum("aio", s))
-                    .transpose()?
-                    .unwrap_or_default(),
+                cache: a.cache.unwrap_or_default(),
+                aio: a.aio.unwrap_or_default(),
                 limits: limits(&a.limits)?,
             };
             let inst = c.attach_disk(&a.name, &disk).await?;

@@ -1,10 +1,36 @@
+//! `host`: validation, capabilities and join tokens of the daemon's host.
+
+use clap::Subcommand;
 use ferrovirt_api::CheckStatus;
 use ferrovirt_client::Client;
 
-use crate::args::Format;
+use crate::cli::Format;
 use crate::output::{structured, table};
 
-pub async fn check(c: &Client, f: Format) -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Validate the host for virtualization (like virt-host-validate).
+    Check,
+    /// CPUs, memory, accelerator, machine types and CPU models.
+    Info,
+    /// Make a one-time join token for a client or host called NAME.
+    Token { name: String },
+}
+
+impl HostCommand {
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        match self {
+            Self::Check => check(c, f).await,
+            Self::Info => info(c, f).await,
+            Self::Token { name } => {
+                println!("{}", c.new_token(&name).await?);
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn check(c: &Client, f: Format) -> anyhow::Result<()> {
     let check = c.host_check().await?;
     if !structured(f, &check)? {
         for item in &check.items {
@@ -30,7 +56,7 @@ pub async fn check(c: &Client, f: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn info(c: &Client, f: Format) -> anyhow::Result<()> {
+async fn info(c: &Client, f: Format) -> anyhow::Result<()> {
     let info = c.host_info().await?;
     if structured(f, &info)? {
         return Ok(());

@@ -1,134 +1,180 @@
-use std::io::Write;
+//! The instance verbs: `create`, `list`, `show`, `edit`, `set`, `delete`.
 
-use anyhow::{Context, bail};
-use ferrovirt_api::Instance;
-use ferrovirt_client::{Client, ClientError};
-use serde_json::{Map, Value, json};
+use std::path::PathBuf;
 
-use crate::args::{CreateArgs, Format};
+use clap::{Args, Subcommand};
+use ferrovirt_api::{
+    Accelerator, CpuModel, Disk, DiskBus, DiskMedia, Graphics, GraphicsType, Instance, MachineKind,
+    Nic,
+};
+use ferrovirt_client::Client;
+use serde_json::Value;
+
+use super::spec::{assignments_to_patch, list, mapping, set, spec_file, value};
+use super::values::{api_enum, disk_at, disk_flag, nic_flag};
+use crate::cli::Format;
+use crate::editor::edit_loop;
 use crate::output::{structured, table};
 
-/// Parses a YAML document into JSON for the API. Syntax errors are reported
-/// here; field validation (including unknown fields) happens in the daemon.
-pub fn yaml_to_json(text: &str, origin: &str) -> anyhow::Result<Value> {
-    let v: Value =
-        serde_norway::from_str(text).with_context(|| format!("{origin} is not valid YAML"))?;
-    if !v.is_object() {
-        bail!("{origin} must be a YAML mapping of spec fields");
-    }
-    Ok(v)
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Define an instance from a YAML spec and/or flags.
+    Create(Box<CreateArgs>),
+    /// List instances.
+    List,
+    /// Show an instance with every default spelled out.
+    Show { name: String },
+    /// Edit an instance's spec in $EDITOR.
+    Edit { name: String },
+    /// Change spec fields: `set NAME memory=1024 on_crash=restart boot.cmdline="console=ttyS0"`.
+    Set {
+        name: String,
+        /// key=value pairs; dotted keys reach nested fields, values are YAML.
+        #[arg(required = true)]
+        assignments: Vec<String>,
+    },
+    /// Delete an instance.
+    Delete {
+        name: String,
+        /// Stop it first if it is running.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-/// Reads a YAML spec file, or starts from an empty mapping.
-pub fn spec_file(path: Option<&std::path::Path>) -> anyhow::Result<Value> {
-    match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            yaml_to_json(&text, &path.display().to_string())
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// YAML spec file; flags override its fields.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory in MiB.
+    #[arg(long)]
+    pub memory: Option<u64>,
+    #[arg(long)]
+    pub kernel: Option<String>,
+    #[arg(long)]
+    pub initrd: Option<String>,
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// PATH[,format=raw|qcow2][,bus=virtio|scsi|sata|ide][,readonly]; repeatable.
+    #[arg(long = "disk", value_parser = parse_disk)]
+    pub disks: Vec<Disk>,
+    /// An ISO image attached as a cdrom.
+    #[arg(long)]
+    pub cdrom: Option<String>,
+    /// NETWORK[,model=virtio|e1000|rtl8139][,mac=MAC][,vlan=N]; repeatable.
+    #[arg(long = "nic", value_parser = parse_nic)]
+    pub nics: Vec<Nic>,
+    /// pc, q35 or microvm.
+    #[arg(long, value_parser = api_enum::<MachineKind>)]
+    pub machine: Option<MachineKind>,
+    /// auto, kvm or tcg.
+    #[arg(long, value_parser = api_enum::<Accelerator>)]
+    pub accel: Option<Accelerator>,
+    /// A QEMU CPU model name (default: host under KVM, max under TCG).
+    #[arg(long)]
+    pub cpu_model: Option<String>,
+    /// none, vnc or spice.
+    #[arg(long, value_parser = api_enum::<GraphicsType>)]
+    pub graphics: Option<GraphicsType>,
+    #[arg(long)]
+    pub autostart: bool,
+    /// Start the instance once created.
+    #[arg(long)]
+    pub start: bool,
+}
+
+fn parse_disk(arg: &str) -> Result<Disk, String> {
+    disk_flag(arg).map_err(|e| format!("{e:#}"))
+}
+
+fn parse_nic(arg: &str) -> Result<Nic, String> {
+    nic_flag(arg).map_err(|e| format!("{e:#}"))
+}
+
+impl InstanceCommand {
+    pub fn instance_arg(&mut self) -> Option<&mut String> {
+        match self {
+            Self::Create(a) => Some(&mut a.name),
+            Self::List => None,
+            Self::Show { name }
+            | Self::Edit { name }
+            | Self::Set { name, .. }
+            | Self::Delete { name, .. } => Some(name),
         }
-        None => Ok(json!({})),
+    }
+
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        match self {
+            Self::Create(a) => create(c, f, *a).await,
+            Self::List => list_instances(c, f).await,
+            Self::Show { name } => show(c, f, &name).await,
+            Self::Edit { name } => edit(c, &name).await,
+            Self::Set { name, assignments } => set_fields(c, f, &name, &assignments).await,
+            Self::Delete { name, force } => delete(c, &name, force).await,
+        }
     }
 }
 
-/// `PATH[,format=raw|qcow2][,bus=virtio|scsi|sata|ide][,readonly]`
-pub fn parse_disk(arg: &str) -> anyhow::Result<Value> {
-    let mut parts = arg.split(',');
-    let path = parts.next().unwrap_or_default();
-    let mut disk = Map::new();
-    disk.insert("path".into(), json!(path));
-    for opt in parts {
-        match opt.split_once('=') {
-            Some(("format", v)) => disk.insert("format".into(), json!(v)),
-            Some(("bus", v)) => disk.insert("bus".into(), json!(v)),
-            None if opt == "readonly" => disk.insert("readonly".into(), json!(true)),
-            _ => bail!("--disk {arg}: unknown option {opt:?}; use format=, bus= or readonly"),
-        };
-    }
-    Ok(Value::Object(disk))
-}
-
-fn set_if<T: serde::Serialize>(map: &mut Map<String, Value>, key: &str, v: Option<T>) {
-    if let Some(v) = v {
-        map.insert(key.into(), json!(v));
-    }
-}
-
-/// `NETWORK[,model=M][,mac=MAC][,vlan=N]`
-pub fn parse_nic(arg: &str) -> anyhow::Result<Value> {
-    let mut parts = arg.split(',');
-    let mut nic = Map::new();
-    nic.insert("network".into(), json!(parts.next().unwrap_or_default()));
-    for opt in parts {
-        match opt.split_once('=') {
-            Some(("model", v)) => nic.insert("model".into(), json!(v)),
-            Some(("mac", v)) => nic.insert("mac".into(), json!(v)),
-            Some(("vlan", v)) => nic.insert(
-                "vlan".into(),
-                json!(
-                    v.parse::<u16>()
-                        .with_context(|| format!("--nic {arg}: bad vlan {v:?}"))?
-                ),
-            ),
-            _ => bail!("--nic {arg}: unknown option {opt:?}; use model=, mac= or vlan="),
-        };
-    }
-    Ok(Value::Object(nic))
-}
-
-/// Builds the spec from `-f` and the flags (flags win).
-pub fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
+/// Builds the spec document from `-f` and the flags (flags win).
+fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
     let mut spec = spec_file(a.file.as_deref())?;
     let m = spec.as_object_mut().expect("mapping");
-    m.insert("name".into(), json!(a.name));
-    set_if(m, "cpus", a.cpus);
-    set_if(m, "memory", a.memory);
-    set_if(m, "machine", a.machine.clone());
-    set_if(m, "accel", a.accel.clone());
-    set_if(
-        m,
-        "cpu_model",
-        a.cpu_model.clone().map(|c| json!({ "named": c })),
-    );
+    m.insert("name".into(), value(&a.name)?);
+    set(m, "cpus", a.cpus)?;
+    set(m, "memory", a.memory)?;
+    set(m, "machine", a.machine)?;
+    set(m, "accel", a.accel)?;
+    set(m, "cpu_model", a.cpu_model.clone().map(CpuModel::Named))?;
     if a.autostart {
-        m.insert("autostart".into(), json!(true));
+        set(m, "autostart", Some(true))?;
     }
-    if let Some(g) = &a.graphics {
-        m.insert("graphics".into(), json!({ "type": g }));
+    if let Some(kind) = a.graphics {
+        let g = Graphics {
+            kind,
+            ..Default::default()
+        };
+        set(m, "graphics", Some(g))?;
     }
     if a.kernel.is_some() || a.initrd.is_some() || a.cmdline.is_some() {
-        let boot = m.entry("boot").or_insert(json!({}));
-        let boot = boot.as_object_mut().context("boot must be a mapping")?;
-        set_if(boot, "kernel", a.kernel.clone());
-        set_if(boot, "initrd", a.initrd.clone());
-        set_if(boot, "cmdline", a.cmdline.clone());
+        let boot = mapping(m, "boot")?;
+        set(boot, "kernel", a.kernel.as_ref())?;
+        set(boot, "initrd", a.initrd.as_ref())?;
+        set(boot, "cmdline", a.cmdline.as_ref())?;
     }
     if !a.nics.is_empty() {
-        let nics = m.entry("nics").or_insert(json!([]));
-        let nics = nics.as_array_mut().context("nics must be a list")?;
+        let nics = list(m, "nics")?;
         for n in &a.nics {
-            nics.push(parse_nic(n)?);
+            nics.push(value(n)?);
         }
     }
     if !a.disks.is_empty() || a.cdrom.is_some() {
-        let disks = m.entry("disks").or_insert(json!([]));
-        let disks = disks.as_array_mut().context("disks must be a list")?;
+        let disks = list(m, "disks")?;
         for d in &a.disks {
-            disks.push(parse_disk(d)?);
+            disks.push(value(d)?);
         }
         if let Some(iso) = &a.cdrom {
-            let bus = if a.machine.as_deref() == Some("pc") {
-                "ide"
+            let bus = if a.machine == Some(MachineKind::Pc) {
+                DiskBus::Ide
             } else {
-                "sata"
+                DiskBus::Sata
             };
-            disks.push(json!({"path": iso, "media": "cdrom", "bus": bus, "readonly": true}));
+            let cdrom = Disk {
+                media: DiskMedia::Cdrom,
+                bus,
+                readonly: true,
+                ..disk_at(iso)
+            };
+            disks.push(value(cdrom)?);
         }
     }
     Ok(spec)
 }
 
-pub async fn create(c: &Client, f: Format, a: CreateArgs) -> anyhow::Result<()> {
+async fn create(c: &Client, f: Format, a: CreateArgs) -> anyhow::Result<()> {
     let spec = spec_from_args(&a)?;
     let inst = c.create_instance(&spec).await?;
     if !structured(f, &inst)? {
@@ -141,7 +187,7 @@ pub async fn create(c: &Client, f: Format, a: CreateArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub async fn list(c: &Client, f: Format) -> anyhow::Result<()> {
+async fn list_instances(c: &Client, f: Format) -> anyhow::Result<()> {
     let list = c.list_instances().await?;
     if structured(f, &list)? {
         return Ok(());
@@ -169,7 +215,7 @@ pub async fn list(c: &Client, f: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn show(c: &Client, f: Format, name: &str) -> anyhow::Result<()> {
+async fn show(c: &Client, f: Format, name: &str) -> anyhow::Result<()> {
     let inst = c.instance(name).await?;
     if !structured(f, &inst)? {
         print!("{}", serde_norway::to_string(&inst)?);
@@ -178,7 +224,7 @@ pub async fn show(c: &Client, f: Format, name: &str) -> anyhow::Result<()> {
 }
 
 /// Opens the spec in $EDITOR, re-opening it while the daemon refuses it.
-pub async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
+async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
     let inst: Instance = c.instance(name).await?;
     let text = serde_norway::to_string(&inst.spec)?;
     if edit_loop(name, text, |spec| async move {
@@ -191,95 +237,12 @@ pub async fn edit(c: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Edits `text` in $EDITOR and hands the result to `save` until it is
-/// accepted or the user gives up. Returns `false` when nothing changed.
-pub async fn edit_loop<F, Fut>(name: &str, mut text: String, save: F) -> anyhow::Result<bool>
-where
-    F: Fn(Value) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ClientError>>,
-{
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    loop {
-        let mut file = tempfile::Builder::new()
-            .prefix(&format!("ferrovirt-{name}-"))
-            .suffix(".yaml")
-            .tempfile()?;
-        file.write_all(text.as_bytes())?;
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{editor} \"$1\""))
-            .arg("sh")
-            .arg(file.path())
-            .status()
-            .with_context(|| format!("cannot run the editor {editor}"))?;
-        if !status.success() {
-            bail!("the editor exited with {status}; nothing changed");
-        }
-        let edited = std::fs::read_to_string(file.path())?;
-        if edited == text {
-            println!("No changes.");
-            return Ok(false);
-        }
-        let result = match yaml_to_json(&edited, "the edited spec") {
-            Ok(spec) => save(spec).await.map_err(anyhow::Error::from),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => return Ok(true),
-            Err(e) => {
-                let msg = match e.downcast_ref::<ClientError>() {
-                    Some(ClientError::Api(b)) => b.error.clone(),
-                    _ => format!("{e:#}"),
-                };
-                eprintln!("Error: {msg}");
-                if !confirm("Edit again?")? {
-                    bail!("nothing changed");
-                }
-                text = edited;
-            }
-        }
-    }
-}
-
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    eprint!("{question} [Y/n] ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(!answer.trim().eq_ignore_ascii_case("n"))
-}
-
-/// Turns `a.b=v` assignments into one JSON merge patch.
-pub fn assignments_to_patch(assignments: &[String]) -> anyhow::Result<Value> {
-    let mut patch = json!({});
-    for a in assignments {
-        let (key, value) = a
-            .split_once('=')
-            .with_context(|| format!("{a:?} is not key=value"))?;
-        if key.is_empty() {
-            bail!("{a:?} has an empty key");
-        }
-        let value: Value = if value.is_empty() {
-            Value::Null
-        } else {
-            serde_norway::from_str(value).unwrap_or_else(|_| json!(value))
-        };
-        let mut cur = &mut patch;
-        let parts: Vec<&str> = key.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
-            let map = cur.as_object_mut().context("nested key under a scalar")?;
-            if i + 1 == parts.len() {
-                map.insert((*part).to_owned(), value.clone());
-                break;
-            }
-            cur = map.entry(*part).or_insert(json!({}));
-        }
-    }
-    Ok(patch)
-}
-
-pub async fn set(c: &Client, f: Format, name: &str, assignments: &[String]) -> anyhow::Result<()> {
+async fn set_fields(
+    c: &Client,
+    f: Format,
+    name: &str,
+    assignments: &[String],
+) -> anyhow::Result<()> {
     let patch = assignments_to_patch(assignments)?;
     let inst = c.patch_instance(name, &patch).await?;
     if !structured(f, &inst)? {
@@ -288,7 +251,7 @@ pub async fn set(c: &Client, f: Format, name: &str, assignments: &[String]) -> a
     Ok(())
 }
 
-pub async fn delete(c: &Client, name: &str, force: bool) -> anyhow::Result<()> {
+async fn delete(c: &Client, name: &str, force: bool) -> anyhow::Result<()> {
     c.delete_instance(name, force).await?;
     println!("Instance {name} deleted.");
     Ok(())
@@ -296,28 +259,87 @@ pub async fn delete(c: &Client, name: &str, force: bool) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
-    #[test]
-    fn disk_flags_parse() {
-        assert_eq!(
-            parse_disk("/a.qcow2,format=qcow2,bus=scsi,readonly").unwrap(),
-            json!({"path": "/a.qcow2", "format": "qcow2", "bus": "scsi", "readonly": true})
-        );
-        assert!(parse_disk("/a,speed=9").is_err());
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(subcommand)]
+        cmd: InstanceCommand,
+    }
+
+    fn create_args(args: &[&str]) -> CreateArgs {
+        let mut argv = vec!["probe", "create"];
+        argv.extend_from_slice(args);
+        match Probe::try_parse_from(argv).unwrap().cmd {
+            InstanceCommand::Create(a) => *a,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn assignments_become_a_merge_patch() {
-        let p = assignments_to_patch(&[
-            "memory=1024".into(),
-            "boot.cmdline=console=ttyS0 quiet".into(),
-            "autostart=true".into(),
-        ])
+    fn flags_become_typed_spec_fields() {
+        let a = create_args(&[
+            "web",
+            "--memory",
+            "256",
+            "--machine",
+            "pc",
+            "--cdrom",
+            "/iso",
+            "--disk",
+            "/a.raw,format=raw",
+            "--nic",
+            "lan,model=e1000",
+            "--cpu-model",
+            "qemu64",
+            "--graphics",
+            "vnc",
+            "--kernel",
+            "/k",
+        ]);
+        let spec = spec_from_args(&a).unwrap();
+        let spec: ferrovirt_api::InstanceSpec = serde_json::from_value(spec).unwrap();
+        assert_eq!(spec.name, "web");
+        assert_eq!(spec.memory, 256);
+        assert_eq!(spec.machine, MachineKind::Pc);
+        assert_eq!(spec.cpu_model, CpuModel::Named("qemu64".into()));
+        assert_eq!(spec.graphics.kind, GraphicsType::Vnc);
+        assert_eq!(spec.boot.kernel.as_deref(), Some("/k"));
+        assert_eq!(spec.nics[0].model, ferrovirt_api::NicModel::E1000);
+        assert_eq!(spec.disks.len(), 2);
+        assert_eq!(spec.disks[1].media, DiskMedia::Cdrom);
+        assert_eq!(spec.disks[1].bus, DiskBus::Ide, "pc has no SATA by default");
+        assert!(spec.disks[1].readonly);
+    }
+
+    #[test]
+    fn bad_flag_values_are_refused_by_the_parser() {
+        let argv = ["probe", "create", "x", "--machine", "vax"];
+        let err = Probe::try_parse_from(argv).unwrap_err().to_string();
+        assert!(err.contains("not one of the choices"), "{err}");
+        let argv = ["probe", "create", "x", "--nic", "lan,speed=1"];
+        let err = Probe::try_parse_from(argv).unwrap_err().to_string();
+        assert!(err.contains("unknown option"), "{err}");
+    }
+
+    #[test]
+    fn spec_file_fields_stay_for_the_daemon_to_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.yaml");
+        std::fs::write(
+            &file,
+            "cpus: 2\nboot:\n  kernal: /k\nnics: [{network: a}]\n",
+        )
         .unwrap();
+        let a = create_args(&["x", "-f", file.to_str().unwrap(), "--nic", "b"]);
+        let spec = spec_from_args(&a).unwrap();
         assert_eq!(
-            p,
-            json!({"memory": 1024, "boot": {"cmdline": "console=ttyS0 quiet"}, "autostart": true})
+            spec["boot"]["kernal"], "/k",
+            "unknown fields reach the daemon"
         );
+        assert_eq!(spec["cpus"], 2);
+        assert_eq!(spec["nics"].as_array().unwrap().len(), 2);
     }
 }

@@ -1,7 +1,9 @@
+//! `monitor`: lifecycle events as they happen.
+
 use ferrovirt_client::Client;
 use futures::StreamExt;
 
-use crate::args::Format;
+use crate::cli::Format;
 
 /// Prints events until interrupted.
 pub async fn follow(c: &Client, f: Format) -> anyhow::Result<()> {

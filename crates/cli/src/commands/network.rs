@@ -1,62 +1,113 @@
-use anyhow::Context;
-use ferrovirt_client::Client;
-use serde_json::{Value, json};
+//! `network`: virtual networks.
 
-use crate::args::{Format, NetworkCommand, NetworkCreateArgs, NicCommand};
-use crate::commands::instance::{edit_loop, spec_file};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use ferrovirt_api::{DhcpHost, MacvtapMode, NetworkAction, NetworkType};
+use ferrovirt_client::Client;
+use serde_json::Value;
+
+use super::spec::{mapping, set, spec_file, value};
+use super::values::{api_enum, dhcp_host_flag};
+use crate::cli::Format;
+use crate::editor::edit_loop;
 use crate::output::{structured, table};
 
-/// `MAC,IP[,NAME]`
-fn parse_host(arg: &str) -> anyhow::Result<Value> {
-    let f: Vec<&str> = arg.split(',').collect();
-    match f.as_slice() {
-        [mac, ip] => Ok(json!({"mac": mac, "ip": ip})),
-        [mac, ip, name] => Ok(json!({"mac": mac, "ip": ip, "name": name})),
-        _ => anyhow::bail!("--host {arg}: expected MAC,IP[,NAME]"),
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Define a network and start it.
+    Create(Box<NetworkCreateArgs>),
+    List,
+    Show {
+        name: String,
+    },
+    /// Edit a network's spec in $EDITOR.
+    Edit {
+        name: String,
+    },
+    /// Delete a network (refused while instances use it).
+    Delete {
+        name: String,
+    },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    /// DHCP leases, with the instance owning each MAC.
+    Leases {
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// YAML spec file; flags override its fields.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// nat, routed, isolated, open, bridge, macvtap or ovs.
+    #[arg(long = "type", value_parser = api_enum::<NetworkType>)]
+    pub kind: Option<NetworkType>,
+    /// The host's address and prefix on the network, e.g. 192.168.150.1/24
+    /// (a free subnet is chosen when absent).
+    #[arg(long)]
+    pub ipv4: Option<String>,
+    #[arg(long)]
+    pub dhcp_start: Option<String>,
+    #[arg(long)]
+    pub dhcp_end: Option<String>,
+    /// Static DHCP host MAC,IP[,NAME]; repeatable.
+    #[arg(long = "host", value_parser = parse_host)]
+    pub hosts: Vec<DhcpHost>,
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// bridge: the host bridge; macvtap: the host interface; ovs: the OVS bridge.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// macvtap: vepa, bridge, private or passthrough.
+    #[arg(long, value_parser = api_enum::<MacvtapMode>)]
+    pub mode: Option<MacvtapMode>,
+    #[arg(long)]
+    pub no_autostart: bool,
+}
+
+fn parse_host(arg: &str) -> Result<DhcpHost, String> {
+    dhcp_host_flag(arg).map_err(|e| format!("{e:#}"))
+}
+
+impl NetworkCommand {
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        run(c, f, self).await
     }
 }
 
+/// Builds the spec document from `-f` and the flags (flags win).
 fn spec_from_args(a: &NetworkCreateArgs) -> anyhow::Result<Value> {
     let mut spec = spec_file(a.file.as_deref())?;
     let m = spec.as_object_mut().expect("mapping");
-    m.insert("name".into(), json!(a.name));
-    let mut set = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            m.insert(k.into(), json!(v));
-        }
-    };
-    set("type", &a.kind);
-    set("domain", &a.domain);
-    set("parent", &a.parent);
-    set("macvtap_mode", &a.mode);
+    m.insert("name".into(), value(&a.name)?);
+    set(m, "type", a.kind)?;
+    set(m, "domain", a.domain.as_ref())?;
+    set(m, "parent", a.parent.as_ref())?;
+    set(m, "macvtap_mode", a.mode)?;
     if a.no_autostart {
-        m.insert("autostart".into(), json!(false));
+        set(m, "autostart", Some(false))?;
     }
     if a.ipv4.is_some() || a.dhcp_start.is_some() || a.dhcp_end.is_some() || !a.hosts.is_empty() {
-        let v = m.entry("ipv4").or_insert(json!({}));
-        let v = v.as_object_mut().context("ipv4 must be a mapping")?;
-        if let Some(x) = &a.ipv4 {
-            v.insert("address".into(), json!(x));
-        }
-        if let Some(x) = &a.dhcp_start {
-            v.insert("dhcp_start".into(), json!(x));
-        }
-        if let Some(x) = &a.dhcp_end {
-            v.insert("dhcp_end".into(), json!(x));
-        }
+        let v = mapping(m, "ipv4")?;
+        set(v, "address", a.ipv4.as_ref())?;
+        set(v, "dhcp_start", a.dhcp_start.as_ref())?;
+        set(v, "dhcp_end", a.dhcp_end.as_ref())?;
         if !a.hosts.is_empty() {
-            let hosts: Vec<Value> = a
-                .hosts
-                .iter()
-                .map(|h| parse_host(h))
-                .collect::<Result<_, _>>()?;
-            v.insert("hosts".into(), json!(hosts));
+            set(v, "hosts", Some(&a.hosts))?;
         }
     }
     Ok(spec)
 }
 
-pub async fn run(c: &Client, f: Format, cmd: NetworkCommand) -> anyhow::Result<()> {
+async fn run(c: &Client, f: Format, cmd: NetworkCommand) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Create(a) => {
             let net = c.create_network(&spec_from_args(&a)?).await?;
@@ -117,11 +168,11 @@ pub async fn run(c: &Client, f: Format, cmd: NetworkCommand) -> anyhow::Result<(
             println!("Network {name} deleted.");
         }
         NetworkCommand::Start { name } => {
-            c.network_action(&name, "start").await?;
+            c.network_action(&name, NetworkAction::Start).await?;
             println!("Network {name} started.");
         }
         NetworkCommand::Stop { name } => {
-            c.network_action(&name, "stop").await?;
+            c.network_action(&name, NetworkAction::Stop).await?;
             println!("Network {name} stopped.");
         }
         NetworkCommand::Leases { name } => {
@@ -148,68 +199,46 @@ pub async fn run(c: &Client, f: Format, cmd: NetworkCommand) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn nic(c: &Client, f: Format, cmd: NicCommand) -> anyhow::Result<()> {
-    match cmd {
-        NicCommand::Add {
-            name,
-            network,
-            model,
-            mac,
-            vlan,
-        } => {
-            let mut nic = json!({"network": network});
-            if let Some(m) = model {
-                nic["model"] = json!(m);
-            }
-            if let Some(m) = mac {
-                nic["mac"] = json!(m);
-            }
-            if let Some(v) = vlan {
-                nic["vlan"] = json!(v);
-            }
-            let nic = serde_json::from_value(nic).context("bad NIC options")?;
-            let inst = c.add_nic(&name, &nic).await?;
-            let added = inst
-                .spec
-                .nics
-                .last()
-                .and_then(|n| n.mac.clone())
-                .unwrap_or_default();
-            println!("NIC {added} added to {name}.");
-        }
-        NicCommand::Remove { name, mac } => {
-            c.remove_nic(&name, &mac).await?;
-            println!("NIC {mac} removed from {name}.");
-        }
-        NicCommand::List { name } => {
-            let inst = c.instance(&name).await?;
-            if !structured(f, &inst.spec.nics)? {
-                table(
-                    &["MAC", "NETWORK", "MODEL", "VLAN", "IP"],
-                    inst.spec
-                        .nics
-                        .iter()
-                        .map(|n| {
-                            let mac = n.mac.clone().unwrap_or_default();
-                            let ip = inst
-                                .state
-                                .addresses
-                                .iter()
-                                .find(|a| a.mac == mac)
-                                .map(|a| a.ip.clone())
-                                .unwrap_or_default();
-                            vec![
-                                mac,
-                                n.network.clone(),
-                                format!("{:?}", n.model).to_lowercase(),
-                                n.vlan.map(|v| v.to_string()).unwrap_or_default(),
-                                ip,
-                            ]
-                        })
-                        .collect(),
-                );
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(subcommand)]
+        cmd: NetworkCommand,
     }
-    Ok(())
+
+    #[test]
+    fn network_flags_become_typed_spec_fields() {
+        let argv = [
+            "probe",
+            "create",
+            "lan",
+            "--type",
+            "routed",
+            "--ipv4",
+            "10.9.0.1/24",
+            "--host",
+            "52:54:00:00:00:09,10.9.0.9,db",
+            "--mode",
+            "vepa",
+            "--no-autostart",
+        ];
+        let NetworkCommand::Create(a) = Probe::try_parse_from(argv).unwrap().cmd else {
+            panic!("not create");
+        };
+        let spec: ferrovirt_api::NetworkSpec =
+            serde_json::from_value(spec_from_args(&a).unwrap()).unwrap();
+        assert_eq!(spec.kind, NetworkType::Routed);
+        assert_eq!(spec.macvtap_mode, MacvtapMode::Vepa);
+        assert!(!spec.autostart);
+        let ipv4 = spec.ipv4.unwrap();
+        assert_eq!(ipv4.address, "10.9.0.1/24");
+        assert_eq!(ipv4.hosts[0].name.as_deref(), Some("db"));
+        let bad = ["probe", "create", "lan", "--type", "token-ring"];
+        assert!(Probe::try_parse_from(bad).is_err());
+    }
 }

@@ -1,10 +1,34 @@
+//! `operation`: long-running work on the daemon.
+
+use clap::Subcommand;
 use ferrovirt_client::Client;
 
-use crate::args::{Format, OperationCommand};
+use crate::cli::Format;
 use crate::output::{structured, table};
 use crate::progress::follow;
 
-pub async fn run(c: &Client, f: Format, cmd: OperationCommand) -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+pub enum OperationCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// Wait for an operation with a progress bar.
+    Wait {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
+}
+
+impl OperationCommand {
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        run(c, f, self).await
+    }
+}
+
+async fn run(c: &Client, f: Format, cmd: OperationCommand) -> anyhow::Result<()> {
     match cmd {
         OperationCommand::List => {
             let ops = c.operations().await?;

@@ -1,11 +1,28 @@
+//! `remote`: other Ferrovirt hosts this CLI reaches over TLS.
+
 use std::path::Path;
 
-use ferrovirt_api::{MigratePost, MigrationTarget};
-use ferrovirt_client::Client;
+use clap::Subcommand;
 
-use crate::args::{Format, MigrateArgs, RemoteCommand};
+use crate::cli::Format;
 use crate::output::{structured, table};
 use crate::remotes;
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Register a remote host with a join token from `ferrovirt host token`.
+    Add {
+        name: String,
+        /// HOST:PORT of its TLS listener (default: the token's first address).
+        address: Option<String>,
+        #[arg(long)]
+        token: String,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+}
 
 pub async fn run(dir: &Path, f: Format, cmd: RemoteCommand) -> anyhow::Result<()> {
     match cmd {
@@ -39,51 +56,6 @@ pub async fn run(dir: &Path, f: Format, cmd: RemoteCommand) -> anyhow::Result<()
             remotes::save(dir, &list)?;
             println!("Remote {name} removed.");
         }
-    }
-    Ok(())
-}
-
-/// Migrates through the local daemon; the CLI (trusted by the remote) gets a
-/// join token there so the local daemon can authenticate itself.
-pub async fn migrate(c: &Client, dir: &Path, a: MigrateArgs) -> anyhow::Result<()> {
-    let list = remotes::load(dir)?;
-    let Some(r) = list.get(&a.to) else {
-        anyhow::bail!("no remote {}; add it with `ferrovirt remote add`", a.to);
-    };
-    let remote = remotes::client(dir, &a.to)?;
-    let me = c.host_info().await?.hostname;
-    let me: String = me
-        .to_lowercase()
-        .chars()
-        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
-        .collect();
-    let token = remote
-        .new_token(&format!("host-{}", me.trim_matches('-')))
-        .await?;
-    let req = MigratePost {
-        target: MigrationTarget {
-            address: r.address.clone(),
-            fingerprint: r.fingerprint.clone(),
-            token: Some(token),
-        },
-        offline: a.offline,
-        copy_storage: a.copy_storage,
-        postcopy: a.postcopy,
-        auto_converge: a.auto_converge,
-        bandwidth: a.bandwidth,
-        max_downtime: a.max_downtime,
-        compress: a.compress,
-    };
-    let op = c.migrate(&a.name, &req).await?;
-    let op = crate::progress::follow(c, op, a.detach).await?;
-    if !a.detach {
-        let downtime = op
-            .result
-            .as_ref()
-            .and_then(|r| r["downtime_ms"].as_u64())
-            .map(|d| format!(", downtime {d} ms"))
-            .unwrap_or_default();
-        println!("Instance {} migrated to {}{downtime}.", a.name, a.to);
     }
     Ok(())
 }

@@ -1,11 +1,74 @@
-use ferrovirt_api::{ClonePost, RestorePost, SavePost, Snapshot, SnapshotKind, SnapshotsPost};
+//! `snapshot`: snapshots of an instance.
+
+use clap::Subcommand;
+use ferrovirt_api::{Snapshot, SnapshotKind, SnapshotsPost};
 use ferrovirt_client::Client;
 
-use crate::args::{Format, SnapshotCommand};
+use crate::cli::Format;
 use crate::output::{structured, table};
 use crate::progress::follow;
 
-pub async fn run(c: &Client, f: Format, cmd: SnapshotCommand) -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot (with memory by default when the instance runs).
+    Create {
+        name: String,
+        snapshot: String,
+        /// Freeze the disk files and write to new overlays (default: inside qcow2).
+        #[arg(long)]
+        external: bool,
+        /// Save the memory (the default for a running instance).
+        #[arg(long, conflicts_with = "no_memory")]
+        memory: bool,
+        /// Disks only, even for a running instance.
+        #[arg(long)]
+        no_memory: bool,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// The snapshot tree; `*` marks the current snapshot.
+    List {
+        name: String,
+    },
+    Show {
+        name: String,
+        snapshot: String,
+    },
+    /// Bring the instance back to a snapshot (its running state too, with memory).
+    Revert {
+        name: String,
+        snapshot: String,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+    /// Delete a snapshot; the others keep their content.
+    Delete {
+        name: String,
+        snapshot: String,
+        #[arg(long = "async")]
+        detach: bool,
+    },
+}
+
+impl SnapshotCommand {
+    pub fn instance_arg(&mut self) -> &mut String {
+        match self {
+            Self::Create { name, .. }
+            | Self::List { name }
+            | Self::Show { name, .. }
+            | Self::Revert { name, .. }
+            | Self::Delete { name, .. } => name,
+        }
+    }
+
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        run(c, f, self).await
+    }
+}
+
+async fn run(c: &Client, f: Format, cmd: SnapshotCommand) -> anyhow::Result<()> {
     match cmd {
         SnapshotCommand::Create {
             name,
@@ -125,46 +188,4 @@ fn print_tree(snaps: &[Snapshot]) {
         ],
         rows,
     );
-}
-
-pub async fn clone(c: &Client, source: &str, req: ClonePost, detach: bool) -> anyhow::Result<()> {
-    let name = req.name.clone();
-    let op = c.clone_instance(source, &req).await?;
-    follow(c, op, detach).await?;
-    if !detach {
-        println!("Instance {name} cloned from {source}.");
-    }
-    Ok(())
-}
-
-pub async fn save(
-    c: &Client,
-    name: &str,
-    file: Option<String>,
-    detach: bool,
-) -> anyhow::Result<()> {
-    let op = c
-        .save_instance(name, &SavePost { file: file.clone() })
-        .await?;
-    follow(c, op, detach).await?;
-    if !detach {
-        match file {
-            Some(f) => println!("Instance {name} saved to {f} and stopped."),
-            None => println!("Instance {name} saved and stopped; `start` resumes it."),
-        }
-    }
-    Ok(())
-}
-
-pub async fn restore(c: &Client, file: &str, detach: bool) -> anyhow::Result<()> {
-    let op = c
-        .restore(&RestorePost {
-            file: file.to_owned(),
-        })
-        .await?;
-    follow(c, op, detach).await?;
-    if !detach {
-        println!("Restored from {file}.");
-    }
-    Ok(())
 }

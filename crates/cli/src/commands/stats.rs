@@ -1,17 +1,34 @@
+//! `stats`: usage of running instances.
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use ferrovirt_api::InstanceStats;
 use ferrovirt_client::Client;
 
-use crate::args::Format;
+use crate::cli::Format;
 use crate::output::{structured, table};
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    pub name: Option<String>,
+    /// Refresh every second (CPU as a percentage of one core).
+    #[arg(long)]
+    pub watch: bool,
+}
+
+impl StatsArgs {
+    pub async fn run(self, c: &Client, f: Format) -> anyhow::Result<()> {
+        run(c, f, self.name, self.watch).await
+    }
+}
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
 }
 
-pub async fn run(c: &Client, f: Format, name: Option<String>, watch: bool) -> anyhow::Result<()> {
+async fn run(c: &Client, f: Format, name: Option<String>, watch: bool) -> anyhow::Result<()> {
     let mut last: HashMap<String, (Instant, u64)> = HashMap::new();
     loop {
         let stats: Vec<InstanceStats> = match &name {

@@ -8,6 +8,15 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The console routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(attach))
+        .routes(routes!(log))
+}
 
 /// Interactive serial console over a websocket: binary frames both ways.
 #[utoipa::path(get, path = "/1.0/instances/{name}/console",

@@ -5,6 +5,17 @@ use crate::daemon::Daemon;
 use crate::disks;
 use crate::error::ApiResult;
 use crate::json::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The disks routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(attach))
+        .routes(routes!(detach))
+        .routes(routes!(media))
+        .routes(routes!(limits))
+}
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 

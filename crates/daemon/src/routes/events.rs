@@ -4,6 +4,13 @@ use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::daemon::Daemon;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The events routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new().routes(routes!(stream))
+}
 
 /// Lifecycle events as newline-delimited JSON, one object per line, for as
 /// long as the client stays connected. Slow clients skip what they missed.

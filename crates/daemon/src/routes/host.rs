@@ -1,9 +1,22 @@
 use axum::extract::State;
-use ferrovirt_api::{HostCheck, HostInfo};
+use ferrovirt_api::{
+    HostCheck, HostInfo, TokenPost, TokenReply, TrustPost, TrustReply, TrustedClient,
+};
 use ferrovirt_core::{Error, accel, hostcheck};
 
 use crate::daemon::Daemon;
 use crate::error::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The host routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(check))
+        .routes(routes!(token))
+        .routes(routes!(trusted, trust))
+}
 
 /// API root: version and supported paths.
 pub async fn api_root() -> axum::Json<serde_json::Value> {
@@ -52,19 +65,6 @@ pub async fn check(State(d): State<Daemon>) -> ApiResult<axum::Json<HostCheck>> 
     }))
 }
 
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenPost {
-    /// Name the joining client will be trusted as.
-    name: String,
-}
-
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TokenReply {
-    /// Pass to `ferrovirt remote add NAME URL --token TOKEN` on the client.
-    pub token: String,
-}
-
 /// Make a one-time join token (valid one hour).
 #[utoipa::path(post, path = "/1.0/host/tokens", request_body = TokenPost,
     responses((status = 200, body = TokenReply)))]
@@ -78,36 +78,32 @@ pub async fn token(
     }))
 }
 
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrustPost {
-    /// The secret of a join token.
-    secret: String,
-}
-
 /// Trust the calling client's certificate, in exchange for a join token.
 #[utoipa::path(post, path = "/1.0/host/trust", request_body = TrustPost,
-    responses((status = 200), (status = 403, body = ferrovirt_api::ErrorBody)))]
+    responses((status = 200, body = TrustReply), (status = 403, body = ferrovirt_api::ErrorBody)))]
 pub async fn trust(
     State(d): State<Daemon>,
     peer: Option<axum::Extension<crate::remote::Peer>>,
     crate::json::Json(req): crate::json::Json<TrustPost>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<TrustReply>> {
     let name = crate::remote::redeem(&d, peer.as_ref().map(|p| &p.0), &req.secret).await?;
-    Ok(axum::Json(serde_json::json!({"trusted_as": name})))
+    Ok(axum::Json(TrustReply { trusted_as: name }))
 }
 
 /// Trusted client certificates.
-#[utoipa::path(get, path = "/1.0/host/trust", responses((status = 200)))]
-pub async fn trusted(State(d): State<Daemon>) -> ApiResult<axum::Json<serde_json::Value>> {
+#[utoipa::path(get, path = "/1.0/host/trust", responses((status = 200, body = [TrustedClient])))]
+pub async fn trusted(State(d): State<Daemon>) -> ApiResult<axum::Json<Vec<TrustedClient>>> {
     let list = d
         .store
         .trusted()
         .await
         .map_err(crate::daemon::store_err("reading trusted certificates"))?;
-    Ok(axum::Json(serde_json::json!(
+    Ok(axum::Json(
         list.into_iter()
-            .map(|c| serde_json::json!({"fingerprint": c.fingerprint, "name": c.name}))
-            .collect::<Vec<_>>()
-    )))
+            .map(|c| TrustedClient {
+                fingerprint: c.fingerprint,
+                name: c.name,
+            })
+            .collect(),
+    ))
 }

@@ -8,6 +8,16 @@ use crate::error::ApiResult;
 use crate::instance::lifecycle;
 use crate::instances;
 use crate::json::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The instances routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, patch, delete))
+        .routes(routes!(state, change_state))
+}
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 

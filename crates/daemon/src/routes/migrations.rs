@@ -8,6 +8,17 @@ use crate::daemon::Daemon;
 use crate::error::ApiResult;
 use crate::json::Json;
 use crate::migration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The migrations routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(migrate))
+        .routes(routes!(incoming))
+        .routes(routes!(abort))
+        .routes(routes!(finish))
+}
 
 /// Migrate an instance to another host (an operation, cancellable).
 #[utoipa::path(post, path = "/1.0/instances/{name}/migrate", request_body = MigratePost,

@@ -1,12 +1,24 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ferrovirt_api::{Instance, Lease, Network, NetworkSpec, Nic};
-use serde::Deserialize;
+use ferrovirt_api::{Instance, Lease, Network, NetworkAction, NetworkSpec, NetworkStatePut, Nic};
 
 use crate::daemon::Daemon;
 use crate::error::ApiResult;
 use crate::json::Json;
 use crate::{instances, networks};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The networks routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, delete))
+        .routes(routes!(change_state))
+        .routes(routes!(leases))
+        .routes(routes!(add_nic))
+        .routes(routes!(remove_nic))
+}
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 
@@ -56,13 +68,6 @@ pub async fn delete(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<
     Ok(axum::Json(serde_json::json!({})))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkStatePut {
-    /// `start` or `stop`.
-    action: String,
-}
-
 /// Start or stop a network.
 #[utoipa::path(put, path = "/1.0/networks/{name}/state", request_body = NetworkStatePut,
     responses((status = 200, body = Network)))]
@@ -71,16 +76,9 @@ pub async fn change_state(
     Path(name): Path<String>,
     Json(req): Json<NetworkStatePut>,
 ) -> Reply<Network> {
-    let net = match req.action.as_str() {
-        "start" => networks::start(&d, &name).await?,
-        "stop" => networks::stop(&d, &name).await?,
-        other => {
-            return Err(ferrovirt_core::Error::validation(
-                "action",
-                format!("{other:?} is not start or stop"),
-            )
-            .into());
-        }
+    let net = match req.action {
+        NetworkAction::Start => networks::start(&d, &name).await?,
+        NetworkAction::Stop => networks::stop(&d, &name).await?,
     };
     Ok(axum::Json(net))
 }

@@ -1,79 +1,15 @@
+//! The parts of the OpenAPI document that do not come from a route: the
+//! title and the wire types every client needs even where no handler names
+//! them.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use utoipa::OpenApi;
 
-use super::{
-    console, disks, events, host, instances, migrations, networks, operations, snapshots, stats,
-    storage,
-};
-
-/// The OpenAPI document, generated from the wire types and handlers.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ferrovirt API", description = "REST API of ferrovirtd"),
-    paths(
-        instances::list,
-        instances::create,
-        instances::show,
-        instances::replace,
-        instances::patch,
-        instances::delete,
-        instances::state,
-        instances::change_state,
-        console::attach,
-        console::log,
-        host::info,
-        host::check,
-        host::token,
-        host::trust,
-        host::trusted,
-        events::stream,
-        snapshots::list,
-        snapshots::show,
-        snapshots::create,
-        snapshots::revert,
-        snapshots::delete,
-        snapshots::clone_instance,
-        snapshots::save_instance,
-        snapshots::restore,
-        operations::list,
-        operations::show,
-        operations::wait,
-        operations::cancel,
-        networks::list,
-        networks::create,
-        networks::show,
-        networks::replace,
-        networks::delete,
-        networks::change_state,
-        networks::leases,
-        networks::add_nic,
-        networks::remove_nic,
-        migrations::migrate,
-        migrations::incoming,
-        migrations::finish,
-        migrations::abort,
-        stats::instance,
-        stats::all,
-        disks::attach,
-        disks::detach,
-        disks::media,
-        disks::limits,
-        storage::list,
-        storage::create,
-        storage::show,
-        storage::replace,
-        storage::delete,
-        storage::change_state,
-        storage::volumes_list,
-        storage::volume_create,
-        storage::volume_show,
-        storage::volume_delete,
-        storage::volume_resize,
-        storage::volume_wipe,
-        storage::volume_clone,
-        storage::volume_convert,
-        storage::volume_export,
-        storage::volume_import,
-    ),
     components(schemas(
         ferrovirt_api::ErrorBody,
         ferrovirt_api::Event,
@@ -110,8 +46,25 @@ use super::{
         ferrovirt_api::IoLimits
     ))
 )]
-pub struct ApiDoc;
+struct Base;
 
-pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+/// The document before the routes add their paths.
+pub fn base() -> utoipa::openapi::OpenApi {
+    Base::openapi()
+}
+
+/// The finished document, serialized once and served as is.
+#[derive(Debug, Clone)]
+pub struct Document(Bytes);
+
+impl Document {
+    pub fn new(doc: &utoipa::openapi::OpenApi) -> Self {
+        Self(Bytes::from(
+            serde_json::to_vec(doc).expect("the OpenAPI document serializes"),
+        ))
+    }
+
+    pub async fn serve(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
 }

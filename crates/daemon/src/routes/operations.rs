@@ -8,6 +8,16 @@ use uuid::Uuid;
 
 use crate::daemon::Daemon;
 use crate::error::ApiResult;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The operations routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, cancel))
+        .routes(routes!(wait))
+}
 
 /// The 202 answer of an action that runs as an operation.
 pub fn accepted(op: Operation) -> (StatusCode, HeaderMap, axum::Json<Operation>) {

@@ -7,6 +7,19 @@ use crate::daemon::Daemon;
 use crate::error::ApiResult;
 use crate::json::Json;
 use crate::{clone, save, snapshots};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The snapshots routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, delete))
+        .routes(routes!(revert))
+        .routes(routes!(clone_instance))
+        .routes(routes!(save_instance))
+        .routes(routes!(restore))
+}
 
 type Accepted = ApiResult<(StatusCode, HeaderMap, axum::Json<Operation>)>;
 

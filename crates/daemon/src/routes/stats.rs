@@ -5,6 +5,15 @@ use ferrovirt_api::InstanceStats;
 use crate::daemon::Daemon;
 use crate::error::ApiResult;
 use crate::stats;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The stats routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(instance))
+        .routes(routes!(all))
+}
 
 /// Usage counters of a running instance.
 #[utoipa::path(get, path = "/1.0/instances/{name}/stats", responses((status = 200, body = InstanceStats),

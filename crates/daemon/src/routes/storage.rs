@@ -1,8 +1,8 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use ferrovirt_api::{
-    Operation, Pool, PoolCreate, PoolDelete, PoolSpec, Volume, VolumeClone, VolumeConvert,
-    VolumeCreate, VolumeExport, VolumeImport, VolumeResize,
+    Operation, Pool, PoolAction, PoolCreate, PoolDelete, PoolSpec, PoolStatePut, Volume,
+    VolumeClone, VolumeConvert, VolumeCreate, VolumeExport, VolumeImport, VolumeResize,
 };
 
 use super::operations::accepted;
@@ -10,6 +10,24 @@ use crate::daemon::Daemon;
 use crate::error::ApiResult;
 use crate::json::Json;
 use crate::storage::{self, copy, volumes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The storage routes, registered once for the router and the OpenAPI document.
+pub fn routes() -> OpenApiRouter<Daemon> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, delete))
+        .routes(routes!(change_state))
+        .routes(routes!(volume_import))
+        .routes(routes!(volumes_list, volume_create))
+        .routes(routes!(volume_show, volume_delete))
+        .routes(routes!(volume_resize))
+        .routes(routes!(volume_wipe))
+        .routes(routes!(volume_clone))
+        .routes(routes!(volume_convert))
+        .routes(routes!(volume_export))
+}
 
 type Reply<T> = ApiResult<axum::Json<T>>;
 type Accepted = ApiResult<(StatusCode, HeaderMap, axum::Json<Operation>)>;
@@ -67,13 +85,6 @@ pub async fn delete(
     Ok(axum::Json(serde_json::json!({})))
 }
 
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PoolStatePut {
-    /// `start`, `stop` or `refresh`.
-    action: String,
-}
-
 /// Start, stop or refresh a pool.
 #[utoipa::path(put, path = "/1.0/pools/{pool}/state", request_body = PoolStatePut,
     responses((status = 200, body = Pool)))]
@@ -82,22 +93,15 @@ pub async fn change_state(
     Path(pool): Path<String>,
     Json(req): Json<PoolStatePut>,
 ) -> Reply<Pool> {
-    let p = match req.action.as_str() {
-        "start" => storage::start(&d, &pool).await?,
-        "stop" => storage::stop(&d, &pool).await?,
+    let p = match req.action {
+        PoolAction::Start => storage::start(&d, &pool).await?,
+        PoolAction::Stop => storage::stop(&d, &pool).await?,
         // Volumes are read from the storage on every request: a refresh
         // only re-checks that it is there.
-        "refresh" => {
+        PoolAction::Refresh => {
             let rec = storage::active(&d, &pool).await?;
             storage::driver(&d, &rec.spec).start().await?;
             storage::view(&d, rec).await
-        }
-        other => {
-            return Err(ferrovirt_core::Error::validation(
-                "action",
-                format!("{other:?} is not start, stop or refresh"),
-            )
-            .into());
         }
     };
     Ok(axum::Json(p))
