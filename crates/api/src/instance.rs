@@ -479,3 +479,11 @@ pub struct MediaPut {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
 }
+
+impl Disk {
+    /// The QEMU node name of this disk when it is the `index`th: its name,
+    /// or `disk<index>` for instances defined before disks had names.
+    pub fn node_name(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("disk{index}"))
+    }
+}

@@ -12,6 +12,7 @@ mod instance;
 mod migration;
 mod network;
 mod operation;
+pub mod size;
 mod snapshot;
 mod stats;
 mod storage;

@@ -26,7 +26,7 @@ pub fn free_name(disks: &[Disk]) -> String {
 /// The QEMU node name of the `index`th disk: its name, or `disk<index>` for
 /// instances defined before disks had names.
 pub fn node_name(disk: &Disk, index: usize) -> String {
-    disk.name.clone().unwrap_or_else(|| format!("disk{index}"))
+    disk.node_name(index)
 }
 
 /// Validates every disk of `spec`, naming the unnamed ones.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
-use ferrovirt_api::{AccelDecision, Instance, InstanceState, QemuInfo};
+use ferrovirt_api::QemuInfo;
 use ferrovirt_core::accel::HostVirt;
 use ferrovirt_core::{CommandRunner, Error, HostLimits, InstanceLocks, TokioRunner};
 use ferrovirt_qemu::InstancePaths;
@@ -125,46 +125,6 @@ impl Daemon {
     /// The live QEMU of instance `name`, if it runs.
     pub fn runtime(&self, name: &str) -> Option<Arc<Live>> {
         self.instances.get(name).and_then(|h| h.live())
-    }
-
-    /// The API view of an instance.
-    pub fn view(&self, rec: InstanceRecord) -> Instance {
-        let rt = self.runtime(&rec.spec.name);
-        let (pid, accel): (Option<u32>, Option<AccelDecision>) = match &rt {
-            Some(rt) => (Some(rt.pid()), Some(rt.accel.clone())),
-            None => (None, None),
-        };
-        Instance {
-            state: InstanceState {
-                status: rec.status,
-                reason: rec.reason,
-                pid,
-                accel,
-                saved: rec.managed_save.is_some(),
-                current_snapshot: rec.current_snapshot.clone(),
-                addresses: self.addresses(&rec.spec),
-            },
-            spec: rec.spec,
-            created_at: rec.created_at,
-        }
-    }
-
-    /// The NICs' addresses from their networks' leases.
-    fn addresses(&self, spec: &ferrovirt_api::InstanceSpec) -> Vec<ferrovirt_api::NicAddress> {
-        spec.nics
-            .iter()
-            .filter_map(|nic| {
-                let mac = nic.mac.as_deref()?.to_lowercase();
-                let lease = crate::networks::dhcp_leases(self, &nic.network)
-                    .into_iter()
-                    .find(|l| l.mac == mac)?;
-                Some(ferrovirt_api::NicAddress {
-                    mac,
-                    network: nic.network.clone(),
-                    ip: lease.ip,
-                })
-            })
-            .collect()
     }
 
     pub fn now() -> chrono::DateTime<Utc> {

@@ -1,5 +1,5 @@
 //! An instance's disks while it runs: hot-attach and detach, cdrom media
-//! changes, and I/O limits through QEMU throttle groups.
+//! changes, and live I/O limits.
 
 use ferrovirt_api::{
     Disk, DiskBus, DiskMedia, EventKind, Instance, InstanceSpec, IoLimits, MachineKind, MediaPut,
@@ -7,51 +7,12 @@ use ferrovirt_api::{
 use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_qemu::Monitor;
 use ferrovirt_qemu::command::{
-    ROOT_PORTS, SCSI_CONTROLLER, blockdev_nodes, device_id, placed_disk_device, throttle_target,
+    ROOT_PORTS, SCSI_CONTROLLER, blockdev_nodes, device_id, placed_disk_device,
 };
-use ferrovirt_qemu::monitor::Throttle;
 
 use crate::daemon::{Daemon, store_err};
 use crate::instance::{self, job::JobKind, qmp_err};
 use crate::storage::volumes;
-
-/// The throttle group of a disk: its own unless it names a shared one.
-fn group(instance: &str, node: &str, limits: &IoLimits) -> String {
-    limits
-        .group
-        .clone()
-        .unwrap_or_else(|| format!("{instance}-{node}"))
-}
-
-/// Applies the I/O limits of every disk that has some (at start, before
-/// the guest runs).
-pub async fn apply_limits(qmp: &Monitor, spec: &InstanceSpec) -> Result<(), Error> {
-    for (i, disk) in spec.disks.iter().enumerate() {
-        if !disk.limits.is_empty() && ferrovirt_qemu::command::has_medium(disk) {
-            let node = ferrovirt_core::disk::node_name(disk, i);
-            set_throttle(qmp, spec, disk, &node, &disk.limits).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn set_throttle(
-    qmp: &Monitor,
-    spec: &InstanceSpec,
-    disk: &Disk,
-    node: &str,
-    l: &IoLimits,
-) -> Result<(), Error> {
-    let throttle = Throttle {
-        target: throttle_target(spec.machine, disk, node),
-        group: group(&spec.name, node, l),
-        limits: l.clone(),
-    };
-    qmp.set_io_throttle(&throttle).await.map_err(qmp_err(
-        &spec.name,
-        &format!("set the I/O limits of disk {node} of"),
-    ))
-}
 
 fn index_of(spec: &InstanceSpec, disk: &str) -> Result<usize, Error> {
     spec.disks
@@ -67,7 +28,9 @@ async fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance
         .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Updated, &spec.name, Some(what));
-    d.record(&spec.name).await.map(|r| d.view(r))
+    d.record(&spec.name)
+        .await
+        .map(|r| crate::instances::view(d, r))
 }
 
 /// Adds a disk (hot-plugged when the instance runs: virtio or scsi).
@@ -134,7 +97,7 @@ async fn plug(qmp: &Monitor, spec: &InstanceSpec, disk: &Disk, node: &str) -> Re
             .await
             .map_err(qmp_err(name, &format!("plug disk {node} into")))?;
         if !disk.limits.is_empty() {
-            set_throttle(qmp, spec, disk, node, &disk.limits).await?;
+            crate::throttle::set(qmp, spec, disk, node, &disk.limits).await?;
         }
         Ok(())
     }
@@ -276,7 +239,7 @@ pub async fn set_limits(
         && ferrovirt_qemu::command::has_medium(&spec.disks[index])
     {
         let disk = spec.disks[index].clone();
-        set_throttle(rt.monitor(), &spec, &disk, disk_name, &limits).await?;
+        crate::throttle::set(rt.monitor(), &spec, &disk, disk_name, &limits).await?;
     }
     spec.disks[index].limits = limits;
     saved(d, &spec, format!("I/O limits of {disk_name} changed")).await

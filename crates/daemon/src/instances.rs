@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use ferrovirt_api::{EventKind, Instance, InstanceSpec, InstanceStatus};
+use ferrovirt_api::{
+    AccelDecision, EventKind, Instance, InstanceSpec, InstanceState, InstanceStatus,
+};
 use ferrovirt_core::spec::check_update;
 use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_qemu::process;
@@ -11,6 +13,46 @@ use serde_json::Value;
 
 use crate::daemon::{Daemon, store_err};
 use crate::instance::{self, job::JobKind};
+
+/// The API view of an instance.
+pub fn view(d: &Daemon, rec: InstanceRecord) -> Instance {
+    let rt = d.runtime(&rec.spec.name);
+    let (pid, accel): (Option<u32>, Option<AccelDecision>) = match &rt {
+        Some(rt) => (Some(rt.pid()), Some(rt.accel.clone())),
+        None => (None, None),
+    };
+    Instance {
+        state: InstanceState {
+            status: rec.status,
+            reason: rec.reason,
+            pid,
+            accel,
+            saved: rec.managed_save.is_some(),
+            current_snapshot: rec.current_snapshot.clone(),
+            addresses: addresses(d, &rec.spec),
+        },
+        spec: rec.spec,
+        created_at: rec.created_at,
+    }
+}
+
+/// The NICs' addresses from their networks' leases.
+fn addresses(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Vec<ferrovirt_api::NicAddress> {
+    spec.nics
+        .iter()
+        .filter_map(|nic| {
+            let mac = nic.mac.as_deref()?.to_lowercase();
+            let lease = crate::networks::dhcp_leases(d, &nic.network)
+                .into_iter()
+                .find(|l| l.mac == mac)?;
+            Some(ferrovirt_api::NicAddress {
+                mac,
+                network: nic.network.clone(),
+                ip: lease.ip,
+            })
+        })
+        .collect()
+}
 
 pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Error> {
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
@@ -31,7 +73,7 @@ pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Erro
         .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Created, &name, None);
-    Ok(d.view(rec))
+    Ok(view(d, rec))
 }
 
 /// Replaces the spec (PUT). Running instances may change only live fields.
@@ -63,7 +105,7 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
         .await
         .map_err(store_err("saving the instance"))?;
     d.events.emit(EventKind::Updated, name, None);
-    d.record(name).await.map(|r| d.view(r))
+    d.record(name).await.map(|r| view(d, r))
 }
 
 /// Applies a JSON merge patch (RFC 7396) to the spec (PATCH).
@@ -158,7 +200,7 @@ pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<
         name,
         Some(format!("NIC {} added", nic.mac.unwrap_or_default())),
     );
-    d.record(name).await.map(|r| d.view(r))
+    d.record(name).await.map(|r| view(d, r))
 }
 
 /// Removes the NIC with `mac` (hot-unplugged when the instance runs).
@@ -182,7 +224,7 @@ pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, E
         .map_err(store_err("saving the instance"))?;
     d.events
         .emit(EventKind::Updated, name, Some(format!("NIC {mac} removed")));
-    d.record(name).await.map(|r| d.view(r))
+    d.record(name).await.map(|r| view(d, r))
 }
 
 #[cfg(test)]

@@ -22,9 +22,11 @@ mod remote;
 mod resources;
 mod routes;
 mod save;
+mod save_file;
 mod snapshots;
 mod stats;
 mod storage;
+mod throttle;
 
 use std::path::Path;
 

@@ -7,11 +7,9 @@
 //! the next `start` resumes from it; `save --file` writes anywhere and
 //! `restore FILE` brings it back, defining the instance if needed.
 
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use ferrovirt_api::{EventKind, InstanceSpec, InstanceStatus};
+use ferrovirt_api::{EventKind, InstanceStatus};
 use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_store::InstanceRecord;
 
@@ -21,10 +19,8 @@ use ferrovirt_qemu::monitor::MigrationInfo;
 use crate::daemon::{Daemon, store_err};
 use crate::instance::{self, job::JobKind, job_err};
 use crate::operations::OpCtx;
-
-/// Bytes reserved for the header before the migration stream.
-pub const HEADER_SIZE: u64 = 64 * 1024;
-const MAGIC: &[u8] = b"FERROVIRT-SAVE 1\n";
+pub use crate::save_file::read_header;
+use crate::save_file::{HEADER_SIZE, write_header};
 
 /// Where the managed save of an instance lives.
 pub fn managed_path(d: &Daemon, name: &str) -> PathBuf {
@@ -83,38 +79,6 @@ pub async fn save(d: &Daemon, ctx: &OpCtx, name: &str, file: Option<String>) -> 
     Ok(())
 }
 
-fn write_header(path: &Path, spec: &InstanceSpec) -> Result<(), Error> {
-    let mut header = MAGIC.to_vec();
-    serde_json::to_writer(&mut header, spec).expect("spec serializes");
-    header.push(b'\n');
-    if header.len() as u64 > HEADER_SIZE {
-        return Err(Error::internal(
-            "the instance spec does not fit in the save header",
-        ));
-    }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
-    f.write_all_at(&header, 0)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
-}
-
-/// Reads the instance spec from a save file's header.
-pub fn read_header(path: &Path) -> Result<InstanceSpec, Error> {
-    let bad = |why: String| Error::validation("file", format!("{}: {why}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
-    let mut header = vec![0u8; HEADER_SIZE as usize];
-    f.read_exact(&mut header)
-        .map_err(|_| bad("too short to be a Ferrovirt save file".into()))?;
-    let rest = header
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| bad("not a Ferrovirt save file".into()))?;
-    let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
-    serde_json::from_slice(&rest[..end]).map_err(|e| bad(format!("corrupt header: {e}")))
-}
-
 /// Restores a save file: defines its instance if it does not exist, then
 /// resumes the guest from the file. Returns the instance's name.
 pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> {
@@ -163,35 +127,4 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
         offset: HEADER_SIZE,
     };
     instance::start::boot(d, &h, &job, source).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn header_round_trip_and_bad_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.sav");
-        std::fs::File::create(&path)
-            .unwrap()
-            .set_len(HEADER_SIZE + 10)
-            .unwrap();
-        let spec: InstanceSpec = serde_json::from_value(serde_json::json!({"name": "vm"})).unwrap();
-        write_header(&path, &spec).unwrap();
-        assert_eq!(read_header(&path).unwrap(), spec);
-        let junk = dir.path().join("junk");
-        std::fs::File::create(&junk)
-            .unwrap()
-            .write_all(&[7u8; 70000])
-            .unwrap();
-        let err = read_header(&junk).unwrap_err();
-        assert!(
-            err.message.contains("not a Ferrovirt save file"),
-            "{}",
-            err.message
-        );
-        assert_eq!(err.field.as_deref(), Some("file"));
-    }
 }

@@ -162,7 +162,7 @@ fn print_disks(f: Format, inst: &ferrovirt_api::Instance) -> anyhow::Result<()> 
                     serde_json::to_string(&d.limits).unwrap_or_default()
                 };
                 vec![
-                    ferrovirt_core::disk::node_name(d, i),
+                    d.node_name(i),
                     format!("{:?}", d.media).to_lowercase(),
                     format!("{:?}", d.bus).to_lowercase(),
                     d.format.as_str().into(),

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use ferrovirt_api::size;
 use ferrovirt_api::{PoolAction, PoolCreate, PoolSpec, PoolType};
 use ferrovirt_client::Client;
-use ferrovirt_core::size;
 
 use super::spec::{mapping, set, spec_file, value};
 use super::values::api_enum;

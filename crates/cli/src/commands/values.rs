@@ -3,8 +3,8 @@
 //! and `--host` forms.
 
 use anyhow::{Context, bail};
+use ferrovirt_api::size;
 use ferrovirt_api::{DhcpHost, Disk, Nic};
-use ferrovirt_core::size;
 use serde::de::DeserializeOwned;
 use serde::de::value::{Error as ValueError, StrDeserializer};
 
@@ -30,7 +30,7 @@ pub fn api_enum<T: DeserializeOwned>(value: &str) -> Result<T, String> {
 
 /// Parses a size argument (`10G`).
 pub fn parse_size(what: &str, value: &str) -> anyhow::Result<u64> {
-    size::parse(what, value).map_err(|e| anyhow::anyhow!("{e}"))
+    size::parse(value).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 /// A host path as the daemon needs it: absolute, resolved against the

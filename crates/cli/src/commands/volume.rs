@@ -1,12 +1,12 @@
 //! `volume`: volumes of storage pools, named POOL/VOLUME.
 
 use clap::Subcommand;
+use ferrovirt_api::size;
 use ferrovirt_api::{
     Preallocation, VolumeClone, VolumeConvert, VolumeCreate, VolumeExport, VolumeFormat,
     VolumeImport, VolumeResize,
 };
 use ferrovirt_client::Client;
-use ferrovirt_core::size;
 
 use super::values::{absolute, api_enum, parse_size, split};
 use crate::cli::Format;

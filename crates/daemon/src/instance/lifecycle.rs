@@ -60,7 +60,7 @@ pub async fn start(d: &Daemon, h: &InstanceHandle, job: &Job) -> Result<(), Erro
         Some(path) => {
             let source = BootSource::RestoreFile {
                 path: path.clone(),
-                offset: crate::save::HEADER_SIZE,
+                offset: crate::save_file::HEADER_SIZE,
             };
             super::start::boot(d, h, job, source).await?;
             let _ = std::fs::remove_file(&path);

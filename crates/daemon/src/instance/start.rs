@@ -87,7 +87,7 @@ async fn launch(
     for nic in &spec.nics {
         crate::networks::nics::plug(d, &monitor, spec, nic).await?;
     }
-    crate::disks::apply_limits(&monitor, spec).await?;
+    crate::throttle::apply_limits(&monitor, spec).await?;
     let report = |done: u64, total: u64| {
         job.progress(
             "loading the saved state",

@@ -29,7 +29,11 @@ pub async fn list(State(d): State<Daemon>) -> Reply<Vec<Instance>> {
         .list_instances()
         .await
         .map_err(store_err("listing instances"))?;
-    Ok(axum::Json(recs.into_iter().map(|r| d.view(r)).collect()))
+    Ok(axum::Json(
+        recs.into_iter()
+            .map(|r| crate::instances::view(&d, r))
+            .collect(),
+    ))
 }
 
 /// Define a new instance.
@@ -48,7 +52,10 @@ pub async fn create(
 #[utoipa::path(get, path = "/1.0/instances/{name}", responses((status = 200, body = Instance),
     (status = 404, body = ferrovirt_api::ErrorBody)))]
 pub async fn show(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<Instance> {
-    Ok(axum::Json(d.view(d.record(&name).await?)))
+    Ok(axum::Json(crate::instances::view(
+        &d,
+        d.record(&name).await?,
+    )))
 }
 
 /// Replace an instance's spec.
@@ -94,7 +101,9 @@ pub async fn delete(
 /// The live state of an instance.
 #[utoipa::path(get, path = "/1.0/instances/{name}/state", responses((status = 200, body = InstanceState)))]
 pub async fn state(State(d): State<Daemon>, Path(name): Path<String>) -> Reply<InstanceState> {
-    Ok(axum::Json(d.view(d.record(&name).await?).state))
+    Ok(axum::Json(
+        crate::instances::view(&d, d.record(&name).await?).state,
+    ))
 }
 
 /// Start, stop, pause, resume, reboot or reset an instance.
@@ -106,5 +115,8 @@ pub async fn change_state(
     Json(req): Json<StatePut>,
 ) -> Reply<Instance> {
     lifecycle::change_state(&d, &name, &req).await?;
-    Ok(axum::Json(d.view(d.record(&name).await?)))
+    Ok(axum::Json(crate::instances::view(
+        &d,
+        d.record(&name).await?,
+    )))
 }
