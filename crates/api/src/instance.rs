@@ -481,6 +481,22 @@ pub struct MediaPut {
 }
 
 impl Disk {
+    /// A disk of the image at `path`, every other field at its default.
+    pub fn at(path: &str) -> Self {
+        Self {
+            name: None,
+            path: path.to_owned(),
+            volume: None,
+            format: Default::default(),
+            bus: Default::default(),
+            media: Default::default(),
+            readonly: false,
+            cache: Default::default(),
+            aio: Default::default(),
+            limits: Default::default(),
+        }
+    }
+
     /// The QEMU node name of this disk when it is the `index`th: its name,
     /// or `disk<index>` for instances defined before disks had names.
     pub fn node_name(&self, index: usize) -> String {

@@ -200,18 +200,7 @@ pub fn validate_limits(at: &str, l: &IoLimits) -> Result<(), Error> {
 
 #[cfg(test)]
 pub(crate) fn test_disk() -> Disk {
-    Disk {
-        name: None,
-        path: String::new(),
-        volume: None,
-        format: Default::default(),
-        bus: Default::default(),
-        media: Default::default(),
-        readonly: false,
-        cache: Default::default(),
-        aio: Default::default(),
-        limits: Default::default(),
-    }
+    Disk::at("")
 }
 
 #[cfg(test)]

@@ -136,24 +136,38 @@ fn merge(target: &mut Value, patch: Value) {
     }
 }
 
+/// Refuses to delete an instance whose files back linked clones.
+async fn refuse_if_backing(d: &Daemon, name: &str) -> Result<(), Error> {
+    let rec = d.record(name).await?;
+    let files = crate::snapshots::chain_files(d, name, &rec.spec).await;
+    let users = crate::snapshots::files_backing_other_instances(d, &files, name).await;
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(format!(
+        "instance {name} backs the disks of linked clone(s) {}; delete them first",
+        users.join(", ")
+    )))
+}
+
 pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
     let h = instance::handle(d, name).await?;
-    if force && h.live().is_some() {
+    refuse_if_backing(d, name).await?;
+    if h.live().is_some() && !force {
+        return Err(Error::conflict(format!(
+            "instance {name} is running; stop it first or delete with --force"
+        )));
+    }
+    if h.live().is_some() {
         // Preempts whatever job runs, then waits for it to clean up.
         h.stop(true, Duration::ZERO).await?;
         h.wait_idle(Duration::from_secs(30)).await;
     }
     let _job = h.begin(JobKind::Delete, None)?;
     let _guard = d.locks.lock(name).await;
+    // Checked again under the job: a clone may have been made meanwhile.
+    refuse_if_backing(d, name).await?;
     let rec = d.record(name).await?;
-    let files = crate::snapshots::chain_files(d, name, &rec.spec).await;
-    let users = crate::snapshots::files_backing_other_instances(d, &files, name).await;
-    if !users.is_empty() {
-        return Err(Error::conflict(format!(
-            "instance {name} backs the disks of linked clone(s) {}; delete them first",
-            users.join(", ")
-        )));
-    }
     let ours = crate::snapshots::owned_files(d, name, &rec.spec).await;
     if h.live().is_some() {
         return Err(Error::conflict(format!(

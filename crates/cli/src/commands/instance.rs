@@ -11,7 +11,7 @@ use ferrovirt_client::Client;
 use serde_json::Value;
 
 use super::spec::{assignments_to_patch, list, mapping, set, spec_file, value};
-use super::values::{api_enum, disk_at, disk_flag, nic_flag};
+use super::values::{api_enum, disk_flag, nic_flag};
 use crate::cli::Format;
 use crate::editor::edit_loop;
 use crate::output::{structured, table};
@@ -166,7 +166,7 @@ fn spec_from_args(a: &CreateArgs) -> anyhow::Result<Value> {
                 media: DiskMedia::Cdrom,
                 bus,
                 readonly: true,
-                ..disk_at(iso)
+                ..Disk::at(iso)
             };
             disks.push(value(cdrom)?);
         }

@@ -51,7 +51,7 @@ pub fn split(id: &str) -> anyhow::Result<(&str, &str)> {
 /// `--disk PATH[,format=raw|qcow2][,bus=virtio|scsi|sata|ide][,readonly]`
 pub fn disk_flag(arg: &str) -> anyhow::Result<Disk> {
     let mut parts = arg.split(',');
-    let mut disk = disk_at(parts.next().unwrap_or_default());
+    let mut disk = Disk::at(parts.next().unwrap_or_default());
     for opt in parts {
         match opt.split_once('=') {
             Some(("format", v)) => disk.format = parse_enum("disk format", v)?,
@@ -61,22 +61,6 @@ pub fn disk_flag(arg: &str) -> anyhow::Result<Disk> {
         }
     }
     Ok(disk)
-}
-
-/// A disk of the image at `path`, every other field at its default.
-pub fn disk_at(path: &str) -> Disk {
-    Disk {
-        name: None,
-        path: path.to_owned(),
-        volume: None,
-        format: Default::default(),
-        bus: Default::default(),
-        media: Default::default(),
-        readonly: false,
-        cache: Default::default(),
-        aio: Default::default(),
-        limits: Default::default(),
-    }
 }
 
 /// `--nic NETWORK[,model=M][,mac=MAC][,vlan=N]`
