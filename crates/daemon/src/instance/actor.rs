@@ -369,35 +369,40 @@ impl Actor {
             Event::Shutdown { reason, .. } if reason == "host-signal" => {
                 self.expect_exit(InstanceStatus::Shutoff, "QEMU was terminated by a signal");
             }
-            Event::Reset { guest } => {
-                // Every reset is noted; only a fresh guest-initiated one is a reboot.
-                if self.note_reset() && guest {
-                    self.emit(EventKind::Rebooted, "the guest rebooted");
-                    self.react(&live, policy::guest_reboot(spec.on_reboot))
-                        .await;
-                }
+            // Every reset is noted; only a fresh guest-initiated one is a reboot.
+            Event::Reset { guest } if self.note_reset() && guest => {
+                self.emit(EventKind::Rebooted, "the guest rebooted");
+                self.react(&live, policy::guest_reboot(spec.on_reboot))
+                    .await;
             }
             Event::GuestPanicked => {
                 self.react(&live, policy::guest_panic(spec.on_crash)).await;
             }
             // The vCPUs stopped or run again without the daemon asking (or
             // as the echo of what it asked, whose reason stays).
-            Event::Stop if !self.held() => {
-                if self.status().await != Some(InstanceStatus::Paused)
-                    && live.monitor().query_status().await.ok() == Some(RunState::Paused)
-                    && !self.held()
-                {
-                    self.record(InstanceStatus::Paused, "paused", Some(EventKind::Paused))
-                        .await;
-                }
-            }
-            Event::Resume if !self.held() => {
-                if self.status().await != Some(InstanceStatus::Running) {
-                    self.record(InstanceStatus::Running, "running", Some(EventKind::Resumed))
-                        .await;
-                }
-            }
+            Event::Stop if !self.held() => self.vcpus_stopped(&live).await,
+            Event::Resume if !self.held() => self.vcpus_resumed().await,
             _ => {}
+        }
+    }
+
+    /// The vCPUs stopped without the daemon asking (or as the echo of what
+    /// it asked, whose reason stays).
+    async fn vcpus_stopped(&self, live: &Live) {
+        if self.status().await != Some(InstanceStatus::Paused)
+            && live.monitor().query_status().await.ok() == Some(RunState::Paused)
+            && !self.held()
+        {
+            self.record(InstanceStatus::Paused, "paused", Some(EventKind::Paused))
+                .await;
+        }
+    }
+
+    /// The vCPUs run again without the daemon asking (or as an echo).
+    async fn vcpus_resumed(&self) {
+        if self.status().await != Some(InstanceStatus::Running) {
+            self.record(InstanceStatus::Running, "running", Some(EventKind::Resumed))
+                .await;
         }
     }
 

@@ -231,7 +231,7 @@ async fn abort_locked(d: &Daemon, name: &str) {
             let _ = std::fs::remove_dir(dir);
         }
     }
-    let _ = d.store.delete_instance(name);
+    let _ = d.store.delete_instance(name).await;
     d.instances.remove(name);
     let _ = std::fs::remove_file(marker(d, name));
     tracing::info!(instance = name, "dropped an incoming migration");

@@ -132,7 +132,7 @@ pub async fn create(d: &Daemon, spec: NetworkSpec, start_now: bool) -> Result<Ne
         .await
         .map_err(store_err("saving the network"))?;
     if start_now && let Err(e) = start_locked(d, &rec.spec.name).await {
-        let _ = d.store.delete_network(&rec.spec.name);
+        let _ = d.store.delete_network(&rec.spec.name).await;
         return Err(e);
     }
     Ok(view(d, record(d, &rec.spec.name).await?).await)

@@ -134,7 +134,7 @@ pub async fn create(
         }
         Err(e) => {
             discard(&snap);
-            let _ = d.store.delete_snapshot(&instance, &snap.name);
+            let _ = d.store.delete_snapshot(&instance, &snap.name).await;
             Err(e)
         }
     }

@@ -101,7 +101,7 @@ pub async fn create(
         }
         Err(e) => {
             remove_tags(h, spec, &snap).await;
-            let _ = d.store.delete_snapshot(&snap.instance, &snap.name);
+            let _ = d.store.delete_snapshot(&snap.instance, &snap.name).await;
             Err(e)
         }
     }

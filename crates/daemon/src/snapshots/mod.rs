@@ -250,15 +250,15 @@ pub async fn recover(d: &Daemon, instance: &str) {
         if completed {
             let mut done = s.clone();
             done.state = SnapshotState::Ready;
-            let _ = d.store.put_snapshot(&done);
-            let _ = d.store.set_current_snapshot(instance, Some(&s.name));
+            let _ = d.store.put_snapshot(&done).await;
+            let _ = d.store.set_current_snapshot(instance, Some(&s.name)).await;
             tracing::info!(
                 instance,
                 snapshot = s.name,
                 "completed a snapshot a restart interrupted"
             );
         } else {
-            let _ = d.store.delete_snapshot(instance, &s.name);
+            let _ = d.store.delete_snapshot(instance, &s.name).await;
             tracing::info!(instance, snapshot = s.name, "removed a half-made snapshot");
         }
         // A memory snapshot pauses the guest; give it back its run state.

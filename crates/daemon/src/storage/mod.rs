@@ -112,7 +112,9 @@ pub async fn create(d: &Daemon, req: PoolCreate) -> Result<Pool, Error> {
     let mut revert = Reverter::new();
     let (dd, name) = (d.clone(), rec.spec.name.clone());
     revert.add(move || {
-        let _ = dd.store.delete_pool(&name);
+        // The store queues a request when it is made: it runs, in order,
+        // even though nothing awaits its reply here.
+        drop(dd.store.delete_pool(&name));
     });
     let h = driver(d, &rec.spec);
     if req.build {
