@@ -171,7 +171,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
     // stopped source's files.
     job.shield();
     if job.is_preempted() {
-        wait_stopped(&h).await;
+        h.wait_stopped(std::time::Duration::from_secs(10)).await;
     }
     if let Some(temp) = temp
         && let Err(e) = snapshots::delete_in(d, &h, &job, &temp).await
@@ -201,16 +201,6 @@ fn live_files(spec: &ferrovirt_api::InstanceSpec) -> Vec<(String, String)> {
         .iter()
         .map(|(_, x)| (x.path.clone(), x.format.as_str().to_owned()))
         .collect()
-}
-
-/// Waits (bounded) until `stop --force` has ended the source's QEMU.
-async fn wait_stopped(h: &InstanceHandle) {
-    let gone = async {
-        while h.live().is_some() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), gone).await;
 }
 
 /// Takes a disk-only external snapshot of the source and returns the files

@@ -159,6 +159,7 @@ impl Actor {
                 done,
             } => {
                 *self.shared.live.lock().expect("live") = Some(live.clone());
+                self.shared.alive.send_replace(true);
                 self.live = Some(live);
                 self.events = Some(events);
                 self.expect = Expectation::default();
@@ -477,6 +478,7 @@ impl Actor {
         self.record(status, &reason, Some(kind)).await;
         self.expect = Expectation::default();
         self.deadline = None;
+        self.shared.alive.send_replace(false);
         for w in self.waiters.drain(..) {
             let _ = w.send(());
         }

@@ -82,6 +82,8 @@ pub struct Shared {
     /// A job paused the vCPUs for its own sake (e.g. a consistent
     /// snapshot): STOP/RESUME are not the user's pause/resume.
     pub hold: AtomicBool,
+    /// Whether a QEMU is live; the actor flips it (watchable).
+    pub alive: tokio::sync::watch::Sender<bool>,
 }
 
 /// Cheap handle on one instance's actor.
@@ -123,6 +125,15 @@ impl InstanceHandle {
     /// Takes the instance's job slot (409 naming the running job if busy).
     pub fn begin(&self, kind: JobKind, op: Option<&OpCtx>) -> Result<Job, Error> {
         self.shared.jobs.begin(&self.name, kind, op)
+    }
+
+    /// Waits (up to `timeout`) until the instance's QEMU has exited and its
+    /// exit is recorded.
+    pub async fn wait_stopped(&self, timeout: Duration) -> bool {
+        let mut rx = self.shared.alive.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|alive| !*alive))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Waits (up to `timeout`) until no job runs.

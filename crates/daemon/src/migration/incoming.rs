@@ -97,20 +97,17 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
         for (i, size) in indexes.into_iter().zip(&req.disk_sizes) {
             let fmt = spec.disks[i].format;
             let path = dir.join(format!("disk{i}.{}", fmt.as_str()));
-            let out = tokio::process::Command::new("qemu-img")
+            let cmd = ferrovirt_core::runner::Command::new("qemu-img")
                 .args(["create", "-q", "-f", fmt.as_str()])
-                .arg(&path)
-                .arg(size.to_string())
-                .output()
-                .await
-                .map_err(|e| Error::internal(format!("cannot run qemu-img: {e}")))?;
-            if !out.status.success() {
-                return Err(Error::internal(format!(
+                .arg(path.display().to_string())
+                .arg(size.to_string());
+            d.runner.run(&cmd).await.map_err(|e| {
+                Error::internal(format!(
                     "cannot create {}: {}",
                     path.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+                    ferrovirt_core::error::chain(&e)
+                ))
+            })?;
             created.push(path.display().to_string());
             spec.disks[i].path = path.display().to_string();
         }

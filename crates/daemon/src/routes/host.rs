@@ -44,8 +44,15 @@ pub async fn info(State(d): State<Daemon>) -> ApiResult<axum::Json<HostInfo>> {
         memory_mib: ferrovirt_qemu::host::memory_mib(),
         accel: accel::decide(ferrovirt_api::Accelerator::Auto, &d.virt)?,
         qemu,
-        qemu_img_version: ferrovirt_qemu::host::qemu_img_version().ok(),
+        qemu_img_version: qemu_img_version(&d).await,
     }))
+}
+
+/// `qemu-img --version` through the daemon's command runner.
+async fn qemu_img_version(d: &Daemon) -> Option<String> {
+    let cmd = ferrovirt_core::runner::Command::new("qemu-img").arg("--version");
+    let out = d.runner.run(&cmd).await.ok()?;
+    Some(ferrovirt_qemu::probe::parse_version(&out.stdout))
 }
 
 /// Host validation, like virt-host-validate.
