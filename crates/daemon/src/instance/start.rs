@@ -30,10 +30,44 @@ pub async fn boot(
             "instance {name} is already running"
         )));
     }
-    tokio::select! {
-        r = launch(d, h, job, source) => r,
-        () = job.cancelled() => Err(Error::conflict(format!("the start of {name} was cancelled"))),
+    let started = tokio::select! {
+        r = launch(d, h, job, source) => r?,
+        () = job.cancelled() => {
+            return Err(Error::conflict(format!("the start of {name} was cancelled")));
+        }
+    };
+    let Started {
+        live,
+        events,
+        incoming,
+    } = started;
+    let (status, reason, event) = if incoming {
+        (InstanceStatus::Paused, "incoming migration", None)
+    } else {
+        (InstanceStatus::Running, "started", Some(EventKind::Started))
+    };
+    let vm = live.vm.clone();
+    if let Err(e) = h.adopt(live, events, status, reason, event).await {
+        vm.kill();
+        vm.clean_runtime();
+        return Err(e);
     }
+    // A `stop --force` that came while the QEMU was being handed over.
+    if job.is_preempted() {
+        h.quit(InstanceStatus::Shutoff, "stopped by force", true)
+            .await?;
+        return Err(Error::conflict(format!(
+            "the start of {name} was cancelled"
+        )));
+    }
+    Ok(())
+}
+
+/// A QEMU brought up and ready to hand to the actor.
+struct Started {
+    live: Arc<Live>,
+    events: ferrovirt_qemu::Events,
+    incoming: bool,
 }
 
 async fn launch(
@@ -41,7 +75,7 @@ async fn launch(
     h: &InstanceHandle,
     job: &Job,
     source: BootSource,
-) -> Result<(), Error> {
+) -> Result<Started, Error> {
     let name = h.name();
     let rec = d.record(name).await?;
     let valid = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?;
@@ -108,15 +142,12 @@ async fn launch(
         }
         monitor.cont().await.map_err(qmp_err(name, "continue"))?;
     }
-    let live = Arc::new(Live { vm, accel, console });
-    let (status, reason, event) = if incoming {
-        (InstanceStatus::Paused, "incoming migration", None)
-    } else {
-        (InstanceStatus::Running, "started", Some(EventKind::Started))
-    };
-    h.adopt(live, events, status, reason, event).await?;
     revert.success();
-    Ok(())
+    Ok(Started {
+        live: Arc::new(Live { vm, accel, console }),
+        events,
+        incoming,
+    })
 }
 
 /// The host policy: the memory of running instances may exceed the host's
