@@ -25,7 +25,8 @@ const IQN: &str = "iqn.2026-11.org.ferrovirt.test:t1";
 
 impl Tgt {
     fn start(netns: &str, dir: &Path) -> Self {
-        let control = (20000 + std::process::id() % 20000).to_string();
+        // tgtd takes control ports up to 32767.
+        let control = (1000 + std::process::id() % 30000).to_string();
         let child = Command::new("ip")
             .args(["netns", "exec", netns, "tgtd", "-f", "-C", &control])
             .args(["--iscsi", "portal=127.0.0.1:3260"])
