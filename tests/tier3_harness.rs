@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use ferrovirt_api::{Instance, InstanceStatus, StateAction};
 use ferrovirt_client::{Client, ClientError};
-use ferrovirt_e2e::bin;
+pub use ferrovirt_e2e::{alive, kill9};
+use ferrovirt_e2e::{bin, qemu_pids_in};
 use ferrovirt_testkit::fake_qemu::FakeQemu;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -130,22 +131,7 @@ impl FakeHost {
 
     /// PIDs of the fake QEMUs started from this daemon's runtime dir.
     pub fn qemu_pids(&self) -> Vec<u32> {
-        let marker = format!("{}/", self.runtime_dir().join("instances").display());
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
-            if !alive(pid) {
-                continue;
-            }
-            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.contains("fake-qemu-system") && cmd.contains(&marker) {
-                pids.push(pid);
-            }
-        }
-        pids
+        qemu_pids_in(&self.runtime_dir())
     }
 }
 
@@ -161,23 +147,6 @@ impl Drop for FakeHost {
             eprintln!("--- ferrovirtd log ---\n{}", self.log());
         }
     }
-}
-
-/// Whether a process is alive (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-pub fn kill9(pid: u32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
 
 /// Waits until `pid` is gone.

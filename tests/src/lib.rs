@@ -204,26 +204,7 @@ impl TestDaemon {
 
     /// PIDs of QEMUs started from this daemon's runtime dir.
     pub fn qemu_pids(&self) -> Vec<u32> {
-        let marker = format!("{}/", self.runtime_dir().join("instances").display());
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            if stat
-                .rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            {
-                continue;
-            }
-            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.contains("qemu-system") && cmd.contains(&marker) {
-                pids.push(pid);
-            }
-        }
-        pids
+        qemu_pids_in(&self.runtime_dir())
     }
 }
 
@@ -231,10 +212,7 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.kill();
         for pid in self.qemu_pids() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill9(pid);
         }
         // Everything still running in the namespace (dnsmasq, OVS) goes too.
         let pids = Command::new("ip")
@@ -244,12 +222,9 @@ impl Drop for TestDaemon {
             .unwrap_or_default();
         for pid in pids
             .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
+            .filter_map(|p| p.parse::<u32>().ok())
         {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill9(pid);
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
@@ -330,6 +305,35 @@ pub async fn wait_event(
 pub async fn counter(ch: &mut CommandChannel<DuplexStream>) -> u64 {
     let out = ch.run("cat /tmp/counter", CMD).await.expect("read counter");
     out.output.trim().parse().expect("counter is a number")
+}
+
+/// Whether a process is alive (and not a zombie).
+/// PIDs of the live QEMUs (real or fake) started from `runtime_dir`.
+pub fn qemu_pids_in(runtime_dir: &Path) -> Vec<u32> {
+    let marker = format!("{}/", runtime_dir.join("instances").display());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if !alive(pid) {
+            continue;
+        }
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("qemu-system") && cmd.contains(&marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills `pid` at once.
+pub fn kill9(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 /// Whether a process is alive (and not a zombie).

@@ -2,33 +2,43 @@
 
 use ferrovirt_core::Error;
 use ferrovirt_core::error::chain;
+use ferrovirt_qemu::MonitorError;
 
-/// Maps a QEMU failure to an error: what was being done, and why. A
-/// cancel, a guest that does not release a device and a full bus are
-/// conflicts; the rest are internal errors.
-pub fn monitor_error(what: &str, e: ferrovirt_qemu::MonitorError) -> Error {
-    use ferrovirt_qemu::MonitorError as M;
-    match e {
-        M::Cancelled => Error::conflict(format!("{what} was cancelled")),
-        M::Unplug { .. } | M::NoFreeSlot(_) => Error::conflict(format!("{what}: {e}")),
-        e => Error::internal(format!("{what} failed: {}", chain(&e))),
+/// `message` as an error of the kind the QEMU failure `e` is: a conflict
+/// (a cancel, a guest that does not release a device, a full bus) or an
+/// internal error.
+pub fn classified(e: &MonitorError, message: String) -> Error {
+    if e.is_conflict() {
+        Error::conflict(message)
+    } else {
+        Error::internal(message)
     }
 }
 
+/// Maps a QEMU failure to an error: what was being done, and why.
+pub fn monitor_error(what: &str, e: MonitorError) -> Error {
+    let message = match &e {
+        MonitorError::Cancelled => format!("{what} was cancelled"),
+        MonitorError::Unplug { .. } | MonitorError::NoFreeSlot(_) => format!("{what}: {e}"),
+        e => format!("{what} failed: {}", chain(e)),
+    };
+    classified(&e, message)
+}
+
 /// [`monitor_error`] for "cannot `doing` instance `name`".
-pub fn qmp_err(name: &str, doing: &str) -> impl Fn(ferrovirt_qemu::MonitorError) -> Error {
+pub fn qmp_err(name: &str, doing: &str) -> impl Fn(MonitorError) -> Error {
     let what = format!("cannot {doing} instance {name}");
-    move |e| match e {
-        ferrovirt_qemu::MonitorError::Unplug { .. }
-        | ferrovirt_qemu::MonitorError::NoFreeSlot(_) => Error::conflict(e.to_string()),
-        ferrovirt_qemu::MonitorError::Cancelled => {
-            Error::conflict(format!("{what}: it was cancelled"))
-        }
-        e => Error::internal(format!("{what}: {}", chain(&e))),
+    move |e| {
+        let message = match &e {
+            MonitorError::Unplug { .. } | MonitorError::NoFreeSlot(_) => e.to_string(),
+            MonitorError::Cancelled => format!("{what}: it was cancelled"),
+            e => format!("{what}: {}", chain(e)),
+        };
+        classified(&e, message)
     }
 }
 
 /// [`monitor_error`] for a job stage (`stage` says what it was doing).
-pub fn job_err(stage: &str) -> impl Fn(ferrovirt_qemu::MonitorError) -> Error + '_ {
+pub fn job_err(stage: &str) -> impl Fn(MonitorError) -> Error + '_ {
     move |e| monitor_error(stage, e)
 }

@@ -357,11 +357,13 @@ impl Actor {
         let Some(live) = self.live.clone() else {
             return;
         };
-        let Some(spec) = self.spec().await else {
-            return;
-        };
+        // The policies are read from the spec only for the events that need
+        // them (job and migration events come by the hundred).
         match ev {
             Event::Shutdown { guest: true, .. } => {
+                let Some(spec) = self.spec().await else {
+                    return;
+                };
                 self.emit(EventKind::Shutdown, "the guest powered off");
                 let reaction = policy::guest_poweroff(&self.expect, spec.on_poweroff);
                 self.expect.rebooting = false;
@@ -372,11 +374,17 @@ impl Actor {
             }
             // Every reset is noted; only a fresh guest-initiated one is a reboot.
             Event::Reset { guest } if self.note_reset() && guest => {
+                let Some(spec) = self.spec().await else {
+                    return;
+                };
                 self.emit(EventKind::Rebooted, "the guest rebooted");
                 self.react(&live, policy::guest_reboot(spec.on_reboot))
                     .await;
             }
             Event::GuestPanicked => {
+                let Some(spec) = self.spec().await else {
+                    return;
+                };
                 self.react(&live, policy::guest_panic(spec.on_crash)).await;
             }
             // The vCPUs stopped or run again without the daemon asking (or

@@ -276,8 +276,9 @@ impl Hold {
         if resume {
             let _ = live.monitor().cont().await;
         }
-        // Let the actor see the STOP/RESUME pair while still held.
-        tokio::task::yield_now().await;
+        // A STOP or RESUME the actor handles after this is still not taken
+        // for the user's: it records a pause only if QEMU is paused, and a
+        // resume only if the instance was not running.
         self.shared.hold.store(false, Ordering::SeqCst);
     }
 }

@@ -134,11 +134,8 @@ async fn launch(
         .map_err(job_err("loading the saved state"))?;
     let incoming = matches!(source, BootSource::Incoming(_));
     if !incoming {
-        if let Some(mib) = spec.balloon {
-            monitor
-                .balloon(mib << 20)
-                .await
-                .map_err(qmp_err(name, "set the balloon of"))?;
+        if spec.balloon.is_some() {
+            crate::resources::set_balloon(&monitor, spec).await?;
         }
         monitor.cont().await.map_err(qmp_err(name, "continue"))?;
     }

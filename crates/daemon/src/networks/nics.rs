@@ -107,12 +107,15 @@ pub async fn plug(d: &Daemon, qmp: &Monitor, spec: &InstanceSpec, nic: &Nic) -> 
     let sfx = id_suffix(&mac);
     let qmp_err = |what: &'static str| {
         let mac = mac.clone();
-        move |e: ferrovirt_qemu::MonitorError| match e {
-            ferrovirt_qemu::MonitorError::NoFreeSlot(_) => Error::conflict(e.to_string()),
-            e => Error::internal(format!(
-                "cannot {what} NIC {mac}: {}",
-                ferrovirt_core::error::chain(&e)
-            )),
+        move |e: ferrovirt_qemu::MonitorError| {
+            let message = match &e {
+                ferrovirt_qemu::MonitorError::NoFreeSlot(_) => e.to_string(),
+                e => format!(
+                    "cannot {what} NIC {mac}: {}",
+                    ferrovirt_core::error::chain(e)
+                ),
+            };
+            crate::monitor_error::classified(&e, message)
         }
     };
     let fd_name = format!("fd-{sfx}");

@@ -40,6 +40,15 @@ pub enum MonitorError {
 }
 
 impl MonitorError {
+    /// Whether the failure is the caller's conflict — a cancel, a guest that
+    /// does not release a device, a full bus — rather than a fault.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Self::Cancelled | Self::Unplug { .. } | Self::NoFreeSlot(_)
+        )
+    }
+
     /// Whether QEMU exited under the command.
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Qmp(ferrovirt_qmp::Error::Closed))
