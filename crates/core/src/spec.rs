@@ -115,12 +115,46 @@ impl ValidSpec {
         Ok(Self(spec))
     }
 
+    /// A spec the store recorded: it passed [`ValidSpec::new`] before it
+    /// was written, so it is not checked against the host again (a disk
+    /// may be gone by now; starting the instance says so).
+    pub fn from_store(spec: InstanceSpec) -> Self {
+        Self(spec)
+    }
+
+    /// Changes the spec and validates the result again: a change never
+    /// yields an invalid spec.
+    pub fn edit(
+        &self,
+        host: &HostLimits,
+        exists: &dyn Fn(&Path) -> bool,
+        change: impl FnOnce(&mut InstanceSpec),
+    ) -> Result<Self, Error> {
+        let mut spec = self.0.clone();
+        change(&mut spec);
+        Self::new(spec, host, exists)
+    }
+
     pub fn get(&self) -> &InstanceSpec {
         &self.0
     }
 
     pub fn into_inner(self) -> InstanceSpec {
         self.0
+    }
+}
+
+impl std::ops::Deref for ValidSpec {
+    type Target = InstanceSpec;
+
+    fn deref(&self) -> &InstanceSpec {
+        &self.0
+    }
+}
+
+impl AsRef<InstanceSpec> for ValidSpec {
+    fn as_ref(&self) -> &InstanceSpec {
+        &self.0
     }
 }
 

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use ferrovirt_api::{ClonePost, EventKind, InstanceStatus, SnapshotKind, SnapshotsPost};
-use ferrovirt_core::{Error, ValidSpec, name};
+use ferrovirt_core::{Error, name};
 use ferrovirt_qemu::img;
 use ferrovirt_store::InstanceRecord;
 
@@ -108,7 +108,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
         }
         (None, false) => (live_files(&src.spec), None, None),
     };
-    let mut spec = src.spec.clone();
+    let mut spec = src.spec.get().clone();
     spec.name = req.name.clone();
     spec.uuid = None;
     spec.autostart = false;
@@ -127,13 +127,16 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
             }
             created.push(dst.clone());
             if req.linked {
-                img::create_overlay(Path::new(&dst), Path::new(file), format)
+                d.img()
+                    .create_overlay(Path::new(&dst), Path::new(file), format)
                     .await
                     .map_err(img_err(format!("cannot create {dst}")))?;
             } else {
                 let stage = format!("copying disk {i}");
-                let copy = img::convert(
+                let img = d.img();
+                let copy = img.convert_from(
                     Path::new(file),
+                    Some(format),
                     Path::new(&dst),
                     format,
                     tag.as_deref(),
@@ -151,8 +154,8 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                 ferrovirt_api::DiskFormat::Raw
             };
         }
-        let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
         crate::networks::nics::prepare(d, &mut spec).await?;
+        let spec = d.validate(spec)?;
         d.store
             .insert_instance(&InstanceRecord {
                 spec,

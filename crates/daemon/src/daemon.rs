@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
-use ferrovirt_api::QemuInfo;
+use ferrovirt_api::{InstanceSpec, QemuInfo};
 use ferrovirt_core::accel::HostVirt;
-use ferrovirt_core::{CommandRunner, Error, HostLimits, InstanceLocks, TokioRunner};
+use ferrovirt_core::{CommandRunner, Error, HostLimits, InstanceLocks, TokioRunner, ValidSpec};
 use ferrovirt_qemu::InstancePaths;
+use ferrovirt_qemu::img::QemuImg;
 use ferrovirt_store::{InstanceRecord, Store, StoreError};
 
 use crate::config::Config;
@@ -107,6 +108,11 @@ impl Daemon {
         InstancePaths::new(&self.config.runtime_dir, &self.config.state_dir, name)
     }
 
+    /// qemu-img through the daemon's command runner.
+    pub fn img(&self) -> QemuImg<'_> {
+        QemuImg::new(&*self.runner)
+    }
+
     /// The probed QEMU, or a clear error when it is missing.
     pub fn qemu(&self) -> Result<&QemuInfo, Error> {
         self.qemu
@@ -129,6 +135,11 @@ impl Daemon {
 
     pub fn now() -> chrono::DateTime<Utc> {
         Utc::now()
+    }
+
+    /// Validates a spec against this host.
+    pub fn validate(&self, spec: InstanceSpec) -> Result<ValidSpec, Error> {
+        ValidSpec::new(spec, &self.limits, &Self::path_exists)
     }
 
     /// Whether a host path exists (spec validation).

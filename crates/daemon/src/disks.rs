@@ -22,7 +22,7 @@ fn index_of(spec: &InstanceSpec, disk: &str) -> Result<usize, Error> {
         .ok_or_else(|| Error::not_found(format!("instance {} has no disk {disk}", spec.name)))
 }
 
-async fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance, Error> {
+async fn saved(d: &Daemon, spec: &ValidSpec, what: String) -> Result<Instance, Error> {
     d.store
         .update_spec(spec)
         .await
@@ -37,7 +37,7 @@ async fn saved(d: &Daemon, spec: &InstanceSpec, what: String) -> Result<Instance
 pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, Error> {
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name).await?.spec;
+    let mut spec = d.record(name).await?.spec.into_inner();
     volumes::resolve_disk(d, "volume", &mut disk).await?;
     if disk.name.is_none() {
         disk.name = Some(ferrovirt_core::disk::free_name(&spec.disks));
@@ -45,12 +45,10 @@ pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, 
     // Errors point at the request's fields, not at the spec's new disk.
     let added = format!("disks[{}].", spec.disks.len());
     spec.disks.push(disk);
-    let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)
-        .map_err(|mut e| {
-            e.field = e.field.map(|f| f.replace(&added, ""));
-            e
-        })?
-        .into_inner();
+    let spec = d.validate(spec).map_err(|mut e| {
+        e.field = e.field.map(|f| f.replace(&added, ""));
+        e
+    })?;
     let disk = spec.disks.last().cloned().expect("just pushed");
     let node = disk.name.clone().unwrap_or_default();
     if let Some(rt) = h.live() {
@@ -139,7 +137,7 @@ async fn ensure_scsi_controller(qmp: &Monitor, spec: &InstanceSpec) -> Result<()
 pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance, Error> {
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name).await?.spec;
+    let mut spec = d.record(name).await?.spec.into_inner();
     let index = index_of(&spec, disk_name)?;
     let disk = spec.disks[index].clone();
     if let Some(rt) = h.live() {
@@ -152,7 +150,7 @@ pub async fn detach(d: &Daemon, name: &str, disk_name: &str) -> Result<Instance,
         unplug(rt.monitor(), &disk, disk_name).await?;
     }
     spec.disks.remove(index);
-    saved(d, &spec, format!("disk {disk_name} detached")).await
+    saved(d, &d.validate(spec)?, format!("disk {disk_name} detached")).await
 }
 
 async fn unplug(qmp: &Monitor, disk: &Disk, node: &str) -> Result<(), Error> {
@@ -176,7 +174,7 @@ pub async fn change_media(
 ) -> Result<Instance, Error> {
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name).await?.spec;
+    let mut spec = d.record(name).await?.spec.into_inner();
     let index = index_of(&spec, disk_name)?;
     if spec.disks[index].media != DiskMedia::Cdrom {
         return Err(Error::validation(
@@ -220,7 +218,7 @@ pub async fn change_media(
         format!("{} inserted into {disk_name}", disk.path)
     };
     spec.disks[index] = disk;
-    saved(d, &spec, what).await
+    saved(d, &d.validate(spec)?, what).await
 }
 
 /// Replaces a disk's I/O limits, at once when the instance runs.
@@ -232,7 +230,7 @@ pub async fn set_limits(
 ) -> Result<Instance, Error> {
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
-    let mut spec = d.record(name).await?.spec;
+    let mut spec = d.record(name).await?.spec.into_inner();
     let index = index_of(&spec, disk_name)?;
     ferrovirt_core::disk::validate_limits("limits", &limits)?;
     if let Some(rt) = h.live()
@@ -242,5 +240,10 @@ pub async fn set_limits(
         crate::throttle::set(rt.monitor(), &spec, &disk, disk_name, &limits).await?;
     }
     spec.disks[index].limits = limits;
-    saved(d, &spec, format!("I/O limits of {disk_name} changed")).await
+    saved(
+        d,
+        &d.validate(spec)?,
+        format!("I/O limits of {disk_name} changed"),
+    )
+    .await
 }

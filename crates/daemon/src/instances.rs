@@ -5,8 +5,8 @@ use std::time::Duration;
 use ferrovirt_api::{
     AccelDecision, EventKind, Instance, InstanceSpec, InstanceState, InstanceStatus,
 };
+use ferrovirt_core::Error;
 use ferrovirt_core::spec::check_update;
-use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_qemu::process;
 use ferrovirt_store::InstanceRecord;
 use serde_json::Value;
@@ -31,7 +31,7 @@ pub fn view(d: &Daemon, rec: InstanceRecord) -> Instance {
             current_snapshot: rec.current_snapshot.clone(),
             addresses: addresses(d, &rec.spec),
         },
-        spec: rec.spec,
+        spec: rec.spec.into_inner(),
         created_at: rec.created_at,
     }
 }
@@ -56,8 +56,8 @@ fn addresses(d: &Daemon, spec: &ferrovirt_api::InstanceSpec) -> Vec<ferrovirt_ap
 
 pub async fn create(d: &Daemon, mut spec: InstanceSpec) -> Result<Instance, Error> {
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
-    let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec).await?;
+    let spec = d.validate(spec)?;
     let name = spec.name.clone();
     let _guard = d.locks.lock(&name).await;
     let rec = InstanceRecord {
@@ -94,8 +94,8 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
         }
     }
     crate::storage::volumes::resolve_disks(d, &mut spec).await?;
-    let mut spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
     crate::networks::nics::prepare(d, &mut spec).await?;
+    let spec = d.validate(spec)?;
     check_update(&old.spec, &spec, h.live().is_some())?;
     if let Some(rt) = h.live() {
         crate::resources::apply(rt.monitor(), &old.spec, &spec).await?;
@@ -111,7 +111,7 @@ pub async fn replace(d: &Daemon, name: &str, mut spec: InstanceSpec) -> Result<I
 /// Applies a JSON merge patch (RFC 7396) to the spec (PATCH).
 pub async fn patch(d: &Daemon, name: &str, patch: Value) -> Result<Instance, Error> {
     let old = d.record(name).await?;
-    let mut doc = serde_json::to_value(&old.spec).expect("spec serializes");
+    let mut doc = serde_json::to_value(old.spec.get()).expect("spec serializes");
     merge(&mut doc, patch);
     let spec = crate::json::from_value::<InstanceSpec>(doc)?;
     replace(d, name, spec).await
@@ -198,9 +198,10 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
 pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<Instance, Error> {
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::NicChange, None)?;
-    let mut spec = d.record(name).await?.spec;
+    let mut spec = d.record(name).await?.spec.into_inner();
     spec.nics.push(nic);
     crate::networks::nics::prepare(d, &mut spec).await?;
+    let spec = d.validate(spec)?;
     let nic = spec.nics.last().cloned().expect("just pushed");
     if let Some(rt) = h.live() {
         crate::networks::nics::plug(d, rt.monitor(), &spec, &nic).await?;
@@ -221,7 +222,7 @@ pub async fn add_nic(d: &Daemon, name: &str, nic: ferrovirt_api::Nic) -> Result<
 pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, Error> {
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::NicChange, None)?;
-    let mut spec = d.record(name).await?.spec;
+    let mut spec = d.record(name).await?.spec.into_inner();
     let mac = mac.to_lowercase();
     let index = spec
         .nics
@@ -229,6 +230,7 @@ pub async fn remove_nic(d: &Daemon, name: &str, mac: &str) -> Result<Instance, E
         .position(|n| n.mac.as_deref() == Some(mac.as_str()))
         .ok_or_else(|| Error::not_found(format!("instance {name} has no NIC {mac}")))?;
     let nic = spec.nics.remove(index);
+    let spec = d.validate(spec)?;
     if let Some(rt) = h.live() {
         crate::networks::nics::unplug(d, rt.monitor(), &nic).await?;
     }

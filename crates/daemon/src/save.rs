@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{EventKind, InstanceStatus};
-use ferrovirt_core::{Error, ValidSpec};
+use ferrovirt_core::Error;
 use ferrovirt_store::InstanceRecord;
 
 use ferrovirt_qemu::BootSource;
@@ -105,7 +105,7 @@ pub async fn restore(d: &Daemon, ctx: &OpCtx, file: &Path) -> Result<(), Error> 
             }
         }
         None => {
-            let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+            let spec = d.validate(spec)?;
             d.store
                 .insert_instance(&InstanceRecord {
                     spec,

@@ -9,6 +9,7 @@ use ferrovirt_api::{
     AccelDecision, BootDevice, CpuModel, Disk, DiskBus, DiskMedia, GraphicsAdapter, GraphicsType,
     InstanceSpec, MachineKind,
 };
+use ferrovirt_core::ValidSpec;
 use ferrovirt_core::disk::node_name;
 use ferrovirt_core::disk_source::DiskSource;
 use serde_json::{Value, json};
@@ -42,7 +43,7 @@ pub fn escape(value: &str) -> String {
 /// the RESET event, which drives on_reboot.
 pub fn build(
     binary: &str,
-    spec: &InstanceSpec,
+    spec: &ValidSpec,
     accel: &AccelDecision,
     paths: &InstancePaths,
 ) -> QemuCommand {
@@ -61,7 +62,7 @@ pub enum StartMode {
 /// [`build`] with an explicit [`StartMode`].
 pub fn build_with(
     binary: &str,
-    spec: &InstanceSpec,
+    spec: &ValidSpec,
     accel: &AccelDecision,
     paths: &InstancePaths,
     mode: &StartMode,

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ferrovirt_core::runner::{Command, CommandRunner, RunError, TokioRunner};
+use ferrovirt_core::runner::{Command, CommandRunner, RunError};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,13 +68,6 @@ pub struct QemuImg<'r> {
 impl<'r> QemuImg<'r> {
     pub fn new(runner: &'r dyn CommandRunner) -> Self {
         Self { runner }
-    }
-
-    /// The host's real qemu-img.
-    pub fn host() -> QemuImg<'static> {
-        QemuImg {
-            runner: &TokioRunner,
-        }
     }
 
     async fn run(&self, action: &str, cmd: Command) -> Result<String, ImgError> {
@@ -232,67 +225,6 @@ fn failed(action: &str, e: RunError) -> ImgError {
     }
 }
 
-/// [`QemuImg::info`] on the host.
-pub async fn info(path: &Path) -> Result<ImageInfo, ImgError> {
-    QemuImg::host().info(path).await
-}
-
-/// [`QemuImg::backing_chain`] on the host.
-pub async fn backing_chain(path: &Path) -> Result<Vec<ImageInfo>, ImgError> {
-    QemuImg::host().backing_chain(path).await
-}
-
-/// [`QemuImg::create_overlay_sized`] on the host.
-pub async fn create_overlay_sized(
-    overlay: &Path,
-    backing: &Path,
-    backing_format: &str,
-    size: u64,
-) -> Result<(), ImgError> {
-    QemuImg::host()
-        .create_overlay_sized(overlay, backing, backing_format, size)
-        .await
-}
-
-/// [`QemuImg::commit`] on the host.
-pub async fn commit(image: &Path) -> Result<(), ImgError> {
-    QemuImg::host().commit(image).await
-}
-
-/// [`QemuImg::create_overlay`] on the host.
-pub async fn create_overlay(
-    overlay: &Path,
-    backing: &Path,
-    backing_format: &str,
-) -> Result<(), ImgError> {
-    QemuImg::host()
-        .create_overlay(overlay, backing, backing_format)
-        .await
-}
-
-/// [`QemuImg::snapshot`] on the host.
-pub async fn snapshot(op: char, tag: &str, image: &Path) -> Result<(), ImgError> {
-    QemuImg::host().snapshot(op, tag, image).await
-}
-
-/// [`QemuImg::rebase`] on the host.
-pub async fn rebase(image: &Path, backing: Option<(&Path, &str)>) -> Result<(), ImgError> {
-    QemuImg::host().rebase(image, backing).await
-}
-
-/// [`QemuImg::convert_from`] on the host, the source format probed.
-pub async fn convert(
-    src: &Path,
-    dst: &Path,
-    dst_format: &str,
-    snapshot: Option<&str>,
-    progress: impl FnMut(f64) + Send,
-) -> Result<(), ImgError> {
-    QemuImg::host()
-        .convert_from(src, None, dst, dst_format, snapshot, progress)
-        .await
-}
-
 /// `    (42.17/100%)` → 42.17
 pub fn parse_progress(line: &str) -> Option<f64> {
     let inner = line.trim().strip_prefix('(')?.split('/').next()?;
@@ -302,6 +234,7 @@ pub fn parse_progress(line: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrovirt_core::runner::TokioRunner;
 
     #[test]
     fn progress_lines_parse() {
@@ -314,33 +247,33 @@ mod tests {
     async fn overlay_snapshot_rebase_convert_on_real_images() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("base.qcow2");
-        let host = QemuImg::host();
+        let host = QemuImg::new(&TokioRunner);
         host.run(
             "create",
             qemu_img(["create", "-q", "-f", "qcow2", s(&base), "16M"]),
         )
         .await
         .unwrap();
-        snapshot('c', "s1", &base).await.unwrap();
-        let i = info(&base).await.unwrap();
+        host.snapshot('c', "s1", &base).await.unwrap();
+        let i = host.info(&base).await.unwrap();
         assert_eq!(i.virtual_size, 16 << 20);
         assert_eq!(i.snapshots[0].name, "s1");
         let top = dir.path().join("top.qcow2");
-        create_overlay(&top, &base, "qcow2").await.unwrap();
+        host.create_overlay(&top, &base, "qcow2").await.unwrap();
         assert_eq!(
-            info(&top).await.unwrap().backing_filename.as_deref(),
+            host.info(&top).await.unwrap().backing_filename.as_deref(),
             Some(s(&base))
         );
-        rebase(&top, None).await.unwrap();
-        assert_eq!(info(&top).await.unwrap().backing_filename, None);
+        host.rebase(&top, None).await.unwrap();
+        assert_eq!(host.info(&top).await.unwrap().backing_filename, None);
         let copy = dir.path().join("copy.raw");
         let mut seen = Vec::new();
-        convert(&top, &copy, "raw", None, |p| seen.push(p))
+        host.convert_from(&top, Some("qcow2"), &copy, "raw", None, |p| seen.push(p))
             .await
             .unwrap();
-        assert_eq!(info(&copy).await.unwrap().virtual_size, 16 << 20);
+        assert_eq!(host.info(&copy).await.unwrap().virtual_size, 16 << 20);
         assert_eq!(seen.last().copied(), Some(100.0));
-        let err = info(&dir.path().join("missing")).await.unwrap_err();
+        let err = host.info(&dir.path().join("missing")).await.unwrap_err();
         assert!(err.to_string().contains("qemu-img info failed"), "{err}");
     }
 

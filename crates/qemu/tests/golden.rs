@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{AccelDecision, InstanceSpec};
+use ferrovirt_core::{HostLimits, ValidSpec};
 use ferrovirt_qemu::{InstancePaths, build};
 
 fn check(case: &str, spec: serde_json::Value, accel: &str) {
     let spec: InstanceSpec = serde_json::from_value(spec).expect("spec");
+    let spec = ValidSpec::new(spec, &HostLimits::default(), &|_| true).expect("a valid spec");
     let paths = InstancePaths::new(Path::new("/run/fv"), Path::new("/var/lib/fv"), &spec.name);
     let accel = AccelDecision {
         accel: accel.into(),

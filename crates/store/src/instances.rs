@@ -2,7 +2,8 @@
 //! next start depends on (managed save, current snapshot).
 
 use chrono::{DateTime, Utc};
-use ferrovirt_api::{InstanceSpec, InstanceStatus};
+use ferrovirt_api::InstanceStatus;
+use ferrovirt_core::ValidSpec;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -13,7 +14,7 @@ const TABLE: &str = "instances";
 /// An instance as stored: its spec and its last known state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRecord {
-    pub spec: InstanceSpec,
+    pub spec: ValidSpec,
     pub status: InstanceStatus,
     pub reason: String,
     pub created_at: DateTime<Utc>,
@@ -29,7 +30,7 @@ pub trait InstanceStore: Send + Sync {
     /// (or the uuid) is taken.
     fn insert_instance(&self, rec: &InstanceRecord) -> StoreFuture<'_, ()>;
     /// Replaces the spec of an existing instance.
-    fn update_spec(&self, spec: &InstanceSpec) -> StoreFuture<'_, ()>;
+    fn update_spec(&self, spec: &ValidSpec) -> StoreFuture<'_, ()>;
     /// Records a state change.
     fn set_status(&self, name: &str, status: InstanceStatus, reason: &str) -> StoreFuture<'_, ()>;
     fn get_instance(&self, name: &str) -> StoreFuture<'_, Option<InstanceRecord>>;
@@ -115,7 +116,7 @@ impl TryFrom<InstanceRow> for InstanceRecord {
             .with_timezone(&Utc);
         Ok(Self {
             status: status_from_column(&row.name, &row.status)?,
-            spec,
+            spec: ValidSpec::from_store(spec),
             reason: row.reason,
             created_at,
             managed_save: row.managed_save,
@@ -125,7 +126,7 @@ impl TryFrom<InstanceRow> for InstanceRecord {
 }
 
 fn insert(c: &Connection, rec: &InstanceRecord) -> Result<(), StoreError> {
-    let spec = serde_json::to_string(&rec.spec).expect("an instance spec serializes");
+    let spec = serde_json::to_string(rec.spec.get()).expect("an instance spec serializes");
     let uuid = rec.spec.uuid.map(|u| u.to_string()).unwrap_or_default();
     c.execute(
         "INSERT INTO instances (name, uuid, spec, status, reason, created_at)
@@ -182,8 +183,8 @@ impl InstanceStore for SqliteStore {
         self.run(move |c| insert(c, &rec))
     }
 
-    fn update_spec(&self, spec: &InstanceSpec) -> StoreFuture<'_, ()> {
-        let json = serde_json::to_string(spec).expect("an instance spec serializes");
+    fn update_spec(&self, spec: &ValidSpec) -> StoreFuture<'_, ()> {
+        let json = serde_json::to_string(spec.get()).expect("an instance spec serializes");
         update(
             self,
             "UPDATE instances SET spec = ?2 WHERE name = ?1",
@@ -244,11 +245,13 @@ pub(crate) mod tests {
 
     pub(crate) fn rec(name: &str) -> InstanceRecord {
         InstanceRecord {
-            spec: serde_json::from_value(serde_json::json!({
-                "name": name,
-                "uuid": format!("00000000-0000-4000-8000-{:012}", name.len())
-            }))
-            .unwrap(),
+            spec: ValidSpec::from_store(
+                serde_json::from_value(serde_json::json!({
+                    "name": name,
+                    "uuid": format!("00000000-0000-4000-8000-{:012}", name.len())
+                }))
+                .unwrap(),
+            ),
             status: InstanceStatus::Shutoff,
             reason: "defined".into(),
             created_at: Utc::now(),
@@ -269,8 +272,9 @@ pub(crate) mod tests {
             .unwrap();
         s.set_managed_save("a", Some("/x/a.save")).await.unwrap();
         s.set_current_snapshot("a", Some("s1")).await.unwrap();
-        let mut spec = rec("bb").spec;
+        let mut spec = rec("bb").spec.into_inner();
         spec.memory = 1024;
+        let spec = ValidSpec::from_store(spec);
         s.update_spec(&spec).await.unwrap();
         drop(s);
 

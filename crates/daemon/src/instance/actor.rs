@@ -145,7 +145,11 @@ impl Actor {
     }
 
     async fn spec(&self) -> Option<ferrovirt_api::InstanceSpec> {
-        self.d.record(&self.name).await.ok().map(|r| r.spec)
+        self.d
+            .record(&self.name)
+            .await
+            .ok()
+            .map(|r| r.spec.into_inner())
     }
 
     async fn handle(&mut self, msg: Msg) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferrovirt_api::{EventKind, InstanceStatus};
 use ferrovirt_core::error::chain;
-use ferrovirt_core::{Error, Reverter, ValidSpec, accel};
+use ferrovirt_core::{Error, Reverter, accel};
 use ferrovirt_qemu::{BootSource, Vm};
 
 use super::handle::InstanceHandle;
@@ -78,8 +78,7 @@ async fn launch(
 ) -> Result<Started, Error> {
     let name = h.name();
     let rec = d.record(name).await?;
-    let valid = ValidSpec::new(rec.spec, &d.limits, &Daemon::path_exists)?;
-    let spec = valid.get();
+    let spec = &d.validate(rec.spec.into_inner())?;
     check_overcommit(d, spec).await?;
     crate::storage::volumes::check_pools(d, spec).await?;
     let qemu = d.qemu()?;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{EventKind, IncomingPost, IncomingReply, InstanceStatus};
-use ferrovirt_core::{Error, ValidSpec};
+use ferrovirt_core::Error;
 use ferrovirt_qemu::{BootSource, IncomingSetup};
 use ferrovirt_store::InstanceRecord;
 
@@ -112,7 +112,7 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
             spec.disks[i].path = path.display().to_string();
         }
     }
-    let spec = ValidSpec::new(spec, &d.limits, &Daemon::path_exists)?.into_inner();
+    let spec = d.validate(spec)?;
     std::fs::create_dir_all(marker(d, &name).parent().expect("parent"))
         .map_err(|e| Error::internal(format!("cannot record the migration: {e}")))?;
     std::fs::write(

@@ -10,7 +10,6 @@ use ferrovirt_api::{
 };
 use ferrovirt_client::{Client, ClientError};
 use ferrovirt_core::Error;
-use ferrovirt_qemu::img;
 use ferrovirt_qemu::monitor::{
     BlockJob, MigrationCaps, MigrationInfo, MigrationParams, MonitorError,
 };
@@ -74,7 +73,8 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
     if req.copy_storage {
         for (_, disk) in writable_disks(&rec.spec) {
             disk_sizes.push(
-                img::info(Path::new(&disk.path))
+                d.img()
+                    .info(Path::new(&disk.path))
                     .await
                     .map_err(|e| Error::internal(format!("cannot read {}: {e}", disk.path)))?
                     .virtual_size,
@@ -82,7 +82,7 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         }
     }
     let incoming = IncomingPost {
-        spec: rec.spec.clone(),
+        spec: rec.spec.get().clone(),
         live: !req.offline,
         copy_storage: req.copy_storage,
         disk_sizes,

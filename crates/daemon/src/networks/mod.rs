@@ -59,7 +59,7 @@ pub async fn used_by(d: &Daemon, network: &str) -> Vec<String> {
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.spec.nics.iter().any(|n| n.network == network))
-        .map(|r| r.spec.name)
+        .map(|r| r.spec.into_inner().name)
         .collect()
 }
 
@@ -273,6 +273,7 @@ pub async fn leases(d: &Daemon, name: &str) -> Result<Vec<Lease>, Error> {
         .flat_map(|r| {
             let inst = r.spec.name.clone();
             r.spec
+                .into_inner()
                 .nics
                 .into_iter()
                 .filter_map(move |n| n.mac.map(|m| (m.to_lowercase(), inst.clone())))

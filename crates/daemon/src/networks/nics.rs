@@ -36,7 +36,7 @@ pub async fn prepare(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.spec.name != spec.name)
-        .flat_map(|r| r.spec.nics.into_iter().filter_map(|n| n.mac))
+        .flat_map(|r| r.spec.into_inner().nics.into_iter().filter_map(|n| n.mac))
         .map(|m| m.to_lowercase())
         .collect();
     let mut seen: Vec<String> = Vec::new();

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferrovirt_api::{DiskFormat, InstanceSpec, InstanceStatus, SnapshotDisk};
-use ferrovirt_core::Error;
+use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_qemu::monitor::{BlockJob, MigrationInfo};
 use ferrovirt_qemu::{BootSource, img};
 use ferrovirt_store::{SnapshotRecord, SnapshotState};
@@ -74,7 +74,9 @@ pub async fn files_backing_other_instances(
             continue;
         }
         for disk in &rec.spec.disks {
-            let chain = img::backing_chain(Path::new(&disk.path))
+            let chain = d
+                .img()
+                .backing_chain(Path::new(&disk.path))
                 .await
                 .unwrap_or_default();
             if chain.iter().skip(1).any(|i| files.contains(&i.filename)) {
@@ -90,7 +92,7 @@ pub async fn create(
     d: &Daemon,
     h: &InstanceHandle,
     job: &Job,
-    spec: &InstanceSpec,
+    spec: &ValidSpec,
     mut snap: SnapshotRecord,
 ) -> Result<(), Error> {
     let instance = snap.instance.clone();
@@ -118,10 +120,9 @@ pub async fn create(
         .put_snapshot(&snap)
         .await
         .map_err(store_err("recording the snapshot"))?;
-    match take(h, job, &snap).await {
+    match take(d, h, job, &snap).await {
         Ok(()) => {
-            let mut new_spec = spec.clone();
-            point_disks_at(&mut new_spec, &snap.overlays);
+            let new_spec = point_disks_at(d, spec, &snap.overlays)?;
             d.store
                 .update_spec(&new_spec)
                 .await
@@ -140,12 +141,15 @@ pub async fn create(
     }
 }
 
-fn point_disks_at(spec: &mut InstanceSpec, files: &[String]) {
-    let indexes: Vec<usize> = writable_disks(spec).iter().map(|(i, _)| *i).collect();
-    for (i, file) in indexes.into_iter().zip(files) {
-        spec.disks[i].path = file.clone();
-        spec.disks[i].format = DiskFormat::Qcow2;
-    }
+/// The spec with its writable disks on `files` (qcow2 overlays).
+fn point_disks_at(d: &Daemon, spec: &ValidSpec, files: &[String]) -> Result<ValidSpec, Error> {
+    spec.edit(&d.limits, &Daemon::path_exists, |spec| {
+        let indexes: Vec<usize> = writable_disks(spec).iter().map(|(i, _)| *i).collect();
+        for (i, file) in indexes.into_iter().zip(files) {
+            spec.disks[i].path = file.clone();
+            spec.disks[i].format = DiskFormat::Qcow2;
+        }
+    })
 }
 
 /// Removes the files a failed or half-made snapshot created.
@@ -155,10 +159,16 @@ fn discard(snap: &SnapshotRecord) {
     }
 }
 
-async fn take(h: &InstanceHandle, job: &Job, snap: &SnapshotRecord) -> Result<(), Error> {
+async fn take(
+    d: &Daemon,
+    h: &InstanceHandle,
+    job: &Job,
+    snap: &SnapshotRecord,
+) -> Result<(), Error> {
     let Some(rt) = h.live() else {
         for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
-            img::create_overlay(Path::new(overlay), Path::new(&disk.frozen), &disk.format)
+            d.img()
+                .create_overlay(Path::new(overlay), Path::new(&disk.frozen), &disk.format)
                 .await
                 .map_err(img_err(format!("cannot create {overlay}")))?;
         }
@@ -183,18 +193,21 @@ async fn take(h: &InstanceHandle, job: &Job, snap: &SnapshotRecord) -> Result<()
         }
         let mut pairs = Vec::new();
         for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
-            let size = img::info(Path::new(&disk.frozen))
+            let size = d
+                .img()
+                .info(Path::new(&disk.frozen))
                 .await
                 .map_err(img_err(format!("cannot read {}", disk.frozen)))?
                 .virtual_size;
-            img::create_overlay_sized(
-                Path::new(overlay),
-                Path::new(&disk.frozen),
-                &disk.format,
-                size,
-            )
-            .await
-            .map_err(img_err(format!("cannot create {overlay}")))?;
+            d.img()
+                .create_overlay_sized(
+                    Path::new(overlay),
+                    Path::new(&disk.frozen),
+                    &disk.format,
+                    size,
+                )
+                .await
+                .map_err(img_err(format!("cannot create {overlay}")))?;
             let top = m
                 .node_of_file(&disk.frozen)
                 .await
@@ -241,7 +254,7 @@ pub async fn revert(
             .await?;
     }
     let frozen = frozen_by_snapshots(d, instance).await;
-    let mut spec = d.record(instance).await?.spec;
+    let spec = d.record(instance).await?.spec;
     let mut new_files = Vec::new();
     for ((i, disk), snap_disk) in writable_disks(&spec).into_iter().zip(&s.disks) {
         let overlay = overlay_path(
@@ -250,7 +263,8 @@ pub async fn revert(
             i,
             &format!("{}-{}", s.name, short_id()),
         );
-        img::create_overlay(&overlay, Path::new(&snap_disk.frozen), &snap_disk.format)
+        d.img()
+            .create_overlay(&overlay, Path::new(&snap_disk.frozen), &snap_disk.format)
             .await
             .map_err(img_err(format!("cannot create {}", overlay.display())))?;
         new_files.push(overlay.display().to_string());
@@ -260,7 +274,7 @@ pub async fn revert(
         .iter()
         .map(|(_, d)| d.path.clone())
         .collect();
-    point_disks_at(&mut spec, &new_files);
+    let spec = point_disks_at(d, &spec, &new_files)?;
     d.store
         .update_spec(&spec)
         .await
@@ -361,19 +375,21 @@ async fn merge_away(
     frozen_by_others: &HashSet<String>,
 ) -> Result<(), Error> {
     let instance = h.name();
-    let mut spec = d.record(instance).await?.spec;
+    let mut spec = d.record(instance).await?.spec.into_inner();
     let live_index = writable_disks(&spec).get(j).map(|(i, _)| *i);
     let live = live_index.map(|i| spec.disks[i].path.clone());
     let mut children = Vec::new();
     for c in chain_files(d, instance, &spec).await {
         if Path::new(&c).exists()
-            && let Ok(info) = img::info(Path::new(&c)).await
+            && let Ok(info) = d.img().info(Path::new(&c)).await
             && info.full_backing_filename.as_deref() == Some(f.frozen.as_str())
         {
             children.push(c);
         }
     }
-    let backing = img::info(Path::new(&f.frozen))
+    let backing = d
+        .img()
+        .info(Path::new(&f.frozen))
         .await
         .map_err(img_err(format!("cannot read {}", f.frozen)))?
         .full_backing_filename;
@@ -416,7 +432,9 @@ async fn merge_away(
                 .map_err(job_err(stage))?;
                 m.drop_node(&top).await;
             }
-            None => img::commit(Path::new(child))
+            None => d
+                .img()
+                .commit(Path::new(child))
                 .await
                 .map_err(img_err(format!("cannot commit {child}")))?,
         }
@@ -427,7 +445,7 @@ async fn merge_away(
             DiskFormat::Qcow2
         };
         d.store
-            .update_spec(&spec)
+            .update_spec(&d.validate(spec)?)
             .await
             .map_err(store_err("recording the disk file"))?;
         let _ = std::fs::remove_file(child);
@@ -436,7 +454,8 @@ async fn merge_away(
     // Otherwise pull F's data into each child and skip F in the chain.
     let backing_format = match &backing {
         Some(b) => Some(
-            img::info(Path::new(b))
+            d.img()
+                .info(Path::new(b))
                 .await
                 .map_err(img_err(format!("cannot read {b}")))?
                 .format,
@@ -478,7 +497,8 @@ async fn merge_away(
             }
             _ => {
                 let b = backing.as_deref().zip(backing_format.as_deref());
-                img::rebase(Path::new(child), b.map(|(p, fmt)| (Path::new(p), fmt)))
+                d.img()
+                    .rebase(Path::new(child), b.map(|(p, fmt)| (Path::new(p), fmt)))
                     .await
                     .map_err(img_err(format!("cannot rebase {child}")))?;
             }
@@ -526,9 +546,10 @@ pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool
         }
         let active = m.active_files().await.unwrap_or_default();
         if !s.overlays.is_empty() && s.overlays.iter().all(|o| active.contains(o)) {
-            let mut spec = rec.spec.clone();
-            point_disks_at(&mut spec, &s.overlays);
-            return d.store.update_spec(&spec).await.is_ok();
+            return match point_disks_at(d, &rec.spec, &s.overlays) {
+                Ok(spec) => d.store.update_spec(&spec).await.is_ok(),
+                Err(_) => false,
+            };
         }
     }
     discard(s);

@@ -80,7 +80,9 @@ pub async fn create(
         None => {
             let mut result = Ok(());
             for (_, disk) in writable_disks(spec) {
-                result = img::snapshot('c', &tag, Path::new(&disk.path))
+                result = d
+                    .img()
+                    .snapshot('c', &tag, Path::new(&disk.path))
                     .await
                     .map_err(img_err(format!("cannot snapshot {}", disk.path)));
                 if result.is_err() {
@@ -100,7 +102,7 @@ pub async fn create(
                 .map_err(store_err("recording the snapshot"))
         }
         Err(e) => {
-            remove_tags(h, spec, &snap).await;
+            remove_tags(d, h, spec, &snap).await;
             let _ = d.store.delete_snapshot(&snap.instance, &snap.name).await;
             Err(e)
         }
@@ -108,7 +110,7 @@ pub async fn create(
 }
 
 /// Best-effort removal of a tag from every disk that has it.
-async fn remove_tags(h: &InstanceHandle, spec: &InstanceSpec, snap: &SnapshotRecord) {
+async fn remove_tags(d: &Daemon, h: &InstanceHandle, spec: &InstanceSpec, snap: &SnapshotRecord) {
     match h.live() {
         Some(rt) => {
             let job = BlockJob::SnapshotDelete {
@@ -127,7 +129,10 @@ async fn remove_tags(h: &InstanceHandle, spec: &InstanceSpec, snap: &SnapshotRec
         }
         None => {
             for (_, disk) in writable_disks(spec) {
-                let _ = img::snapshot('d', &snap.name, Path::new(&disk.path)).await;
+                let _ = d
+                    .img()
+                    .snapshot('d', &snap.name, Path::new(&disk.path))
+                    .await;
             }
         }
     }
@@ -181,7 +186,8 @@ pub async fn revert(
         return Ok(());
     }
     for (_, disk) in writable_disks(&spec) {
-        img::snapshot('a', &s.name, Path::new(&disk.path))
+        d.img()
+            .snapshot('a', &s.name, Path::new(&disk.path))
             .await
             .map_err(img_err(format!("cannot revert {}", disk.path)))?;
     }
@@ -228,7 +234,8 @@ pub async fn delete(
         }
         None => {
             for (_, disk) in writable_disks(&spec) {
-                img::snapshot('d', &s.name, Path::new(&disk.path))
+                d.img()
+                    .snapshot('d', &s.name, Path::new(&disk.path))
                     .await
                     .map_err(img_err(format!(
                         "cannot delete the snapshot from {}",
@@ -253,7 +260,7 @@ pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool
     }
     let mut complete = true;
     for (i, (_, disk)) in writable_disks(&rec.spec).into_iter().enumerate() {
-        let info = img::info(Path::new(&disk.path)).await.ok();
+        let info = d.img().info(Path::new(&disk.path)).await.ok();
         let tag = info.and_then(|i| i.snapshots.into_iter().find(|t| t.name == s.name));
         complete &= match tag {
             Some(t) => !(s.memory && i == 0) || t.vm_state_size > 0,
@@ -261,7 +268,7 @@ pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool
         };
     }
     if !complete {
-        remove_tags(h, &rec.spec, s).await;
+        remove_tags(d, h, &rec.spec, s).await;
     }
     complete
 }

@@ -110,7 +110,7 @@ pub async fn import(d: &Daemon, pool: &str, req: VolumeImport) -> Result<Operati
     let src_format = match req.source_format {
         Some(f) => f,
         None => {
-            let info = QemuImg::new(&*d.runner).info(&src).await.map_err(|e| {
+            let info = d.img().info(&src).await.map_err(|e| {
                 Error::validation(
                     "source",
                     format!(
@@ -168,7 +168,7 @@ fn spawn_copy(
     spawn(d, description, resources, move |ctx| async move {
         let _guard = dd.locks.lock(&lock).await;
         convert(
-            QemuImg::new(&*dd.runner),
+            dd.img(),
             &ctx,
             &job.src,
             Some(job.src_format.as_str()),
@@ -285,7 +285,7 @@ pub async fn clone(
             let part = part_path(&dest);
             if req.linked {
                 return copy_into(&ctx, &dest, async {
-                    QemuImg::new(&*dd.runner)
+                    dd.img()
                         .create_overlay_sized(&part, &src, v.format.as_str(), v.virtual_size)
                         .await
                         .map_err(img_err("cannot create the linked clone".into()))
@@ -301,7 +301,7 @@ pub async fn clone(
             }
             ctx.set_result(serde_json::json!({"method": "copy"}));
             convert(
-                QemuImg::new(&*dd.runner),
+                dd.img(),
                 &ctx,
                 &src,
                 Some(v.format.as_str()),

@@ -162,7 +162,7 @@ async fn running_users(d: &Daemon, name: &str) -> Vec<String> {
                 .iter()
                 .any(|disk| disk.volume.as_ref().is_some_and(|v| v.starts_with(&prefix)))
         })
-        .map(|r| r.spec.name)
+        .map(|r| r.spec.into_inner().name)
         .filter(|i| d.runtime(i).is_some())
         .collect()
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use ferrovirt_api::{BackingImage, InstanceSpec, Volume, VolumeCreate, VolumeFormat, VolumeResize};
 use ferrovirt_core::{Error, StorageDriver, VolumeInfo};
-use ferrovirt_qemu::img::QemuImg;
 
 use crate::daemon::Daemon;
 
@@ -27,7 +26,7 @@ async fn instance_specs(d: &Daemon) -> Vec<InstanceSpec> {
         .await
         .unwrap_or_default()
         .into_iter()
-        .map(|r| r.spec)
+        .map(|r| r.spec.into_inner())
         .collect()
 }
 
@@ -83,7 +82,8 @@ pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
     let info = find(d, pool, name).await?;
     let mut vol = view(d, pool, info.clone()).await;
     if !info.path.is_empty() {
-        let chain = QemuImg::new(&*d.runner)
+        let chain = d
+            .img()
             .backing_chain(Path::new(&info.path))
             .await
             .map_err(|e| {
@@ -146,7 +146,7 @@ pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
 
 /// Volumes of the pool whose backing file is `base`.
 async fn backed_by(d: &Daemon, h: &dyn StorageDriver, base: &VolumeInfo) -> Vec<String> {
-    let img = QemuImg::new(&*d.runner);
+    let img = d.img();
     let mut out = Vec::new();
     for v in h.volumes().await.unwrap_or_default() {
         if v.has_backing
