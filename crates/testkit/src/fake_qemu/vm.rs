@@ -66,6 +66,9 @@ pub struct Knobs {
     pub migration_time: Duration,
     /// Migrations never finish on their own.
     pub migration_stuck: bool,
+    /// An incoming migration fails to load once its stream is received
+    /// (QEMU then exits, as it does for real).
+    pub incoming_fails: bool,
 }
 
 impl Default for Knobs {
@@ -77,6 +80,7 @@ impl Default for Knobs {
             jobs_stuck: false,
             migration_time: Duration::from_millis(50),
             migration_stuck: false,
+            incoming_fails: false,
         }
     }
 }
