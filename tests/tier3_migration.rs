@@ -305,3 +305,135 @@ async fn an_aborted_incoming_migration_leaves_no_logs() {
     let dir = log_dir(&b, "ghost");
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
+
+/// Creates `name` on `h` with one 16 MiB qcow2 disk (made by the real
+/// qemu-img) and starts it; returns the disk's path.
+async fn running_with_disk(h: &FakeHost, name: &str) -> String {
+    let disk = h.dir.path().join(format!("{name}.qcow2"));
+    let ok = tokio::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("16M")
+        .status()
+        .await
+        .expect("run qemu-img")
+        .success();
+    assert!(ok, "qemu-img create failed");
+    let disk = disk.display().to_string();
+    let spec = json!({"name": name, "memory": 64,
+                      "disks": [{"path": disk, "format": "qcow2"}]});
+    h.client.create_instance(&spec).await.expect("create");
+    let inst = h.client.action(name, StateAction::Start).await.unwrap();
+    assert_eq!(inst.state.status, InstanceStatus::Running);
+    disk
+}
+
+/// Index of the first `cmd` in `cmds` (panics if it was never sent).
+fn at(cmds: &[String], cmd: &str) -> usize {
+    cmds.iter()
+        .position(|c| c == cmd)
+        .unwrap_or_else(|| panic!("{cmd} was never sent: {cmds:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_migration_with_copied_storage() {
+    let (a, b) = (host().await, host().await);
+    let disk = running_with_disk(&a, "carrier").await;
+    let pid = a
+        .client
+        .instance("carrier")
+        .await
+        .unwrap()
+        .state
+        .pid
+        .unwrap();
+    let fake = a.fake("carrier");
+    fake.send("migration stuck").await.unwrap();
+    let mut req = request(&b).await;
+    req.copy_storage = true;
+    let op = a.client.migrate("carrier", &req).await.unwrap();
+
+    // The source mirrors into the destination's NBD export, and sends
+    // memory only once the mirror is in sync.
+    let cmds = wait_command(&fake, "migrate").await;
+    assert!(
+        at(&cmds, "blockdev-add") < at(&cmds, "blockdev-mirror"),
+        "{cmds:?}"
+    );
+    assert!(
+        at(&cmds, "blockdev-mirror") < at(&cmds, "migrate"),
+        "{cmds:?}"
+    );
+    let there = b.fake("carrier").commands().await.unwrap();
+    assert!(at(&there, "nbd-server-start") < at(&there, "block-export-add"));
+    assert!(at(&there, "block-export-add") < at(&there, "migrate-incoming"));
+    let copies = b.dir.path().join("state/disks/carrier");
+    assert_eq!(std::fs::read_dir(&copies).unwrap().count(), 1, "one copy");
+
+    fake.send("migration free").await.unwrap();
+    let op = wait_op(&a.client, &op).await;
+    assert_eq!(op.status, OperationStatus::Success, "{:?}", op.error);
+    wait_gone(pid).await;
+    let err = a.client.instance("carrier").await.unwrap_err();
+    assert_eq!(http_code(&err), 404, "{err}");
+    assert!(a.qemu_pids().is_empty());
+    assert!(
+        std::path::Path::new(&disk).exists(),
+        "the source's disk is kept"
+    );
+
+    let inst = b.client.instance("carrier").await.unwrap();
+    assert_eq!(inst.state.status, InstanceStatus::Running);
+    let copy = &inst.spec.disks[0].path;
+    assert!(copy.starts_with(&copies.display().to_string()), "{copy}");
+    assert!(std::path::Path::new(copy).is_file(), "{copy}");
+    let there = b.fake("carrier").commands().await.unwrap();
+    assert!(
+        at(&there, "nbd-server-stop") < at(&there, "cont"),
+        "{there:?}"
+    );
+    assert!(
+        !b.dir
+            .path()
+            .join("state/migrations/incoming-carrier.json")
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelled_storage_copy_removes_the_copies_and_the_mirror() {
+    let (a, b) = (host().await, host().await);
+    running_with_disk(&a, "hauler").await;
+    let pid = a
+        .client
+        .instance("hauler")
+        .await
+        .unwrap()
+        .state
+        .pid
+        .unwrap();
+    let fake = a.fake("hauler");
+    fake.send("jobs stuck").await.unwrap();
+    let mut req = request(&b).await;
+    req.copy_storage = true;
+    let op = a.client.migrate("hauler", &req).await.unwrap();
+    wait_command(&fake, "blockdev-mirror").await;
+    assert!(b.dir.path().join("state/disks/hauler").exists());
+    a.client.cancel_operation(&op.id.to_string()).await.unwrap();
+    let op = wait_op(&a.client, &op).await;
+    assert_eq!(op.status, OperationStatus::Cancelled, "{op:?}");
+
+    // The mirror was cancelled and dismissed, the NBD node dropped, and
+    // memory never moved.
+    let cmds = fake.commands().await.unwrap();
+    let mirror = at(&cmds, "blockdev-mirror");
+    let after = &cmds[mirror..];
+    assert!(
+        at(after, "job-cancel") < at(after, "job-dismiss"),
+        "{cmds:?}"
+    );
+    assert!(after.iter().any(|c| c == "blockdev-del"), "{cmds:?}");
+    assert!(!cmds.iter().any(|c| c == "migrate"), "{cmds:?}");
+    still_running_on(&a, "hauler", pid).await;
+    nothing_left(&b, "hauler").await;
+}

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::argv::Launch;
 use super::jobs::Job;
 use super::migration::Migration;
+use super::nbd::Nbd;
 
 /// QEMU's runstates (`query-status`), those the fake can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,8 @@ pub struct State {
     /// The `events` migration capability: MIGRATION events are sent only
     /// when it is on (QEMU's default is off).
     pub migration_events: bool,
+    /// The NBD server and client nodes (storage migration).
+    pub nbd: Nbd,
 }
 
 pub struct Vm {
@@ -126,6 +129,7 @@ impl Vm {
                 migration: None,
                 commands: Vec::new(),
                 migration_events: false,
+                nbd: Nbd::default(),
             }),
             clients: Mutex::new(Vec::new()),
         })
