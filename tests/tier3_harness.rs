@@ -28,6 +28,11 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// Starts a daemon with extra environment (e.g. `FERROVIRT_LISTEN`).
+    pub async fn start_with(env: Vec<(String, String)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("fv-tier3-")
             .tempdir()
@@ -37,7 +42,7 @@ impl FakeHost {
             dir,
             child: None,
             client,
-            env: Vec::new(),
+            env,
         };
         host.spawn().await;
         host

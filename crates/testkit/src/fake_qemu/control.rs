@@ -1,6 +1,7 @@
 //! The test's side door: a unix socket next to the QMP socket where a test
 //! makes the guest act (poweroff, reboot, panic), crashes QEMU, slows or
-//! sticks jobs and migrations, and reads back the QMP commands received.
+//! sticks jobs and migrations, makes an incoming migration fail to load,
+//! and reads back the QMP commands received.
 //!
 //! One command a line; one JSON object a line back: `{"ok": true}` (with
 //! `commands` or `status` when asked) or `{"error": "…"}`.
@@ -61,6 +62,8 @@ fn handle(vm: &Arc<Vm>, line: &str) -> Result<Value, String> {
         ("migration", Some("stuck")) => vm.state().knobs.migration_stuck = true,
         ("migration", Some("free")) => vm.state().knobs.migration_stuck = false,
         ("migration-time", ms) => vm.state().knobs.migration_time = millis(ms)?,
+        ("incoming", Some("fail")) => vm.state().knobs.incoming_fails = true,
+        ("incoming", Some("load")) => vm.state().knobs.incoming_fails = false,
         ("commands", _) => return Ok(json!({"ok": true, "commands": vm.state().commands})),
         ("status", _) => {
             return Ok(json!({"ok": true, "status": vm.state().runstate.as_str()}));

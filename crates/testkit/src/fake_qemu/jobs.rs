@@ -1,7 +1,10 @@
 //! QEMU's job model for the snapshot jobs (snapshot-save, snapshot-load,
 //! snapshot-delete): created → running → waiting → pending → concluded,
 //! announced by JOB_STATUS_CHANGE, listed by query-jobs, ended by
-//! job-dismiss; job-cancel aborts a running job.
+//! job-dismiss; job-cancel aborts a running job. A mirror
+//! (blockdev-mirror) becomes `ready` instead and stays in sync until
+//! job-complete or job-cancel, which both end it without error (a cancel
+//! before `ready` aborts it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +19,7 @@ pub enum JobKind {
     Save,
     Load,
     Delete,
+    Mirror,
 }
 
 impl JobKind {
@@ -24,6 +28,7 @@ impl JobKind {
             Self::Save => "snapshot-save",
             Self::Load => "snapshot-load",
             Self::Delete => "snapshot-delete",
+            Self::Mirror => "mirror",
         }
     }
 }
@@ -36,6 +41,8 @@ pub struct Job {
     pub status: &'static str,
     pub error: Option<String>,
     cancel: bool,
+    /// job-complete was asked (of a ready mirror).
+    complete: bool,
     /// The runstate to go back to after a save/load paused the guest.
     resume_to: Option<RunState>,
 }
@@ -43,7 +50,7 @@ pub struct Job {
 impl Job {
     /// The entry of query-jobs, in QEMU 10's shape.
     pub fn describe(&self) -> Value {
-        let done = u64::from(self.status == "concluded");
+        let done = u64::from(matches!(self.status, "ready" | "concluded"));
         let mut v = json!({
             "current-progress": done, "status": self.status,
             "total-progress": 1, "type": self.kind.as_str(), "id": self.id,
@@ -73,6 +80,22 @@ pub fn start(vm: &Arc<Vm>, kind: JobKind, args: &Value) -> Result<Value, QmpErro
         .as_str()
         .ok_or_else(|| QmpError::generic("Parameter 'tag' is missing"))?
         .to_owned();
+    spawn(vm, id, kind, tag)
+}
+
+/// `blockdev-mirror`: copies `device` into `target` (both node names).
+pub fn start_mirror(vm: &Arc<Vm>, args: &Value) -> Result<Value, QmpError> {
+    let arg = |k: &str| {
+        args[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| QmpError::generic(format!("Parameter '{k}' is missing")))
+    };
+    let (id, device, _target) = (arg("job-id")?, arg("device")?, arg("target")?);
+    spawn(vm, id, JobKind::Mirror, device)
+}
+
+fn spawn(vm: &Arc<Vm>, id: String, kind: JobKind, tag: String) -> Result<Value, QmpError> {
     let mut st = vm.state();
     if st.jobs.iter().any(|j| j.id == id) {
         return Err(QmpError::generic(format!("Job ID '{id}' already in use")));
@@ -84,6 +107,7 @@ pub fn start(vm: &Arc<Vm>, kind: JobKind, args: &Value) -> Result<Value, QmpErro
         status: "created",
         error: None,
         cancel: false,
+        complete: false,
         resume_to: None,
     };
     vm.emit(
@@ -91,7 +115,7 @@ pub fn start(vm: &Arc<Vm>, kind: JobKind, args: &Value) -> Result<Value, QmpErro
         Some(json!({"status": "created", "id": id})),
     );
     set_status(vm, &mut job, "running");
-    if kind != JobKind::Delete && st.runstate == RunState::Running {
+    if matches!(kind, JobKind::Save | JobKind::Load) && st.runstate == RunState::Running {
         job.resume_to = Some(RunState::Running);
         let during = match kind {
             JobKind::Save => RunState::SaveVm,
@@ -116,7 +140,16 @@ fn run(vm: &Vm, id: &str) {
         let Some(pos) = st.jobs.iter().position(|j| j.id == id) else {
             return;
         };
-        if st.jobs[pos].cancel {
+        let job = &st.jobs[pos];
+        if job.status == "ready" && (job.cancel || job.complete) {
+            // A mirror in sync ends without error either way.
+            let mut job = st.jobs.remove(pos);
+            set_status(vm, &mut job, "waiting");
+            set_status(vm, &mut job, "pending");
+            finish(vm, &mut st, job);
+            return;
+        }
+        if job.cancel {
             let mut job = st.jobs.remove(pos);
             set_status(vm, &mut job, "aborting");
             job.error = Some("Operation canceled".into());
@@ -124,6 +157,12 @@ fn run(vm: &Vm, id: &str) {
             return;
         }
         if knobs.jobs_stuck || started.elapsed() < knobs.job_time {
+            continue;
+        }
+        if job.kind == JobKind::Mirror {
+            if job.status == "running" {
+                set_status(vm, &mut st.jobs[pos], "ready");
+            }
             continue;
         }
         let mut job = st.jobs.remove(pos);
@@ -166,7 +205,7 @@ fn apply(st: &mut State, job: &Job) -> Option<String> {
         JobKind::Load if !st.snapshots.contains(&job.tag) => missing(),
         JobKind::Load => None,
         JobKind::Delete if !st.snapshots.remove(&job.tag) => missing(),
-        JobKind::Delete => None,
+        JobKind::Delete | JobKind::Mirror => None,
     }
 }
 
@@ -204,16 +243,91 @@ pub fn dismiss(vm: &Vm, args: &Value) -> Result<Value, QmpError> {
 pub fn cancel(vm: &Vm, args: &Value) -> Result<Value, QmpError> {
     let mut st = vm.state();
     let job = find(&mut st, args)?;
-    if job.status != "running" {
+    if !matches!(job.status, "running" | "ready") {
         return Err(refuse(job, "cancel"));
     }
     job.cancel = true;
     Ok(json!({}))
 }
 
-/// No job of the fake ever reaches `ready` (that needs block jobs).
+/// Only a ready mirror can be completed.
 pub fn complete(vm: &Vm, args: &Value) -> Result<Value, QmpError> {
     let mut st = vm.state();
     let job = find(&mut st, args)?;
-    Err(refuse(job, "complete"))
+    if job.status != "ready" {
+        return Err(refuse(job, "complete"));
+    }
+    job.complete = true;
+    Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::argv::Launch;
+    use super::super::qmp::execute;
+    use super::*;
+
+    fn vm() -> Arc<Vm> {
+        Vm::new(Launch {
+            name: "mirror".into(),
+            qmp_socket: PathBuf::from("/nonexistent/qmp.sock"),
+            memory_mib: 64,
+            ..Launch::default()
+        })
+    }
+
+    fn status(vm: &Arc<Vm>, id: &str) -> Option<String> {
+        let jobs = execute(vm, "query-jobs", &json!({})).unwrap();
+        jobs.as_array()?
+            .iter()
+            .find(|j| j["id"] == id)
+            .and_then(|j| j["status"].as_str().map(str::to_owned))
+    }
+
+    fn wait_status(vm: &Arc<Vm>, id: &str, want: &str) -> Value {
+        let end = Instant::now() + Duration::from_secs(5);
+        while status(vm, id).as_deref() != Some(want) {
+            assert!(Instant::now() < end, "{id} never became {want}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let jobs = execute(vm, "query-jobs", &json!({})).unwrap();
+        jobs.as_array().unwrap()[0].clone()
+    }
+
+    fn mirror(vm: &Arc<Vm>, id: &str) {
+        let args = json!({"job-id": id, "device": "disk0", "target": "mig-nbd0",
+                          "sync": "full", "auto-dismiss": false});
+        execute(vm, "blockdev-mirror", &args).unwrap();
+    }
+
+    #[test]
+    fn a_mirror_stays_ready_until_cancelled_or_completed_and_ends_cleanly() {
+        for verb in ["job-cancel", "job-complete"] {
+            let vm = vm();
+            mirror(&vm, "m");
+            let job = wait_status(&vm, "m", "ready");
+            assert_eq!(job["type"], "mirror");
+            assert_eq!(job["current-progress"], job["total-progress"]);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(status(&vm, "m").as_deref(), Some("ready"), "stays ready");
+            execute(&vm, verb, &json!({"id": "m"})).unwrap();
+            let job = wait_status(&vm, "m", "concluded");
+            assert!(job.get("error").is_none(), "{verb}: {job}");
+            execute(&vm, "job-dismiss", &json!({"id": "m"})).unwrap();
+            assert_eq!(status(&vm, "m"), None);
+        }
+    }
+
+    #[test]
+    fn a_mirror_cancelled_before_ready_aborts() {
+        let vm = vm();
+        vm.state().knobs.jobs_stuck = true;
+        mirror(&vm, "m");
+        assert!(execute(&vm, "job-complete", &json!({"id": "m"})).is_err());
+        execute(&vm, "job-cancel", &json!({"id": "m"})).unwrap();
+        let job = wait_status(&vm, "m", "concluded");
+        assert_eq!(job["error"], "Operation canceled");
+    }
 }

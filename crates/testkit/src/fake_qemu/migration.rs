@@ -247,7 +247,14 @@ fn incoming(vm: &Vm, target: &Target, listener: Option<std::net::TcpListener>) {
     let Some(mut m) = st.migration.take() else {
         return;
     };
-    match blob.and_then(|b| parse_blob(&b)) {
+    let fails = st.knobs.incoming_fails;
+    let loaded = blob.and_then(|b| {
+        if fails {
+            return Err("the test made the load fail".to_owned());
+        }
+        parse_blob(&b)
+    });
+    match loaded {
         Ok(snapshots) => {
             st.snapshots = snapshots;
             st.runstate = RunState::Paused;
@@ -256,6 +263,8 @@ fn incoming(vm: &Vm, target: &Target, listener: Option<std::net::TcpListener>) {
         }
         Err(e) => {
             set_status(vm, st.migration_events, &mut m, "failed");
+            m.error = Some(format!("load of migration failed: {e}"));
+            st.migration = Some(m);
             eprintln!("qemu-system-x86_64: load of migration failed: {e}");
             vm.remove_files();
             std::process::exit(1);

@@ -5,7 +5,7 @@
 //! the daemon builds, daemonizes (the launcher exits once the QMP socket
 //! listens; the server lives on in its own session), writes the pidfile,
 //! and serves QMP — greeting, runstates, events, snapshot jobs, migration
-//! to a file or a TCP peer — in QEMU 10's shapes, plus a serial console
+//! to a file or a TCP peer, NBD exports and mirrors for storage migration — in QEMU 10's shapes, plus a serial console
 //! socket that accepts clients. A control socket beside the QMP socket
 //! ([`control_socket`], driven by [`FakeQemu`]) lets a test make the guest
 //! power off, reboot or panic, crash QEMU, slow or stick jobs, and read
@@ -17,6 +17,7 @@ mod control;
 mod fixtures;
 mod jobs;
 mod migration;
+mod nbd;
 mod qmp;
 mod vm;
 

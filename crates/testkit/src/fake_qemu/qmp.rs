@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::fixtures;
 use super::jobs::{self, JobKind};
 use super::migration;
+use super::nbd;
 use super::vm::{RunState, Vm};
 
 /// A QMP error reply: `{"error": {"class", "desc"}}`.
@@ -147,6 +148,12 @@ pub fn execute(vm: &Arc<Vm>, name: &str, args: &Value) -> Result<Value, QmpError
         "job-dismiss" => jobs::dismiss(vm, args),
         "job-cancel" => jobs::cancel(vm, args),
         "job-complete" => jobs::complete(vm, args),
+        "blockdev-mirror" => jobs::start_mirror(vm, args),
+        "nbd-server-start" => nbd::start(vm, args),
+        "block-export-add" => nbd::export(vm, args),
+        "nbd-server-stop" => nbd::stop(vm),
+        "blockdev-add" if args["driver"] == "nbd" => nbd::add_client(vm, args),
+        "blockdev-del" => nbd::del(vm, args),
         "migrate" => migration::start_outgoing(vm, args),
         "migrate-incoming" => migration::start_incoming(vm, args),
         "migrate_cancel" => migration::cancel(vm),
@@ -169,7 +176,6 @@ pub fn execute(vm: &Arc<Vm>, name: &str, args: &Value) -> Result<Value, QmpError
         | "netdev_add"
         | "netdev_del"
         | "blockdev-add"
-        | "blockdev-del"
         | "object-del"
         | "balloon"
         | "transaction" => Ok(json!({})),

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::argv::Launch;
 use super::jobs::Job;
 use super::migration::Migration;
+use super::nbd::Nbd;
 
 /// QEMU's runstates (`query-status`), those the fake can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,9 @@ pub struct Knobs {
     pub migration_time: Duration,
     /// Migrations never finish on their own.
     pub migration_stuck: bool,
+    /// An incoming migration fails to load once its stream is received
+    /// (QEMU then exits, as it does for real).
+    pub incoming_fails: bool,
 }
 
 impl Default for Knobs {
@@ -77,6 +81,7 @@ impl Default for Knobs {
             jobs_stuck: false,
             migration_time: Duration::from_millis(50),
             migration_stuck: false,
+            incoming_fails: false,
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct State {
     /// The `events` migration capability: MIGRATION events are sent only
     /// when it is on (QEMU's default is off).
     pub migration_events: bool,
+    /// The NBD server and client nodes (storage migration).
+    pub nbd: Nbd,
 }
 
 pub struct Vm {
@@ -122,6 +129,7 @@ impl Vm {
                 migration: None,
                 commands: Vec::new(),
                 migration_events: false,
+                nbd: Nbd::default(),
             }),
             clients: Mutex::new(Vec::new()),
         })
