@@ -137,6 +137,17 @@ impl Daemon {
         Utc::now()
     }
 
+    /// Forgets an instance that left this host (deleted, migrated away,
+    /// an aborted incoming migration): its runtime and log dirs, its lock
+    /// and its handle. Its record is the caller's to delete first.
+    pub fn forget(&self, name: &str) {
+        let paths = self.paths(name);
+        ferrovirt_qemu::process::clean_runtime(&paths);
+        let _ = std::fs::remove_dir_all(&paths.log_dir);
+        self.locks.forget(name);
+        self.instances.remove(name);
+    }
+
     /// Validates a spec against this host.
     pub fn validate(&self, spec: InstanceSpec) -> Result<ValidSpec, Error> {
         ValidSpec::new(spec, &self.limits, &Self::path_exists)

@@ -7,7 +7,6 @@ use ferrovirt_api::{
 };
 use ferrovirt_core::Error;
 use ferrovirt_core::spec::check_update;
-use ferrovirt_qemu::process;
 use ferrovirt_store::InstanceRecord;
 use serde_json::Value;
 
@@ -185,11 +184,7 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
         .delete_instance(name)
         .await
         .map_err(store_err("deleting the instance"))?;
-    let paths = d.paths(name);
-    process::clean_runtime(&paths);
-    let _ = std::fs::remove_dir_all(&paths.log_dir);
-    d.locks.forget(name);
-    d.instances.remove(name);
+    d.forget(name);
     d.events.emit(EventKind::Deleted, name, None);
     Ok(())
 }

@@ -229,7 +229,7 @@ async fn abort_locked(d: &Daemon, name: &str) {
         }
     }
     let _ = d.store.delete_instance(name).await;
-    d.instances.remove(name);
+    d.forget(name);
     let _ = std::fs::remove_file(marker(d, name));
     tracing::info!(instance = name, "dropped an incoming migration");
 }

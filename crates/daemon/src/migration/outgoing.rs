@@ -121,10 +121,8 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         .delete_instance(name)
         .await
         .map_err(store_err("forgetting the migrated instance"))?;
-    let _ = std::fs::remove_dir_all(d.paths(name).log_dir);
-    d.locks.forget(name);
     drop(job);
-    d.instances.remove(name);
+    d.forget(name);
     d.events.emit(
         EventKind::Deleted,
         name,
