@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--profile", choices=["release", "debug"],
                         help="the build to measure (release when built and up to date)")
     common.add_argument("--build", action="store_true", help="cargo build --release -p ferrovirtd -p ferrovirt first")
+    common.add_argument("--bin-dir", metavar="DIR",
+                        help="ferrovirtd and ferrovirt from DIR (e.g. an older build), not target/{release,debug}")
     common.add_argument("--no-libvirt", action="store_true", help="measure Ferrovirt (and the floor) only")
     common.add_argument("--no-install", dest="install", action="store_false",
                         help="never run apt-get (libvirt is skipped if missing)")
@@ -44,20 +46,27 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="suite", required=True)
     for name, mod in SUITES.items():
-        mod.add_args(sub.add_parser(name, parents=[common], help=HELP[name]))
+        p = sub.add_parser(name, parents=[common], help=HELP[name])
+        for opt, (default, quick, text) in mod.OPTIONS.items():
+            if default == "flag":
+                p.add_argument(f"--{opt}", action="store_true", help=text + (" (on with --quick)" if quick else ""))
+            else:
+                p.add_argument(f"--{opt}", type=type(default), default=default,
+                               help=f"{text} ({default}" + (f"; quick {quick})" if quick is not None else ")"))
     sub.add_parser("all", parents=[common], help="the four suites, one after the other")
     return ap
 
 
-def run(a: argparse.Namespace, defaults: argparse.Namespace) -> int:
+def run(a: argparse.Namespace) -> int:
     mod = SUITES[a.suite]
-    for k, v in mod.QUICK.items() if a.quick else ():
-        if getattr(a, k) == getattr(defaults, k):
-            setattr(a, k, v)
+    for opt, (default, quick, _) in mod.OPTIONS.items() if a.quick else ():
+        k = opt.replace("-", "_")
+        if quick is not None and getattr(a, k) == (False if default == "flag" else default):
+            setattr(a, k, quick)
     results = Path(a.results) if a.results else BENCH / "results" / ("quick" if a.quick else "")
     t0 = time.time()
     qemu = host.qemu_binary()
-    b = host.binaries(a.profile, a.build)
+    b = host.binaries(a.profile, a.build, a.bin_dir)
     meta = {**stats.machine(), **b.meta(), "quick": a.quick,
             "qemu_version": host.out([qemu, "--version"]).splitlines()[0].replace("QEMU emulator version ", "")}
     if meta["other_qemu_processes_at_start"]:
@@ -68,7 +77,7 @@ def run(a: argparse.Namespace, defaults: argparse.Namespace) -> int:
         raw = mod.run_suite(a, h, b, qemu)
     raw["meta"] = {**meta, **raw["meta"], "script_seconds": int(time.time() - t0)}
     md = report.REPORTS[a.suite](raw)
-    report.write(results, mod.STEM, raw, md)
+    stats.write(results, mod.STEM, raw, md)
     print(md)
     host.log(f"results: {results / mod.STEM}.md and .json")
     why = getattr(mod, "failed", lambda _raw: "")(raw)
@@ -81,12 +90,12 @@ def main(argv: list[str]) -> int:
     ap = parser()
     a = ap.parse_args(argv)
     if a.suite != "all":
-        return run(a, ap.parse_args([a.suite]))
+        return run(a)
     rest = [x for x in argv if x != "all"]
     failed = []
     for name in SUITES:
         try:
-            if run(ap.parse_args([name, *rest]), ap.parse_args([name])) != 0:
+            if run(ap.parse_args([name, *rest])) != 0:
                 failed.append(name)
         except Exception as e:  # noqa: BLE001 - the next suite still runs
             host.log(f"{name} failed: {e}")

@@ -10,10 +10,13 @@ import re
 import select
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
 from .host import log
+
+MIB = 1 << 20
 
 READY = b"FERROVIRT-GUEST-READY"
 now = time.perf_counter
@@ -21,6 +24,17 @@ now = time.perf_counter
 
 def ms(t0: float, t1: float) -> float:
     return round((t1 - t0) * 1000.0, 3)
+
+
+def timed_call(fn, *args) -> tuple[float, object]:
+    """Milliseconds that fn(*args) took, and its result."""
+    t0 = now()
+    res = fn(*args)
+    return ms(t0, now()), res
+
+
+def timed(fn, *args) -> float:
+    return timed_call(fn, *args)[0]
 
 
 def fsize(path: Path) -> int:
@@ -31,8 +45,7 @@ def fsize(path: Path) -> int:
 
 
 def wait_ready(path: Path, offset: int, t0: float | None = None, timeout: float = 120.0) -> float:
-    """Polls a console log (every 5 ms) for the guest's ready marker written
-    after `offset`; returns ms since `t0`."""
+    """ms since `t0` until the ready marker is in a console log after `offset` (polled every 5 ms)."""
     t0 = now() if t0 is None else t0
     deadline = time.monotonic() + timeout
     buf = b""
@@ -50,27 +63,31 @@ def wait_ready(path: Path, offset: int, t0: float | None = None, timeout: float 
         time.sleep(0.005)
 
 
+def connect_unix(path: str, timeout: float = 30.0, pause: float = 0.05) -> socket.socket:
+    """A unix socket connected to `path`, retried until `timeout` (QEMU may not listen yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+
+
 class SockStream:
     """A serial chardev QEMU serves on a unix socket."""
 
     def __init__(self, path: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = connect_unix(path, timeout)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def recv(self, timeout: float) -> bytes | None:
-        """Bytes, b"" on timeout, None once closed."""
+    def recv(self, timeout: float) -> bytes | None:  # b"" on timeout, None once closed
         if not select.select([self.sock], [], [], timeout)[0]:
             return b""
         try:
@@ -127,28 +144,20 @@ class WsStream:
         self.sock.sendall(self._frame(0x2, data))
 
     def _parse(self) -> tuple[int, bytes] | None:
+        """The next whole frame in the buffer (servers never mask theirs)."""
         b = self.buf
         if len(b) < 2:
             return None
-        opcode, n, i, masked = b[0] & 0x0F, b[1] & 0x7F, 2, b[1] & 0x80
-        if n == 126:
-            if len(b) < 4:
+        opcode, n, i = b[0] & 0x0F, b[1] & 0x7F, 2
+        if n >= 126:
+            i = 4 if n == 126 else 10
+            if len(b) < i:
                 return None
-            n, i = struct.unpack(">H", b[2:4])[0], 4
-        elif n == 127:
-            if len(b) < 10:
-                return None
-            n, i = struct.unpack(">Q", b[2:10])[0], 10
-        mask = b""
-        if masked:
-            mask, i = b[i:i + 4], i + 4
+            n = int.from_bytes(b[2:i], "big")
         if len(b) < i + n:
             return None
-        payload = b[i:i + n]
-        if masked:
-            payload = bytes(x ^ mask[k % 4] for k, x in enumerate(payload))
         self.buf = b[i + n:]
-        return opcode, payload
+        return opcode, b[i:i + n]
 
     def recv(self, timeout: float) -> bytes | None:
         if self.closed:
@@ -193,10 +202,9 @@ RESULT_RE = re.compile(rb"@@FV-END (\d+) (-?\d+) ([A-Za-z0-9+/=]*)\r?\n")
 
 
 class Channel:
-    """The test guest's command channel: the host writes `@@FV <id> <base64
-    cmd>\\n`, the guest answers `@@FV-END <id> <rc> <base64 output>\\n`.
-    `drop`: bytes never part of an answer, removed from what is read (the
-    migration workload's heartbeat dots, which can fall inside an answer)."""
+    """The test guest's command channel: `@@FV <id> <base64 cmd>` in, `@@FV-END
+    <id> <rc> <base64 output>` out. `drop`: bytes removed from what is read
+    (the migration workload's heartbeat dots)."""
 
     def __init__(self, stream, log_tail=None, drop: bytes = b""):
         self.s = stream
@@ -208,11 +216,9 @@ class Channel:
 
     def run(self, cmd: str, timeout: float = 30.0, check: bool = True,
             retries: int = 0) -> tuple[int, str]:
-        """Runs `cmd` in the guest. With `retries`, a command that gets no
-        answer within `timeout` is sent again (with a new id): the test
-        guest's init now and then drops a command line it has received
-        (see docs/benchmarks-snapshots-networks.md); only for commands that
-        are harmless to run twice."""
+        """Runs `cmd` in the guest; with `retries`, sent again (new id) after no
+        answer within `timeout`: the test guest's init now and then drops a
+        command line (see docs/benchmarks-snapshots-networks.md)."""
         for attempt in range(retries + 1):
             self.next_id += 1
             cid = self.next_id
@@ -259,10 +265,8 @@ class Channel:
             self.buf = (self.buf + data)[-262144:]
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Probes with `true` every 0.5 s until one answers (the guest may
-        have printed its ready marker before we connected); the answer to an
-        earlier probe counts too (on a loaded host the guest may take longer
-        than 0.5 s for each)."""
+        """Probes with `true` every 0.5 s until one answers (also a late answer
+        to an earlier probe)."""
         deadline = time.monotonic() + timeout
         sent: set[int] = set()
         while True:
@@ -278,3 +282,113 @@ class Channel:
 
     def close(self) -> None:
         self.s.close()
+
+
+class Heartbeat:
+    """Polls console logs' sizes every millisecond and keeps when any grew:
+    the longest interval between growths is how long the guest stood still."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.last = {p: p.stat().st_size if p.exists() else 0 for p in paths}
+        self.times: list[float] = []
+        self.first: dict[int, float] = {}  # file index -> its first growth
+        self.lastg: dict[int, float] = {}  # file index -> its last growth
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            t, grew = now(), False
+            for i, p in enumerate(self.paths):
+                try:
+                    size = os.stat(p).st_size
+                except OSError:
+                    continue
+                if size > self.last[p]:
+                    grew = True
+                    self.first.setdefault(i, t)
+                    self.lastg[i] = t
+                self.last[p] = size
+            if grew:
+                self.times.append(t)
+            time.sleep(0.001)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.t.join(timeout=5)
+
+    def gaps(self, t0: float, t1: float) -> list[tuple[float, float]]:
+        """(gap ms, its start relative to t0 in ms) of consecutive growths
+        overlapping [t0, t1], longest first."""
+        return sorted(((ms(a, b), ms(t0, a)) for a, b in zip(self.times, self.times[1:])
+                       if b > t0 and a < t1), reverse=True)
+
+    def beats_after(self, t: float) -> int:
+        return sum(1 for x in self.times if x > t)
+
+
+# ------------------------------------------------------------------ network commands
+
+UPTIME = "cut -d' ' -f1 /proc/uptime"
+
+
+def listen(ch: Channel, port: int) -> None:
+    """Starts busybox `nc -l` in the guest, counting what it receives into
+    /tmp/rx.PORT. Its stdin is a FIFO opened read-write, which never ends:
+    on EOF of its stdin busybox nc half-closes the connection, and a sender
+    nc exits as soon as its peer half-closes."""
+    ch.run(f"netstat -ltn | grep -q ':{port} ' && exit 0; rm -f /tmp/rx.{port};"
+           f" (nc -l -p {port} 0<>/tmp/never | wc -c >/tmp/rx.{port}.tmp;"
+           f" mv /tmp/rx.{port}.tmp /tmp/rx.{port}) >/dev/null 2>&1 &"
+           f" i=0; until netstat -ltn | grep -q ':{port} '; do usleep 20000; i=$((i+1));"
+           f" [ $i -lt 250 ] || exit 1; done", timeout=15, retries=2)
+
+
+def received(ch: Channel, port: int, nbytes: int) -> None:
+    """Checks that the guest's `nc -l` on `port` got `nbytes` and exited."""
+    rc, got = ch.run(f"i=0; until [ -e /tmp/rx.{port} ]; do usleep 20000; i=$((i+1));"
+                     f" [ $i -lt 250 ] || exit 1; done; cat /tmp/rx.{port}", timeout=15, check=False, retries=2)
+    if rc != 0 or got.strip() != str(nbytes):
+        raise RuntimeError(f"the guest's nc -l on port {port} received {got.strip()!r} bytes, not {nbytes}")
+
+
+def rate(nbytes: int, text: str) -> float:
+    """MiB/s from the two /proc/uptime readings a guest command printed."""
+    nums = [float(x) for x in text.split() if re.fullmatch(r"\d+\.\d+", x)]
+    if len(nums) < 2 or nums[-1] <= nums[0]:
+        raise RuntimeError(f"cannot time the transfer from {text!r}")
+    return nbytes / MIB / (nums[-1] - nums[0])
+
+
+# The udhcpc script of tests/src/lib.rs (DHCP_SCRIPT).
+DHCP_SCRIPT = r"""#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/$mask" dev "$interface"
+	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+	: >/etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+	[ -n "$domain" ] && echo "search $domain" >>/etc/resolv.conf
+	;;
+deconfig)
+	ip addr flush dev "$interface"
+	ip link set "$interface" up
+	;;
+esac
+exit 0
+"""
+
+
+def dhcp(ch: Channel, iface: str, hostname: str) -> str:
+    script = DHCP_SCRIPT.replace("'", "'\\''")
+    ch.run(f"mkdir -p /etc && printf '%s' '{script}' > /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh"
+           f" && ip link set {iface} up", timeout=15, retries=2)
+    _, got = ch.run(f"udhcpc -i {iface} -n -q -t 15 -T 1 -s /tmp/dhcp.sh -x hostname:{hostname}"
+                    f" 2>&1; ip -4 -o addr show {iface}", timeout=60, retries=1)
+    words = got.split()
+    if "inet" not in words:
+        raise RuntimeError(f"no address after DHCP: {got}")
+    return words[words.index("inet") + 1].split("/")[0]

@@ -1,29 +1,25 @@
-"""The host side of every suite, in one place: processes (run, stop, reap),
-the temporary directory and everything a run makes (network namespaces, veth
-pairs, mounts, daemons), removed again on exit; the Ferrovirt binaries and
-the test guest; libvirt (installed from Debian when missing, extra drivers
-unpacked from their .debs for this run only) and private daemons: ferrovirtd
-and libvirtd, each in a network namespace, libvirtd also in a private mount
-namespace so that the host's libvirt files are never written to."""
+"""The host side of every suite: processes, the temporary directory and all
+a run makes (namespaces, veths, mounts, daemons; removed on exit), the
+binaries and the test guest, libvirt (installed or unpacked when missing)
+and private ferrovirtd and libvirtd daemons, each in a network namespace."""
 from __future__ import annotations
 
 import ctypes
 import json
 import os
-import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LV_DRIVERS = Path("/usr/lib/x86_64-linux-gnu/libvirt")
-PR_SET_CHILD_SUBREAPER = 36
 
 
 class Skip(Exception):
@@ -34,10 +30,9 @@ def log(msg: str) -> None:
     print(f"[fvbench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run(argv: list[str], check: bool = True, timeout: float = 900,
-        env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(argv: list[str], check: bool = True, timeout: float = 900, env: dict | None = None):
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout, env=env, cwd=cwd)
+                       stderr=subprocess.PIPE, timeout=timeout, env=env)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}): "
                            f"{(p.stderr or p.stdout).decode(errors='replace').strip()[-600:]}")
@@ -54,15 +49,11 @@ def out(argv: list[str]) -> str:
 
 # ------------------------------------------------------------------ processes
 
-def proc_state(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
 def alive(pid: int) -> bool:
-    return proc_state(pid) not in (None, "Z", "X")
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def comm(pid: int) -> str:
@@ -73,12 +64,21 @@ def comm(pid: int) -> str:
 
 
 def cmdline(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+    except OSError:
+        return []
+
+
+def kill(pid, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.kill(int(pid), sig)
+    except (ProcessLookupError, ValueError):
+        pass
 
 
 def wait_gone(pid: int, timeout: float = 30.0) -> None:
-    """Returns once `pid` has exited: its pidfd becomes readable when the
-    whole thread group is gone (not merely the main thread), no polling."""
+    """Once `pid` has exited: its pidfd is readable when all its threads are."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -92,40 +92,19 @@ def wait_gone(pid: int, timeout: float = 30.0) -> None:
 
 def stop_pid(pid: int | None, secs: float = 5) -> None:
     """TERM, then KILL after `secs` seconds."""
-    if not pid or not alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        wait_gone(pid, secs)
-    except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
-        wait_gone(pid, 10)
-    except ProcessLookupError:
-        pass
-
-
-def mem_detail(pid: int) -> dict[str, int]:
-    """VmRSS and its anonymous / file-backed parts, and PSS (KiB)."""
-    res = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-            res[k] = int(v.split()[0])
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                res["Pss"] = int(line.split()[1])
-    except OSError:
-        pass
-    return res
+    if pid and alive(pid):
+        kill(pid, signal.SIGTERM)
+        try:
+            wait_gone(pid, secs)
+        except TimeoutError:
+            kill(pid)
+            wait_gone(pid, 10)
 
 
 def reaped(main) -> int:
-    """Runs main() in a child while this process, a child subreaper, reaps
-    every orphan: PID 1 in some containers (the machine these benchmarks
-    were first run on) never reaps, and a daemonized QEMU left a zombie still
-    answers kill(pid, 0), so libvirt would wait for its own timeout."""
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    """main() in a child while this process, a subreaper (prctl 36), reaps orphans: PID 1
+    in some containers never does, and libvirt waits on a zombie QEMU."""
+    if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
         log("warning: prctl(PR_SET_CHILD_SUBREAPER) failed")
     child = os.fork()
     if child == 0:
@@ -138,14 +117,8 @@ def reaped(main) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-
-    def forward(signum, _frame):
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(s, forward)
+        signal.signal(s, lambda signum, _f: kill(child, signum))
     status = 0
     while True:
         try:
@@ -158,16 +131,20 @@ def reaped(main) -> int:
             status = os.waitstatus_to_exitcode(st)
             status = 128 - status if status < 0 else status
             break
-    while True:  # zombies already there
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
-        except ChildProcessError:
-            break
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:  # zombies already there
+            pass
+    except ChildProcessError:
+        pass
     return status
 
 
-# ------------------------------------------------------------------ the run
+def quietly(fn, args) -> None:
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001
+        log(f"cleanup: {getattr(fn, '__name__', fn)}: {e}")
+
 
 def _terminate(signum, _frame):
     raise SystemExit(128 + signum)
@@ -175,15 +152,14 @@ def _terminate(signum, _frame):
 
 class Host:
     """One suite's run: a temporary directory, and an undo list for
-    everything made on the host (LIFO), run on exit, also on failure or
-    a signal. Whatever QEMU names the directory is killed at the end."""
+    everything made on the host (LIFO), run on exit, also on failure or a
+    signal. Whatever QEMU names the directory is killed at the end."""
 
     def __init__(self, suite: str, logs: Path | None = None):
         for s in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, _terminate)
-        self.suite = suite
+        self.suite, self.logs = suite, logs
         self.tmp = Path(tempfile.mkdtemp(prefix=f"fvbench-{suite}."))
-        self.logs = logs
         self.undo: list = []
         self.final: list = []  # after every QEMU of the run is gone
         self.namespaces: list[str] = []
@@ -199,28 +175,14 @@ class Host:
         self.undo.append((fn, args))
 
     def cleanup(self) -> None:
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # (a second Ctrl-C must not cut it short)
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut it short
             signal.signal(s, signal.SIG_IGN)
         log(f"{self.suite}: cleaning up")
         while self.undo:
-            fn, args = self.undo.pop()
-            try:
-                fn(*args)
-            except Exception as e:  # noqa: BLE001
-                log(f"cleanup: {getattr(fn, '__name__', fn)}: {e}")
-        pids = [int(p) for p in out(["pgrep", "^qemu-system"]).split()]
-        ours = [p for p in pids if str(self.tmp) in " ".join(_safe_cmdline(p))]
-        for pid in ours:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for ns in self.namespaces:
-            for pid in out(["ip", "netns", "pids", ns]).split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
+            quietly(*self.undo.pop())
+        ours = [p for p in map(int, out(["pgrep", "^qemu-system"]).split()) if str(self.tmp) in " ".join(cmdline(p))]
+        for pid in ours + [p for ns in self.namespaces for p in out(["ip", "netns", "pids", ns]).split()]:
+            kill(pid)
         for pid in ours:
             try:
                 wait_gone(pid, 5)
@@ -229,15 +191,11 @@ class Host:
         for ns in self.namespaces:
             run(["ip", "netns", "del", ns], check=False)
         for fn in self.final:
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001
-                log(f"cleanup: {e}")
+            quietly(fn, ())
         if self.logs is not None:
             shutil.rmtree(self.logs, ignore_errors=True)
             self.logs.mkdir(parents=True, exist_ok=True)
-            for f in list(self.tmp.glob("*/*.log")) + list(self.tmp.glob("*/libvirtd.out")) \
-                    + list(self.tmp.glob("*.log")):
+            for f in [*self.tmp.glob("*/*.log"), *self.tmp.glob("*/libvirtd.out"), *self.tmp.glob("*.log")]:
                 if f.is_file() and f.stat().st_size:
                     shutil.copy(f, self.logs / (f.name if f.parent == self.tmp else f"{f.parent.name}-{f.name}"))
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -263,26 +221,17 @@ class Host:
             run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev])
             run(["ip", "-n", ns, "link", "set", dev, "up"])
 
-    def spawn(self, argv: list[str], logfile: Path, ns: str | None = None,
-              env: dict | None = None, secs: float = 5) -> subprocess.Popen:
+    def spawn(self, argv: list[str], logfile: Path, ns: str | None = None, secs: float = 5) -> subprocess.Popen:
         """A daemon (in network namespace `ns`), stopped on cleanup."""
-        full = (["ip", "netns", "exec", ns] if ns else []) + argv
         with open(logfile, "ab") as f:
-            p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                 env=env)
+            p = subprocess.Popen((["ip", "netns", "exec", ns] if ns else []) + argv, stdin=subprocess.DEVNULL,
+                                 stdout=f, stderr=subprocess.STDOUT)
         self.later(stop_pid, p.pid, secs)
         return p
 
     def links(self) -> str:
-        return " ".join(sorted(ln.split(": ")[1] for ln in out(["ip", "-o", "link", "show"])
-                               .splitlines() if ": " in ln))
-
-
-def _safe_cmdline(pid: int) -> list[str]:
-    try:
-        return cmdline(pid)
-    except OSError:
-        return []
+        return " ".join(sorted(ln.split(": ")[1] for ln in out(["ip", "-o", "link", "show"]).splitlines()
+                               if ": " in ln))
 
 
 def require(tools: list[str], hint: str = "") -> None:
@@ -290,73 +239,69 @@ def require(tools: list[str], hint: str = "") -> None:
         raise SystemExit("fvbench: run as root (network and mount namespaces, libvirt's system driver)")
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        raise SystemExit(f"fvbench: {', '.join(missing)} not found"
-                         + (f" ({hint})" if hint else ""))
+        raise SystemExit(f"fvbench: {', '.join(missing)} not found" + (f" ({hint})" if hint else ""))
 
 
 # ------------------------------------------------------------------ binaries
 
-def stale(binary: Path) -> bool:
-    """Is a source file of the workspace newer than `binary`?"""
-    t = binary.stat().st_mtime
-    return any(p.stat().st_mtime > t for p in (ROOT / "crates").rglob("*.rs"))
-
-
-@dataclass
 class Binaries:
-    dir: Path
-    profile: str
-    stale: bool
-    guest: dict  # ferrovirt-test-guest's JSON: kernel, initrd, cmdline
+    """ferrovirtd, ferrovirt (stale None: --bin-dir) and the test guest's boot files."""
 
-    @property
-    def ferrovirtd(self) -> Path:
-        return self.dir / "ferrovirtd"
-
-    @property
-    def cli(self) -> Path:
-        return self.dir / "ferrovirt"
+    def __init__(self, dir: Path, profile: str, stale: bool | None, guest: dict):
+        self.ferrovirtd, self.cli, self.profile, self.stale = dir / "ferrovirtd", dir / "ferrovirt", profile, stale
+        self.guest, self.bin_dir = guest, None if stale is not None else str(dir)
 
     def meta(self) -> dict:
         commit = out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]) or "unknown"
         if out(["git", "-C", str(ROOT), "status", "--porcelain", "--", "crates"]):
             commit += "+dirty"
-        mtime = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.ferrovirtd.stat().st_mtime))
-        return {"profile": self.profile, "ferrovirt_commit": commit,
-                "ferrovirtd_binary": str(self.ferrovirtd), "ferrovirtd_binary_mtime": mtime,
-                "ferrovirtd_binary_stale": self.stale}
+        m = {"profile": self.profile, "ferrovirt_commit": commit, "bin_dir": self.bin_dir,
+             "ferrovirtd_binary_stale": self.stale}
+        for key, p in (("ferrovirtd", self.ferrovirtd), ("ferrovirt_cli", self.cli)):
+            m[f"{key}_binary"] = str(p)
+            m[f"{key}_binary_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(p.stat().st_mtime))
+            m[f"{key}_version"] = out([str(p), "--version"])
+        return m
 
 
-def binaries(profile: str | None, build: bool) -> Binaries:
-    """The ferrovirtd and ferrovirt to measure: `profile`, else release when
-    built and up to date, else debug; and the test guest."""
+def binaries(profile: str | None, build: bool, bin_dir: str | None = None) -> Binaries:
+    """The ferrovirtd and ferrovirt to measure: from `bin_dir`, else of
+    `profile`, else release when built and up to date, else debug; and the
+    test guest (FVBENCH_GUEST_BIN, else target/{debug,release})."""
     if build:
         log("cargo build --release -p ferrovirtd -p ferrovirt")
-        subprocess.run(["cargo", "build", "--release", "-p", "ferrovirtd", "-p", "ferrovirt"],
-                       cwd=ROOT, check=True)
-    built = [p for p in ([profile] if profile else ["release", "debug"])
-             if (ROOT / "target" / p / "ferrovirtd").exists() and (ROOT / "target" / p / "ferrovirt").exists()]
-    if not built:
-        raise SystemExit(f"fvbench: no ferrovirtd and ferrovirt in target/{profile or 'release or debug'}:"
-                         " cargo build -p ferrovirtd -p ferrovirt (--release for figures to quote)")
-    fresh = [p for p in built if not stale(ROOT / "target" / p / "ferrovirtd")]
-    chosen = (fresh or built)[0]
-    d = ROOT / "target" / chosen
-    if not fresh:
-        log(f"warning: target/{chosen}/ferrovirtd is older than the sources (--build to rebuild)")
+        subprocess.run(["cargo", "build", "--release", "-p", "ferrovirtd", "-p", "ferrovirt"], cwd=ROOT, check=True)
+    has = lambda d: (d / "ferrovirtd").is_file() and (d / "ferrovirt").is_file()  # noqa: E731
+    if bin_dir:
+        d = Path(bin_dir).resolve()
+        if not has(d):
+            raise SystemExit(f"fvbench: --bin-dir {bin_dir}: no ferrovirtd and ferrovirt there")
+        chosen, stale = d.name if d.name in ("release", "debug") else "custom", None
+    else:
+        built = [p for p in ([profile] if profile else ["release", "debug"]) if has(ROOT / "target" / p)]
+        if not built:
+            raise SystemExit(f"fvbench: no ferrovirtd and ferrovirt in target/{profile or 'release or debug'}:"
+                             " cargo build -p ferrovirtd -p ferrovirt (--release for figures to quote), or --bin-dir")
+        srcs = max((p.stat().st_mtime for p in (ROOT / "crates").rglob("*.rs")), default=0)
+        fresh = [p for p in built if (ROOT / "target" / p / "ferrovirtd").stat().st_mtime >= srcs]
+        chosen, stale = (fresh or built)[0], not fresh
+        d = ROOT / "target" / chosen
+        if stale:
+            log(f"warning: target/{chosen}/ferrovirtd is older than the sources (--build to rebuild)")
     if chosen != "release":
-        log("warning: measuring the debug build (--build for release figures)")
-    guest_bin = next((ROOT / "target" / p / "ferrovirt-test-guest" for p in ("debug", "release")
-                      if (ROOT / "target" / p / "ferrovirt-test-guest").exists()), None)
+        log(f"warning: measuring a {chosen} build (--build for release figures)")
+    guest_bin = os.environ.get("FVBENCH_GUEST_BIN") or next(
+        (str(ROOT / "target" / p / "ferrovirt-test-guest") for p in ("debug", "release")
+         if (ROOT / "target" / p / "ferrovirt-test-guest").exists()), None)
     if guest_bin is None:
         log("building ferrovirt-test-guest")
         subprocess.run(["cargo", "build", "-p", "ferrovirt-testkit", "--bin", "ferrovirt-test-guest"],
                        cwd=ROOT, check=True)
-        guest_bin = ROOT / "target" / "debug" / "ferrovirt-test-guest"
-    guest = json.loads(run([str(guest_bin)]).stdout)
+        guest_bin = str(ROOT / "target" / "debug" / "ferrovirt-test-guest")
+    guest = json.loads(run([guest_bin]).stdout)
     if not Path(guest["kernel"]).exists():
         raise SystemExit(f"fvbench: the test guest's kernel {guest['kernel']} is missing")
-    return Binaries(d, chosen, not fresh, guest)
+    return Binaries(d, chosen, stale, guest)
 
 
 def qemu_binary() -> str:
@@ -366,66 +311,34 @@ def qemu_binary() -> str:
     return q
 
 
-def prewarm(*files: str) -> None:
-    """Reads binaries and their libraries, so that every daemon starts from
-    the same, warm page cache (the file-backed part of VmRSS depends on it)."""
-    for f in files:
-        if not Path(f).exists():
-            continue
-        Path(f).read_bytes()
-        for m in re.finditer(r"=> (/\S+)", out(["ldd", f])):
-            try:
-                Path(m.group(1)).read_bytes()
-            except OSError:
-                pass
-
-
 # ------------------------------------------------------------------ ferrovirtd
 
-@dataclass
-class Ferrovirtd:
-    pid: int
-    sock: str
-    state: Path
-    run_dir: Path
-    log: Path
+Ferrovirtd = namedtuple("Ferrovirtd", "pid sock state run_dir")
 
 
-def api_up(sock: str) -> bool:
-    import socket
-    try:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(sock)
-        s.sendall(b"GET /1.0 HTTP/1.0\r\nHost: x\r\n\r\n")
-        ok = s.recv(64).split()[1:2] == [b"200"]
-        s.close()
-        return ok
-    except (OSError, IndexError):
-        return False
-
-
-def start_ferrovirtd(h: Host, b: Binaries, qemu: str, ns: str, tag: str,
-                     extra: list[str] = ()) -> Ferrovirtd:
+def start_ferrovirtd(h: Host, b: Binaries, qemu: str, ns: str, tag: str, extra: list[str] = ()) -> Ferrovirtd:
     """A private ferrovirtd in network namespace `ns` (no default network),
     its files under TMP/TAG; waits until GET /1.0 answers 200."""
     d = h.tmp / tag
     (d / "state").mkdir(parents=True)
     (d / "run").mkdir()
-    sock = str(d / "api.sock")
-    logf = d / "ferrovirtd.log"
-    argv = [str(b.ferrovirtd), "--socket", sock, "--state-dir", str(d / "state"),
-            "--runtime-dir", str(d / "run"), "--qemu", qemu, "--no-default-network", *extra]
-    p = h.spawn(argv, logf, ns)
+    sock, logf = str(d / "api.sock"), d / "ferrovirtd.log"
+    p = h.spawn([str(b.ferrovirtd), "--socket", sock, "--state-dir", str(d / "state"), "--runtime-dir",
+                 str(d / "run"), "--qemu", qemu, "--no-default-network", *extra], logf, ns)
     for _ in range(300):
-        if api_up(sock):
-            break
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(sock)
+                s.sendall(b"GET /1.0 HTTP/1.0\r\nHost: x\r\n\r\n")
+                if s.recv(64).split()[1:2] == [b"200"]:
+                    return Ferrovirtd(p.pid, sock, d / "state", d / "run")
+        except OSError:
+            pass
         if p.poll() is not None:
             raise RuntimeError(f"ferrovirtd {tag} exited: {logf.read_text()[-500:]}")
         time.sleep(0.1)
-    else:
-        raise RuntimeError(f"ferrovirtd {tag} did not answer on {sock} within 30 s")
-    return Ferrovirtd(p.pid, sock, d / "state", d / "run", logf)
+    raise RuntimeError(f"ferrovirtd {tag} did not answer on {sock} within 30 s")
 
 
 # ------------------------------------------------------------------ libvirt
@@ -439,18 +352,14 @@ def lv_version() -> str:
     return out(["libvirtd", "--version"]).split()[-1] if shutil.which("libvirtd") else ""
 
 
-def apt(h: Host, *args: str) -> bool:
+def apt(h: Host, *args: str, skip: str = "") -> bool:
+    """apt-get ARGS; on failure, with `skip`, raises Skip(skip: log's end)."""
     with open(h.tmp / "apt.log", "ab") as f:
-        return subprocess.run(["apt-get", *args], stdin=subprocess.DEVNULL, stdout=f,
-                              stderr=subprocess.STDOUT, cwd=h.tmp,
-                              env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode == 0
-
-
-def apt_tail(h: Host) -> str:
-    try:
-        return " ".join((h.tmp / "apt.log").read_text(errors="replace").splitlines()[-3:])
-    except OSError:
-        return ""
+        ok = subprocess.run(["apt-get", *args], stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                            cwd=h.tmp, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive")).returncode == 0
+    if not ok and skip:
+        raise Skip(f"{skip}: {' '.join((h.tmp / 'apt.log').read_text(errors='replace').splitlines()[-3:])}")
+    return ok
 
 
 def ensure_libvirt(h: Host, install: bool) -> None:
@@ -466,9 +375,8 @@ def ensure_libvirt(h: Host, install: bool) -> None:
     apt(h, "update", "-qq")
     target = ["-t", "bookworm-backports"] if "bookworm-backports" in out(
         ["apt-cache", "policy", "libvirt-daemon"]) else []
-    if not apt(h, "install", "-y", "-qq", "--no-install-recommends", *target,
-               "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients"):
-        raise Skip(f"apt-get install of libvirt failed: {apt_tail(h)}")
+    apt(h, "install", "-y", "-qq", "--no-install-recommends", *target, "libvirt-daemon",
+        "libvirt-daemon-driver-qemu", "libvirt-clients", skip="apt-get install of libvirt failed")
     apt(h, "install", "-y", "-qq", "--no-install-recommends", "python3-libvirt")
     if not lv_installed():
         raise Skip("libvirtd not found after installing")
@@ -489,27 +397,19 @@ def lv_unpack(h: Host, pkg: str, install: bool) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     if not apt(h, "download", f"{pkg}={ver}"):
         apt(h, "update", "-qq")
-        if not apt(h, "download", f"{pkg}={ver}"):
-            raise Skip(f"apt-get download {pkg}={ver} failed: {apt_tail(h)}")
-    deb = next(h.tmp.glob(f"{pkg}_*.deb"))
-    run(["dpkg-deb", "-x", str(deb), str(d)])
+        apt(h, "download", f"{pkg}={ver}", skip=f"apt-get download {pkg}={ver} failed")
+    run(["dpkg-deb", "-x", str(next(h.tmp.glob(f"{pkg}_*.deb"))), str(d)])
     return d
 
 
-# Runs inside `ip netns exec NS unshare --mount --propagation private`: gives
-# libvirtd its own /etc/libvirt, /var/lib/libvirt, /var/cache/libvirt,
-# /var/log/libvirt and /run/libvirt (bind mounts of LVDIR's, seen only in
-# this mount namespace, by libvirtd and what it starts), LVDIR/drivers,
-# storage-backend and libexec when present, then becomes libvirtd. When the
-# host has no /run/libvirt, the namespace gets a /run of its own (a tmpfs):
-# creating it on the host would race with other runs that remove it.
+# Run in `unshare --mount`: libvirtd's own /etc/libvirt, /var/{lib,cache,log}/libvirt,
+# /run/libvirt (a private /run when the host has none), drivers and helpers.
 LIBVIRTD_NS = r"""
 set -euo pipefail
 LV=$1
-mount --bind "$LV/etc" /etc/libvirt
-mount --bind "$LV/lib" /var/lib/libvirt
-mount --bind "$LV/cache" /var/cache/libvirt
-mount --bind "$LV/log" /var/log/libvirt
+for d in etc:/etc/libvirt lib:/var/lib/libvirt cache:/var/cache/libvirt log:/var/log/libvirt; do
+  mount --bind "$LV/${d%%:*}" "${d#*:}"
+done
 if [[ ! -d /run/libvirt ]]; then
   mount -t tmpfs -o mode=0755 fvbench-run /run
   mkdir /run/libvirt
@@ -525,33 +425,27 @@ exec /usr/sbin/libvirtd -f /etc/libvirt/libvirtd.conf -p "$LV/libvirtd.pid"
 """
 
 
-@dataclass
-class Libvirtd:
-    pid: int
-    uri: str
-    dir: Path
+Libvirtd = namedtuple("Libvirtd", "pid uri dir")
+
+
+def machine_cgroups() -> list[Path]:
+    return [*Path("/sys/fs/cgroup").glob("machine"), *Path("/sys/fs/cgroup").glob("*/machine")]
 
 
 def start_libvirtd(h: Host, ns: str, tag: str, conf: str = "", qemu_conf: str = "",
                    drivers: dict[str, Path] | None = None, network: Path | None = None,
                    storage: Path | None = None, etc: dict[str, str] | None = None) -> Libvirtd:
-    """A private libvirtd in network namespace `ns` and a private mount
-    namespace, its files under TMP/TAG: sockets without authentication
-    (0700, root only), QEMU as root like Ferrovirt's and its stdio to a file
-    (no virtlogd). `drivers`: connection drivers NAME -> unpacked package
-    root, loaded next to the system's QEMU driver; `network`: the package
-    root of the network driver's helpers; `storage`: that of the dir/fs
-    storage backend; `etc`: more files for /etc/libvirt. Waits until virsh
-    answers; raises Skip."""
+    """A private libvirtd in network namespace `ns` and a mount namespace,
+    files under TMP/TAG, root-only sockets without auth, QEMU as root with
+    stdio to a file. `drivers` (NAME -> package root), `network`, `storage`:
+    unpacked drivers to load; `etc`: more /etc/libvirt files. Raises Skip."""
     lv = h.tmp / tag
     for d in ("etc/qemu", "lib", "cache", "log", "run", "sock"):
         (lv / d).mkdir(parents=True, exist_ok=True)
     (lv / "etc" / "libvirtd.conf").write_text(
         f'unix_sock_dir = "{lv}/sock"\nunix_sock_rw_perms = "0700"\nunix_sock_ro_perms = "0700"\n'
-        f'auth_unix_ro = "none"\nauth_unix_rw = "none"\nlog_outputs = "3:file:{lv}/libvirtd.log"\n'
-        + conf)
-    (lv / "etc" / "qemu.conf").write_text(
-        'user = "root"\ngroup = "root"\nstdio_handler = "file"\n' + qemu_conf)
+        f'auth_unix_ro = "none"\nauth_unix_rw = "none"\nlog_outputs = "3:file:{lv}/libvirtd.log"\n' + conf)
+    (lv / "etc" / "qemu.conf").write_text('user = "root"\ngroup = "root"\nstdio_handler = "file"\n' + qemu_conf)
     for name, text in (etc or {}).items():
         (lv / "etc" / name).write_text(text)
     if drivers:
@@ -562,8 +456,10 @@ def start_libvirtd(h: Host, ns: str, tag: str, conf: str = "", qemu_conf: str = 
             so = f"libvirt_driver_{name}.so"
             (lv / "drivers" / so).symlink_to(root / str(LV_DRIVERS / "connection-driver" / so)[1:])
     if network is not None:
-        shutil.copytree("/usr/lib/libvirt", lv / "libexec", symlinks=True, dirs_exist_ok=True) \
-            if Path("/usr/lib/libvirt").is_dir() else (lv / "libexec").mkdir()
+        if Path("/usr/lib/libvirt").is_dir():
+            shutil.copytree("/usr/lib/libvirt", lv / "libexec", symlinks=True, dirs_exist_ok=True)
+        else:
+            (lv / "libexec").mkdir()
         shutil.copy(network / "usr/lib/libvirt/libvirt_leaseshelper", lv / "libexec")
     if storage is not None:
         (lv / "storage-backend").mkdir()
@@ -574,23 +470,17 @@ def start_libvirtd(h: Host, ns: str, tag: str, conf: str = "", qemu_conf: str = 
                  "libvirtd-ns", str(lv)], lv / "libvirtd.out", ns, secs=10)
 
     def destroy_all() -> None:
-        for what, lst, kill in (("domains", "list", "destroy"), ("networks", "net-list", "net-destroy")):
+        for lst, kill in (("list", "destroy"), ("net-list", "net-destroy")):
             for name in out(["timeout", "20", "virsh", "-q", "-c", uri, lst, "--name"]).split():
                 out(["timeout", "20", "virsh", "-q", "-c", uri, kill, name])
     h.later(destroy_all)
-    had = set(Path("/sys/fs/cgroup").glob("machine")) | \
-        set(Path("/sys/fs/cgroup").glob("*/machine"))
+    had = set(machine_cgroups())
 
     def cgroups() -> None:  # libvirt's cgroups of this run's domains (empty ones only)
-        for m in list(Path("/sys/fs/cgroup").glob("machine")) + list(Path("/sys/fs/cgroup").glob("*/machine")):
-            for d in sorted(m.rglob("*libvirt-qemu*"), key=lambda x: -len(str(x))):
+        for m in machine_cgroups():
+            for d in [*sorted(m.rglob("*libvirt-qemu*"), key=lambda x: -len(str(x))), *([m] if m not in had else [])]:
                 try:
                     d.rmdir()
-                except OSError:
-                    pass
-            if m not in had:
-                try:
-                    m.rmdir()
                 except OSError:
                     pass
     h.final.append(cgroups)

@@ -5,44 +5,58 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+from pathlib import Path
 
 from . import host
-from .guest import fsize, ms, now, wait_ready
-from .host import Skip, log, run
-from .stats import ForeignLoad, median
-from .systems import Ferrovirt, Floor, Libvirt, System, binding, golden_template, template_of
+from .guest import fsize, ms, now, timed, wait_ready
+from .host import Skip, log, out, run
+from .stats import ForeignLoad, median, rotated
+from .systems import Ferrovirt, Floor, Libvirt, System, binding, golden_template, libvirt_or_skip, template_of
 
 STEM = "latest"
 GOLDEN = host.ROOT / "crates/qemu/tests/golden/direct_kernel_boot_tcg.argv"
 
 
-def add_args(p) -> None:
-    p.add_argument("--runs", type=int, default=10, help="runs per latency figure (10; quick 2)")
-    p.add_argument("--instances", type=int, default=1000, help="defined for the list test (1000; quick 50)")
-    p.add_argument("--running", type=int, default=10, help="running for the memory figure (10; quick 3)")
-    p.add_argument("--no-graceful", action="store_true", help="skip the graceful-stop figures")
+# option: (default, --quick default, help); "flag": a store_true option
+OPTIONS = {"runs": (10, 2, "runs per latency figure"), "instances": (1000, 50, "defined for the list test"),
+           "running": (10, 3, "running for the memory figure"), "no-graceful": ("flag", None, "no graceful stops")}
 
 
-QUICK = {"runs": 2, "instances": 50, "running": 3}  # --quick, unless given
-
-
-def timed(fn, *args) -> float:
-    t0 = now()
-    fn(*args)
-    return ms(t0, now())
+def mem_detail(pid: int) -> dict[str, int]:
+    """VmRSS and its anonymous / file-backed parts, and PSS (KiB)."""
+    res = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            res[k] = int(v.split()[0])
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            res["Pss"] = int(line.split()[1])
+    return res
 
 
 def rss_settled(pid: int, settle: float = 1.0, samples: int = 5) -> dict[str, int]:
-    """mem_detail() of the sample with the median VmRSS, over a few samples
-    taken after `settle` seconds."""
+    """mem_detail() of the median-VmRSS sample of a few, after `settle` s."""
     time.sleep(settle)
     vals = []
     for _ in range(samples):
-        vals.append(host.mem_detail(pid))
+        vals.append(mem_detail(pid))
         time.sleep(0.1)
     return sorted(vals, key=lambda d: d.get("VmRSS", 0))[len(vals) // 2]
+
+
+def prewarm(*files: str) -> None:
+    """Reads binaries and their libraries: every daemon starts from the same,
+    warm page cache (the file-backed part of VmRSS depends on it)."""
+    for f in filter(lambda f: Path(f).is_file(), files):
+        for lib in [f] + re.findall(r"=> (/\S+)", out(["ldd", f])):
+            try:
+                Path(lib).read_bytes()
+            except OSError:
+                pass
 
 
 def lv_smoke(lv: Libvirt) -> None:
@@ -56,26 +70,21 @@ def lv_smoke(lv: Libvirt) -> None:
 
 
 def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
-    meta: dict = {"libvirt_version": None, "libvirt_skipped": None}
-    host.prewarm(str(b.ferrovirtd), str(b.cli), qemu)
+    meta: dict = {}
+    prewarm(str(b.ferrovirtd), str(b.cli), qemu)
     links = h.links()
     fvd = host.start_ferrovirtd(h, b, qemu, h.netns("fv"), "fv")
-    lvd = None
-    try:
-        if a.no_libvirt:
-            raise Skip("--no-libvirt")
-        host.ensure_libvirt(h, a.install)
-        host.prewarm("/usr/sbin/libvirtd", shutil.which("virsh") or "",
-                     *map(str, (host.LV_DRIVERS / "connection-driver").glob("*.so")))
+
+    def start_lv() -> host.Libvirtd:
+        prewarm("/usr/sbin/libvirtd", shutil.which("virsh") or "",
+                *map(str, (host.LV_DRIVERS / "connection-driver").glob("*.so")))
         lvd = host.start_libvirtd(h, h.netns("lv"), "lv")
         try:
             lv_smoke(Libvirt(lvd.uri, h.tmp / "lvdata", b.guest, qemu, lvd.dir, connect=False))
         except Exception as e:  # noqa: BLE001
             raise Skip(f"libvirt could not start the benchmark's domain: {str(e)[-300:]}") from e
-        meta["libvirt_version"] = host.lv_version()
-    except Skip as e:
-        meta["libvirt_skipped"] = str(e)
-        log(f"libvirt SKIPPED: {e}")
+        return lvd
+    lvd = libvirt_or_skip(h, a, meta, start_lv)
     if h.links() != links:
         log(f"warning: host network interfaces changed meanwhile: [{links}] -> [{h.links()}]")
     return measure(a, h, b, qemu, fvd, lvd, meta)
@@ -165,10 +174,6 @@ def measure(a, h: host.Host, b: host.Binaries, qemu: str, fvd: host.Ferrovirtd,
         if have_lv_api:
             add("start.lv_api", timed(lv.start_api, "bench-lv"))
             add("stop_force.lv_api", timed(lv.stop_api, "bench-lv"))
-
-    def rotated(fns: list, i: int) -> list:  # no system always goes first
-        k = i % len(fns)
-        return fns[k:] + fns[:k]
 
     cycles = [cycle_floor, cycle_fv] + ([cycle_lv] if lv is not None else [])
     for i in range(N):
@@ -267,7 +272,7 @@ def running(R: int, fv: Ferrovirt, lv: Libvirt | None, fvd, lvd, names, add, rss
         add(f"ready_{R}_all.{side}", ms(t0, now()))
         key = f"running_{R}"
         rss.setdefault(key, {})[dname] = rss_settled(dpid)
-        rss[key][f"qemu_total_{side}"] = {"VmRSS": sum(host.mem_detail(m.pid(n))["VmRSS"] for n in vms)}
+        rss[key][f"qemu_total_{side}"] = {"VmRSS": sum(mem_detail(m.pid(n))["VmRSS"] for n in vms)}
         log(f"RSS {key}: {dname} {rss[key][dname]['VmRSS']} KiB")
         for n in vms:
             m.stop(n)

@@ -1,22 +1,14 @@
 """Live migration, Ferrovirt vs libvirt vs QEMU by hand, between two
-"hosts": network namespaces A (10.98.0.1) and B (10.98.0.2) joined by a veth
-pair, a ferrovirtd and a libvirtd in each (docs/benchmarks-migration.md).
-For every guest size and run, each boots the same guest on A, starts the
-same memory-dirtying workload in it, migrates it live to B and records:
-
-  total_ms     wall clock from the request to "done"
-  downtime_ms  the downtime each reports: QEMU's own (the source's
-               query-migrate; Ferrovirt's result.downtime_ms is that
-               figure) / libvirt's "Total downtime" of `virsh domjobinfo
-               --completed` on B, computed with libvirt's own clock
-  pause_ms     the guest writes a heartbeat byte to its serial port every
-               10 ms; the host polls both console logs every millisecond:
-               the last growth of A's log -> the first of B's is how long
-               the guest really stood still."""
+"hosts": network namespaces A and B joined by a veth pair, a ferrovirtd and
+a libvirtd in each. Each boots the same guest on A, starts the same
+memory-dirtying workload, migrates it live to B and records total_ms,
+downtime_ms (as each reports it) and pause_ms (the guest's heartbeat on the
+serial logs: A's last beat -> B's first); see docs/benchmarks-migration.md."""
 from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import json
 import os
 import re
@@ -29,10 +21,10 @@ import uuid as uuidlib
 from pathlib import Path
 
 from . import host
-from .guest import Channel, SockStream, ms, now
-from .host import Skip, log
-from .stats import ForeignLoad, loadavg
-from .systems import Ferrovirt, Floor, Libvirt, golden_template
+from .guest import Channel, Heartbeat, SockStream, ms, now
+from .host import log
+from .stats import ForeignLoad, loadavg, rotated
+from .systems import Ferrovirt, Floor, Libvirt, golden_template, libvirt_or_skip
 
 STEM = "migration-latest"
 IP_A, IP_B = "10.98.0.1", "10.98.0.2"
@@ -40,9 +32,7 @@ IP_A, IP_B = "10.98.0.1", "10.98.0.2"
 # i64::MAX rounded down to whole MiB. QEMU's own default is 128 MiB/s.
 UNLIMITED_BANDWIDTH = (1 << 63) - 1
 SHORT = {"floor": "floor", "ferrovirt": "fv", "libvirt": "lv", "floor_capped": "floorc"}
-# The guest side, identical for all: a tmpfs, a loop rewriting 64 MiB of it
-# from /dev/urandom (the dirtying workload), and a heartbeat: one byte on the
-# serial port every 10 ms.
+# The guest side: a loop rewriting 64 MiB of a tmpfs, and a heartbeat byte on the serial port every 10 ms.
 WORKLOAD = (
     "mkdir -p /dev/shm && mount -t tmpfs -o size=80m tmpfs /dev/shm; "
     "( while :; do dd if=/dev/urandom of=/dev/shm/x bs=1M count=64 conv=notrunc 2>/dev/null; "
@@ -58,66 +48,14 @@ STOP_WORKLOAD = (
 PROBE = "echo $(cat /tmp/counter) $(cut -d' ' -f1 /proc/uptime)"
 
 
-def add_args(p) -> None:
-    p.add_argument("--runs", type=int, default=3, help="migrations per size and manager (3; quick 1)")
-    p.add_argument("--sizes", default="256,1024", help="guest sizes in MiB (256,1024; quick 256)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds of workload before migrating")
-    p.add_argument("--no-capped-floor", action="store_true",
-                   help="skip the floor that keeps QEMU's default 128 MiB/s cap (quick: skipped)")
-
-
-QUICK = {"runs": 1, "sizes": "256", "no_capped_floor": True}  # --quick, unless given
-
-
-class Heartbeat:
-    """Polls the sizes of console log files every millisecond and keeps the
-    times at which any grew: the longest interval between two growths is
-    how long the guest (or its serial output) stood still."""
-
-    def __init__(self, paths: list[Path]):
-        self.paths = paths
-        self.last = {p: p.stat().st_size if p.exists() else 0 for p in paths}
-        self.times: list[float] = []
-        self.first: dict[int, float] = {}  # file index -> its first growth
-        self.lastg: dict[int, float] = {}  # file index -> its last growth
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self.loop, daemon=True)
-        self.t.start()
-
-    def loop(self) -> None:
-        while not self.stop.is_set():
-            t, grew = now(), False
-            for i, p in enumerate(self.paths):
-                try:
-                    size = os.stat(p).st_size
-                except OSError:
-                    continue
-                if size > self.last[p]:
-                    grew = True
-                    self.first.setdefault(i, t)
-                    self.lastg[i] = t
-                self.last[p] = size
-            if grew:
-                self.times.append(t)
-            time.sleep(0.001)
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.t.join(timeout=5)
-
-    def gaps(self, t0: float, t1: float) -> list[tuple[float, float]]:
-        """(gap ms, its start relative to t0 in ms) of consecutive growths
-        overlapping [t0, t1], longest first."""
-        return sorted(((ms(a, b), ms(t0, a)) for a, b in zip(self.times, self.times[1:])
-                       if b > t0 and a < t1), reverse=True)
-
-    def beats_after(self, t: float) -> int:
-        return sum(1 for x in self.times if x > t)
+OPTIONS = {"runs": (3, 1, "migrations per size and manager"), "sizes": ("256,1024", "256", "guest sizes in MiB"),
+           "warmup": (3.0, None, "seconds of workload before migrating"),
+           "no-capped-floor": ("flag", True, "skip the floor that keeps QEMU's default 128 MiB/s cap")}
 
 
 class Watcher:
-    """Collects (arrival time, line) of a line-oriented event stream in a
-    thread: Ferrovirt's GET /1.0/events (ndjson), or `virsh event --loop`."""
+    """(arrival time, line) of an event stream, read in a thread: GET
+    /1.0/events (ndjson, HTTP/1.0) or `virsh event --loop`."""
 
     def __init__(self, lines, close, settle: float):
         self.lines: list[tuple[float, str]] = []
@@ -145,7 +83,6 @@ class Watcher:
 
 
 def fv_events(sock: str) -> Watcher:
-    """HTTP/1.0: the body runs until the connection closes, no chunking."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock)
     s.sendall(b"GET /1.0/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -169,13 +106,10 @@ def virsh_events(uri: str) -> Watcher:
 # ------------------------------------------------------------------ the sides
 
 class FloorSide:
-    """QEMU driven by hand with the golden argv (1 vCPU, the size measured),
-    the source in A's namespace, the destination in B's with `-incoming
-    tcp:B:4444`: spawn the destination, QMP `migrate` on the source, poll
-    `query-migrate` (5 ms) until completed, poll the destination's
-    `query-status` (1 ms) until it left `inmigrate`, `cont` it, `quit` the
-    source and wait for it to exit. No bandwidth limit, as Ferrovirt;
-    `capped` keeps QEMU's default 128 MiB/s instead."""
+    """QEMU by hand with the golden argv, source in A, destination in B
+    (`-incoming`): QMP `migrate`, poll `query-migrate` (5 ms) until done and
+    the destination's status (1 ms), `cont` it, `quit` the source. No
+    bandwidth limit, as Ferrovirt; `capped` keeps QEMU's 128 MiB/s."""
 
     def __init__(self, qemu: str, tmp: Path, guest: dict, ns: dict, capped: bool = False):
         t = golden_template(host.ROOT / "crates/qemu/tests/golden/direct_kernel_boot_tcg.argv")
@@ -242,11 +176,8 @@ class FloorSide:
 
 
 class FerrovirtSide:
-    """total: `POST /1.0/instances/NAME/migrate` on A → `GET
-    /1.0/operations/ID/wait` says success (the guest runs on B, A's QEMU has
-    exited). B trusts A once, before the first measured run (a join token,
-    spent by an offline migration of a stopped instance), as after
-    `ferrovirt remote add`."""
+    """POST /1.0/instances/NAME/migrate on A until its operation succeeded.
+    B trusts A once, before the first run (join token, offline migration)."""
 
     key, label = "ferrovirt", "Ferrovirt"
 
@@ -257,27 +188,14 @@ class FerrovirtSide:
         self.argv_seen: tuple[int, list[str]] | None = None
         self.src_pid = None
 
-    def wait_op(self, f: Ferrovirt, op: dict) -> dict:
-        deadline = time.monotonic() + 900
-        while True:
-            op = f.api("GET", f"/1.0/operations/{op['id']}/wait?timeout=60")
-            if op["status"] != "running":
-                return op
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"operation {op['id']} still running: {op.get('progress')}")
-
     def trust(self) -> None:
         tok = self.fb.api("POST", "/1.0/host/tokens", {"name": "bench-a"})["token"]
         t = json.loads(base64.urlsafe_b64decode(tok.strip() + "=" * (-len(tok.strip()) % 4)))
         target = {"address": t["addresses"][0], "fingerprint": t["fingerprint"]}
         self.fa.create("trust-probe")
         t0 = now()
-        op = self.fa.api("POST", "/1.0/instances/trust-probe/migrate",
-                         {"target": {**target, "token": tok}, "offline": True})
-        op = self.wait_op(self.fa, op)
+        self.fa.op("POST", "/1.0/instances/trust-probe/migrate", {"target": {**target, "token": tok}, "offline": True})
         self.trust_ms = ms(t0, now())
-        if op["status"] != "success":
-            raise RuntimeError(f"the first (offline) migration to B failed: {op.get('error')}")
         self.fb.delete("trust-probe")
         self.target = target
 
@@ -307,8 +225,7 @@ class FerrovirtSide:
         stop = threading.Event()
 
         def watch() -> None:
-            """Every 20 ms: the operation's stage on A, and the instance's
-            state on B, as transitions."""
+            """Every 20 ms: A's operation stage and B's instance state, as transitions."""
             last = last_b = None
             while not stop.wait(0.02):
                 try:
@@ -331,13 +248,13 @@ class FerrovirtSide:
                     return
         w = threading.Thread(target=watch, daemon=True)
         w.start()
-        op = self.wait_op(self.fa, op)
-        t1 = now()
-        stop.set()
-        w.join(timeout=5)
-        ev.finish()
-        if op["status"] != "success":
-            raise RuntimeError(f"Ferrovirt migration {op['status']}: {op.get('error')}")
+        try:
+            op = self.fa.wait(op, "Ferrovirt migration")
+        finally:
+            t1 = now()
+            stop.set()
+            w.join(timeout=5)
+            ev.finish()
         started = None
         for t_arr, line in ev.lines:
             if f'"instance":"{name}"' in line and ('"kind":"resumed"' in line or '"kind":"started"' in line):
@@ -350,29 +267,20 @@ class FerrovirtSide:
                 "_resumed_at": started, "_t0": t0, "post_ms": ms(t0, t_posted), "stages": stages}
 
     def check_source_gone(self, name: str) -> None:
-        try:
-            self.fa.api("GET", f"/1.0/instances/{name}")
-            raise RuntimeError(f"A still has {name} after the migration")
-        except RuntimeError as e:
-            if "-> 404" not in str(e):
-                raise
+        self.fa.request("GET", f"/1.0/instances/{name}", want=(404,))  # A no longer has it
         if self.src_pid and host.alive(self.src_pid):
             raise RuntimeError("A's QEMU still runs after the operation succeeded")
 
     def destroy(self, name: str) -> None:
         for f in (self.fb, self.fa):
-            try:
+            with contextlib.suppress(Exception):
                 f.delete(name)
-            except Exception:  # noqa: BLE001
-                pass
 
 
 class LibvirtSide:
-    """total: `virsh -c A migrate --live --p2p --xml B.xml NAME
-    qemu+unix:///system?socket=B --migrateuri tcp:B-IP` (the source
-    libvirtd drives, as Ferrovirt's does; --xml only moves the serial socket
-    and its log to B's paths), timed around the whole virsh command.
-    downtime: `virsh domjobinfo --completed NAME` on B, "Total downtime"."""
+    """`virsh migrate --live --p2p --xml B.xml` from A (the source libvirtd
+    drives; --xml moves the serial socket and log to B's paths); downtime:
+    `virsh domjobinfo --completed` on B."""
 
     key, label = "libvirt", "libvirt"
 
@@ -518,23 +426,12 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
     log(f"namespaces {ns['a']} ({IP_A}) and {ns['b']} ({IP_B})")
     fvd = {k: host.start_ferrovirtd(h, b, qemu, ns[k], f"fv{k}", ["--listen", f"{ip}:8443"])
            for k, ip in (("a", IP_A), ("b", IP_B))}
-    meta: dict = {"libvirt_version": None, "libvirt_skipped": None}
-    lvd = {}
-    try:
-        if a.no_libvirt:
-            raise Skip("--no-libvirt")
-        host.ensure_libvirt(h, a.install)
-        for k in ("a", "b"):
-            # a host UUID of its own (libvirt refuses to migrate to "the same
-            # host"), and no cgroups: both daemons would create
-            # machine/qemu-1-NAME for the same domain on the one real host
-            lvd[k] = host.start_libvirtd(h, ns[k], f"lv{k}", conf=f'host_uuid = "{uuidlib.uuid4()}"\n',
-                                         qemu_conf="cgroup_controllers = [ ]\n")
-        meta["libvirt_version"] = host.lv_version()
-    except Skip as e:
-        meta["libvirt_skipped"] = str(e)
-        lvd = {}
-        log(f"libvirt SKIPPED: {e}")
+    meta: dict = {}
+    # each libvirtd a host UUID of its own (libvirt refuses to migrate to "the same host"), and no
+    # cgroups: both would create machine/qemu-1-NAME for the same domain on the one real host
+    lvd = libvirt_or_skip(h, a, meta, lambda: {k: host.start_libvirtd(
+        h, ns[k], f"lv{k}", conf=f'host_uuid = "{uuidlib.uuid4()}"\n', qemu_conf="cgroup_controllers = [ ]\n")
+        for k in ("a", "b")}) or {}
     fa, fb = (Ferrovirt(str(b.cli), fvd[k].sock, fvd[k].state, b.guest) for k in ("a", "b"))
     fvs = FerrovirtSide(fa, fb)
     sides = [FloorSide(qemu, h.tmp, b.guest, ns), fvs]
@@ -551,8 +448,7 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
     log(f"measuring: sizes={a.sizes} MiB, runs={a.runs}, warm-up {a.warmup} s")
     for mem in sizes:
         for i in range(a.runs):
-            k = (i + sizes.index(mem)) % len(sides)
-            for side in sides[k:] + sides[:k]:  # rotate who goes first
+            for side in rotated(sides, i + sizes.index(mem)):
                 name = f"m{mem}-{SHORT[side.key]}-{i + 1}"
                 log(f"{side.label}: {mem} MiB, run {i + 1}/{a.runs} ({name})")
                 try:

@@ -2,40 +2,36 @@
 ratios) and its Markdown tables, as docs/benchmarks*.md show them."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from .stats import (MIB, cell, fmt_kib, fmt_ms, fmt_rate, fmt_ratio, fmt_size, fmt_unit, median,
-                    nan_to_none, ratio, speedup)
-
-
-def write(results: Path, stem: str, raw: dict, md: str) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{stem}.json").write_text(json.dumps(raw, indent=1, default=nan_to_none))
-    (results / f"{stem}.md").write_text(md)
-
-
-def machine_line(meta: dict, head: str = "") -> str:
-    return (f"Machine: {meta.get('cpus')} × {meta.get('cpu_model')}, "
-            f"{meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux {meta.get('kernel')}. "
-            f"QEMU {meta.get('qemu_version', '?')}, libvirt {meta.get('libvirt_version') or 'skipped'}, "
-            f"Ferrovirt {meta.get('ferrovirt_commit', '?')} ({head}{meta.get('profile', '?')} build of "
-            f"{meta.get('ferrovirtd_binary_mtime', '?')}).")
-
-
-def not_quiet(fa: dict) -> str:
-    if not fa or not (fa.get("with_foreign_qemu") or fa.get("with_cargo_or_rustc")):
-        return ""
-    return (f"**Warning: the host was not quiet.** Of {fa['samples']} one-second samples, "
-            f"{fa['with_foreign_qemu']} saw QEMUs this run did not start and {fa['with_cargo_or_rustc']} "
-            f"saw cargo/rustc running (max 1-min load {fa.get('max_loadavg_1min', 0):.2f}). "
-            "Latencies are inflated; rerun on a quiet host.")
+from .stats import (MIB, bin_line, cell, fmt_kib, fmt_ms, fmt_rate, fmt_ratio, fmt_size, fmt_unit, head,
+                    machine_line, median, not_quiet, ratio, row)
 
 
 # ------------------------------------------------------------------ lifecycle
 
 COLS = [("floor", "raw QEMU (floor)"), ("fv_api", "Ferrovirt API"), ("fv_cli", "ferrovirt CLI"),
         ("lv_api", "libvirt API"), ("lv_virsh", "virsh")]
+
+
+# target (≥: a speed-up, the other's ÷ Ferrovirt's), Ferrovirt's figure, the other's, limit, what is compared
+TARGETS = [
+    ("start ≤ 1.2 × floor", "start.fv_api", "start.floor", 1.2, "Ferrovirt API ÷ floor"),
+    ("start ≤ 0.5 × libvirt", "start.fv_api", "start.lv_virsh", 0.5, "Ferrovirt API (PUT) ÷ `virsh start` (as specified)"),
+    ("start ≤ 0.5 × libvirt (CLI vs CLI)", "start.fv_cli", "start.lv_virsh", 0.5, "`ferrovirt start` ÷ `virsh start`"),
+    ("start ≤ 0.5 × libvirt (API vs API)", "start.fv_api", "start.lv_api", 0.5,
+     "Ferrovirt API ÷ libvirt API (`virDomainCreate`)"),
+    ("create ≥ 5 × faster than virsh", "create.fv_cli", "create.lv_virsh", 5,
+     "`virsh define` ÷ `ferrovirt create` (speed-up)"),
+    ("create ≥ 5 × faster (API vs API)", "create.fv_api", "create.lv_api", 5,
+     "`virDomainDefineXML` ÷ POST /1.0/instances (speed-up)"),
+    ("list ({n}) ≥ 5 × faster than virsh", "list.fv_cli", "list.lv_virsh", 5,
+     "`virsh list --all` ÷ `ferrovirt list` (speed-up)"),
+    ("list ({n}) ≥ 5 × faster (API vs API)", "list.fv_api", "list.lv_api", 5,
+     "`virConnectListAllDomains` ÷ GET /1.0/instances (speed-up)"),
+    ("list ({n}) ≥ 5 × faster (API vs API, with states)", "list.fv_api", "list_state.lv_api", 5,
+     "`virConnectListAllDomains` + `virDomainGetState` each ÷ GET /1.0/instances (speed-up)"),
+    ("idle RSS < 0.25 × libvirtd", "ferrovirtd.VmRSS", "libvirtd.VmRSS", 0.25, "ferrovirtd ÷ libvirtd VmRSS, idle"),
+    ("idle RSS < 0.25 × libvirtd (private part)", "ferrovirtd.RssAnon", "libvirtd.RssAnon", 0.25,
+     "ferrovirtd ÷ libvirtd RssAnon, idle")]
 
 
 def lifecycle(raw: dict) -> str:
@@ -55,9 +51,8 @@ def lifecycle(raw: dict) -> str:
     L = ["# Ferrovirt benchmark results\n",
          f"Run: {meta.get('date')} · mode: {'quick' if meta.get('quick') else 'full'} · N = {cfg['runs']} runs "
          f"per figure (create: one sample per instance, {M} per side) · guest: {cfg['memory_mib']} MiB, 1 vCPU, "
-         "q35, TCG, no disk, no NIC.\n", machine_line(meta, "HEAD at run time; ") + "\n",
-         "## Latency (median, lower is better)\n",
-         "| Operation | " + " | ".join(c[1] for c in COLS) + " |", "|---|" + "---:|" * len(COLS)]
+         "q35, TCG, no disk, no NIC.\n", machine_line(meta, "HEAD at run time; ") + "\n", *bin_line(meta),
+         "## Latency (median, lower is better)\n", *head("Operation", *(c[1] for c in COLS))]
     for key, label in rows:
         cells = []
         for c, _ in COLS:
@@ -66,11 +61,11 @@ def lifecycle(raw: dict) -> str:
                 k = f"{key}.{'fv' if c == 'fv_api' else 'lv' if c == 'lv_virsh' else '-'}"
             cells.append(m(k))
         if any(v is not None for v in cells):
-            L.append(f"| {label} | " + " | ".join(fmt_ms(v) for v in cells) + " |")
+            L.append(row(label, *map(fmt_ms, cells)))
     L += ["", f"For the {R}-instance rows: Ferrovirt through the API, libvirt through virsh.", "",
           "## Ratios (Ferrovirt ÷ other; below 1 means Ferrovirt is faster)\n",
-          "| Operation | Ferrovirt API ÷ floor | Ferrovirt API ÷ libvirt API | ferrovirt CLI ÷ virsh | "
-          "Ferrovirt API ÷ virsh |", "|---|---:|---:|---:|---:|"]
+          *head("Operation", "Ferrovirt API ÷ floor", "Ferrovirt API ÷ libvirt API", "ferrovirt CLI ÷ virsh",
+                "Ferrovirt API ÷ virsh")]
     summary = {"medians_ms": med, "counts": {k: len(v) for k, v in S.items()}, "ratios": {}, "targets": []}
     for key, label in rows[:7]:
         if key == "list_state":  # GET /1.0/instances already carries the states
@@ -85,7 +80,7 @@ def lifecycle(raw: dict) -> str:
             label = label.split(":")[0]
         summary["ratios"][key] = r
         if any(v is not None for v in r.values()) or key == "list_state":
-            L.append(f"| {label} | " + " | ".join(fmt_ratio(v) for v in r.values()) + " |")
+            L.append(row(label, *map(fmt_ratio, r.values())))
 
     def mem(v, who, field="VmRSS"):
         d = v.get(who)
@@ -93,8 +88,8 @@ def lifecycle(raw: dict) -> str:
     L += ["", "## Daemon memory\n",
           "VmRSS as asked; RssAnon is its private (heap, stacks) part, which does not depend on how much of "
           "the binaries and libraries the page cache holds (see docs/benchmarks.md).\n",
-          "| State | ferrovirtd VmRSS | libvirtd VmRSS | ratio | ferrovirtd RssAnon | libvirtd RssAnon | ratio |",
-          "|---|---:|---:|---:|---:|---:|---:|"]
+          *head("State", "ferrovirtd VmRSS", "libvirtd VmRSS", "ratio", "ferrovirtd RssAnon", "libvirtd RssAnon",
+                "ratio")]
     order = ["idle"] + sorted([k for k in rss if k.startswith("defined_")], key=lambda s: int(s.split("_")[1])) \
         + [k for k in rss if k.startswith("running_")]
     for k in order:
@@ -106,41 +101,22 @@ def lifecycle(raw: dict) -> str:
         for field in ("VmRSS", "RssAnon"):
             x, y = mem(rss[k], "ferrovirtd", field), mem(rss[k], "libvirtd", field)
             cells += [fmt_kib(x), fmt_kib(y), fmt_ratio(ratio(x, y))]
-        L.append(f"| {lab} | " + " | ".join(cells) + " |")
+        L.append(row(lab, *cells))
     for k in [k for k in rss if k.startswith("running_")]:
         L += ["", f"QEMU processes with {k.split('_')[1]} running: Ferrovirt's {fmt_kib(mem(rss[k], 'qemu_total_fv'))}, "
               f"libvirt's {fmt_kib(mem(rss[k], 'qemu_total_lv'))} (sum of VmRSS)."]
 
-    def target(name, value, limit, lower=True, how=""):
-        verdict = "not measured" if value is None else "met" if (value <= limit if lower else value >= limit) \
-            else "not met"
-        summary["targets"].append({"target": name, "value": value, "limit": limit, "verdict": verdict, "how": how})
-        return f"| {name} | {how} | {fmt_ratio(value)} | {verdict if value is None else f'**{verdict}**'} |"
-    idle = rss.get("idle", {})
-    L += ["", "## Targets\n", "| Target | Compared | Measured | Verdict |", "|---|---|---:|---|",
-          target("start ≤ 1.2 × floor", ratio(m("start.fv_api"), m("start.floor")), 1.2, how="Ferrovirt API ÷ floor"),
-          target("start ≤ 0.5 × libvirt", ratio(m("start.fv_api"), m("start.lv_virsh")), 0.5,
-                 how="Ferrovirt API (PUT) ÷ `virsh start` (as specified)"),
-          target("start ≤ 0.5 × libvirt (CLI vs CLI)", ratio(m("start.fv_cli"), m("start.lv_virsh")), 0.5,
-                 how="`ferrovirt start` ÷ `virsh start`"),
-          target("start ≤ 0.5 × libvirt (API vs API)", ratio(m("start.fv_api"), m("start.lv_api")), 0.5,
-                 how="Ferrovirt API ÷ libvirt API (`virDomainCreate`)"),
-          target("create ≥ 5 × faster than virsh", speedup(m("create.lv_virsh"), m("create.fv_cli")), 5, False,
-                 how="`virsh define` ÷ `ferrovirt create` (speed-up)"),
-          target("create ≥ 5 × faster (API vs API)", speedup(m("create.lv_api"), m("create.fv_api")), 5, False,
-                 how="`virDomainDefineXML` ÷ POST /1.0/instances (speed-up)"),
-          target(f"list ({M + 1}) ≥ 5 × faster than virsh", speedup(m("list.lv_virsh"), m("list.fv_cli")), 5, False,
-                 how="`virsh list --all` ÷ `ferrovirt list` (speed-up)"),
-          target(f"list ({M + 1}) ≥ 5 × faster (API vs API)", speedup(m("list.lv_api"), m("list.fv_api")), 5, False,
-                 how="`virConnectListAllDomains` ÷ GET /1.0/instances (speed-up)"),
-          target(f"list ({M + 1}) ≥ 5 × faster (API vs API, with states)",
-                 speedup(m("list_state.lv_api"), m("list.fv_api")), 5, False,
-                 how="`virConnectListAllDomains` + `virDomainGetState` each ÷ GET /1.0/instances (speed-up)"),
-          target("idle RSS < 0.25 × libvirtd", ratio(mem(idle, "ferrovirtd"), mem(idle, "libvirtd")), 0.25,
-                 how="ferrovirtd ÷ libvirtd VmRSS, idle"),
-          target("idle RSS < 0.25 × libvirtd (private part)",
-                 ratio(mem(idle, "ferrovirtd", "RssAnon"), mem(idle, "libvirtd", "RssAnon")), 0.25,
-                 how="ferrovirtd ÷ libvirtd RssAnon, idle"),
+    def val(key):  # a latency median, or idle memory ("ferrovirtd.VmRSS")
+        return mem(rss.get("idle", {}), *key.split(".")) if key.startswith(("ferrovirtd.", "libvirtd.")) else m(key)
+    L += ["", "## Targets\n", *head("Target", "Compared", "Measured", "Verdict", align="llrl")]
+    for name, fv, other, limit, how in TARGETS:
+        up = "≥" in name  # a speed-up, other ÷ Ferrovirt
+        value = ratio(val(other), val(fv)) if up else ratio(val(fv), val(other))
+        verdict = "not measured" if value is None else "met" if (value >= limit if up else value <= limit) else "not met"
+        summary["targets"].append({"target": name.format(n=M + 1), "value": value, "limit": limit,
+                                   "verdict": verdict, "how": how})
+        L.append(row(name.format(n=M + 1), how, fmt_ratio(value), verdict if value is None else f"**{verdict}**"))
+    L += [
           "", "Ratios are of medians. \"Speed-up\" is libvirt's median ÷ Ferrovirt's (higher is better)."]
     fl = meta.get("create_first_last_10pct_median_ms")
     if fl:
@@ -215,38 +191,38 @@ def snapnet(raw: dict) -> str:
          machine_line(meta) + f" Load average at start {' '.join(map(str, meta.get('loadavg_at_start', [])))}, "
          f"at end {' '.join(meta.get('loadavg_at_end', []))}; max 1-min load during the run "
          f"{fa.get('max_loadavg_1min', 0):.2f}. Section times: "
-         + ", ".join(f"{k} {v:.0f} s" for k, v in meta.get("section_seconds", {}).items()) + ".\n"]
+         + ", ".join(f"{k} {v:.0f} s" for k, v in meta.get("section_seconds", {}).items()) + ".\n", *bin_line(meta)]
     for k, what in (("libvirt_skipped", "libvirt"), ("libvirt_network_skipped", "libvirt networks")):
         if meta.get(k):
             L.append(f"**{what} skipped:** {meta[k]}\n")
     if not_quiet(fa):
         L.append(not_quiet(fa) + "\n")
 
-    def row(label, fk, lk, key, fmt, lower=True):
+    def compare(label, fk, lk, key, fmt, lower=True):
         a, b = S.get(fk, []), S.get(lk, [])
         r = ratio(med.get(fk), med.get(lk))
         summary["ratios"][key] = r
         ca = cell(a, fmt) if a else ("**failed**" if fk in errors else "–")
         cb = cell(b, fmt) if b else ("**failed**" if lk in errors else "–")
-        return f"| {label} | {ca} | {cb} | {'–' if r is None else f'{r:.2f}'} | {verdict(r, lower)} |"
-    head = ["| Operation | Ferrovirt | libvirt | Ferrovirt ÷ libvirt | Faster |", "|---|---:|---:|---:|---|"]
+        return row(label, ca, cb, "–" if r is None else f"{r:.2f}", verdict(r, lower))
+    table = head("Operation", "Ferrovirt", "libvirt", "Ferrovirt ÷ libvirt", "Faster", align="lrrrl")
     if any(k.startswith(("snap_", "managedsave", "save_", "restore_")) for k in S):
         L += ["## A. Snapshots and save/restore (median, min–max; lower is better)\n",
               "VM with a 256 MiB qcow2 data disk (virtio). Ferrovirt through its CLI (`ferrovirt …`), libvirt "
-              "through virsh; each command returns once the operation is done.\n"] + head
-        L += [row(label, f"{k}.fv", f"{k}.lv", k, fmt_ms) for k, label, _, _ in SNAP_ROWS
+              "through virsh; each command returns once the operation is done.\n"] + table
+        L += [compare(label, f"{k}.fv", f"{k}.lv", k, fmt_ms) for k, label, _, _ in SNAP_ROWS
               if S.get(f"{k}.fv") or S.get(f"{k}.lv") or f"{k}.fv" in errors or f"{k}.lv" in errors]
-        L += ["", "<details><summary>Commands</summary>\n", "| Operation | ferrovirt | virsh |", "|---|---|---|"]
-        L += [f"| {label.replace('**', '')} | {f} | {v} |" for _, label, f, v in SNAP_ROWS] + ["\n</details>\n"]
+        L += ["", "<details><summary>Commands</summary>\n", *head("Operation", "ferrovirt", "virsh", align="lll")]
+        L += [row(label.replace("**", ""), f, v) for _, label, f, v in SNAP_ROWS] + ["\n</details>\n"]
         if sizes:
-            L += ["Sizes (first run):\n", "| What | Ferrovirt | libvirt |", "|---|---:|---:|"]
+            L += ["Sizes (first run):\n", *head("What", "Ferrovirt", "libvirt")]
             for key, label in [("vm_state_size", "Memory state inside the qcow2 (`vm-state-size`)"),
                                ("qcow2_growth_mem_snapshot", "qcow2 file growth from one memory snapshot"),
                                ("managedsave_file", "Managed save file"),
                                ("save_file", "`save --file` / `virsh save` file")]:
                 a, b = sizes.get(f"{key}.fv"), sizes.get(f"{key}.lv")
                 if a is not None or b is not None:
-                    L.append(f"| {label} | {fmt_size(a)} | {fmt_size(b)} |")
+                    L.append(row(label, fmt_size(a), fmt_size(b)))
             L.append("")
         if ex.get("ext_overlay_files.fv") or ex.get("ext_overlay_files.lv"):
             L.append(f"External snapshot overlay files: Ferrovirt {ex.get('ext_overlay_files.fv')}, libvirt "
@@ -255,11 +231,11 @@ def snapnet(raw: dict) -> str:
     if any(k.startswith("net_") for k in S):
         L += ["## B1. Network create / delete (median, min–max; lower is better)\n",
               "A NAT network with a bridge, the host's address, DHCP and DNS (dnsmasq) and masquerading; each "
-              "daemon in its own network namespace.\n"] + head
+              "daemon in its own network namespace.\n"] + table
         for key, via, label in NET_ROWS:
             fk, lk = (f"{key}.fv_cli", f"{key}.lv_virsh") if via == "cli" else (f"{key}.fv_api", f"{key}.lv_api")
             if S.get(fk) or S.get(lk):
-                L.append(row(label, fk, lk, f"{key}_{via}", fmt_ms))
+                L.append(compare(label, fk, lk, f"{key}_{via}", fmt_ms))
         parts = [("net_define.lv_virsh", "`net-define`"), ("net_start.lv_virsh", "`net-start`"),
                  ("net_destroy.lv_virsh", "`net-destroy`"), ("net_undefine.lv_virsh", "`net-undefine`")]
         if any(S.get(k) for k, _ in parts):
@@ -270,9 +246,9 @@ def snapnet(raw: dict) -> str:
               f"virtio-net, **no vhost-net** (`/dev/vhost-net` "
               f"{'exists' if meta.get('vhost_net_present') else 'does not exist on this host'}), {cfg['tput_mib']} "
               "MiB per sample; busybox tools in a TCG guest, so these are emulation-bound figures, not what the same "
-              "setup does under KVM.\n", "| Path | Ferrovirt | libvirt | Ferrovirt ÷ libvirt | Faster |",
-              "|---|---:|---:|---:|---|"]
-        L += [row(label, f"{k}.fv", f"{k}.lv", k, fmt_rate, False) for k, label in TPUT_ROWS
+              "setup does under KVM.\n", *head("Path", "Ferrovirt", "libvirt", "Ferrovirt ÷ libvirt", "Faster",
+                                                align="lrrrl")]
+        L += [compare(label, f"{k}.fv", f"{k}.lv", k, fmt_rate, False) for k, label in TPUT_ROWS
               if S.get(f"{k}.fv") or S.get(f"{k}.lv")]
         if S.get("dhcp_lease.fv") or S.get("dhcp_lease.lv"):
             L.append(f"| DHCP lease in the guest (`udhcpc`, time; lower is better) | "
@@ -319,6 +295,7 @@ def migration(raw: dict) -> str:
          "for the whole run. See docs/benchmarks-migration.md for what each figure means.\n",
          f"- ferrovirtd: `{meta.get('ferrovirtd_binary')}` ({meta.get('profile')}, built {meta.get('ferrovirtd_binary_mtime')}"
          f"{', OLDER than the sources' if meta.get('ferrovirtd_binary_stale') else ''}), workspace HEAD {meta.get('ferrovirt_commit')}",
+         *bin_line(meta, "- ", ""),
          f"- QEMU {meta.get('qemu_version')}; libvirt {meta.get('libvirt_version') or 'SKIPPED: ' + str(meta.get('libvirt_skipped'))}",
          f"- {meta.get('cpus')} CPUs ({meta.get('cpu_model')}), {meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux "
          f"{meta.get('kernel')}, TCG",
@@ -346,8 +323,8 @@ def migration(raw: dict) -> str:
         return [s.get(key) for s in samples if s["side"] == side and s["memory_mib"] == mem]
     for mem in d["sizes"]:
         L += [f"## {mem} MiB guest\n",
-              "| Figure (median, min–max) | " + " | ".join(LABELS.get(s, s) for s in sides)
-              + " | Ferrovirt ÷ floor | Ferrovirt ÷ libvirt |", "|---" * (len(sides) + 3) + "|"]
+              *head("Figure (median, min–max)", *(LABELS.get(s, s) for s in sides), "Ferrovirt ÷ floor",
+                    "Ferrovirt ÷ libvirt", align="l" * (len(sides) + 3))]
         for key, label in (("total_ms", "**Total**: request → guest runs on B, source gone"),
                            ("downtime_ms", "**Downtime** as reported (QEMU's; libvirt: computed by libvirt, see docs)"),
                            ("pause_ms", "**Guest pause**: last heartbeat on A → first on B"),
@@ -420,14 +397,10 @@ NAMES = {"fv_cli": "Ferrovirt CLI", "fv_api": "Ferrovirt API", "virsh": "virsh",
 def storage(raw: dict) -> str:
     m = raw["meta"]
 
-    def fmt_ms(v):
-        return "–" if v is None else f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
+    fmt_ms, mib = fmt_unit("ms"), lambda b: fmt_size(b, "KiB")
 
     def spread(xs):
         return cell(xs, fmt_ms, 3)
-
-    def mib(b):
-        return "–" if b is None else f"{b / MIB:.1f} MiB" if b >= MIB else f"{b / 1024:.0f} KiB"
 
     def faster(a, b):
         return "–" if not a or not b else f"{b / a:.1f}×"
@@ -437,18 +410,17 @@ def storage(raw: dict) -> str:
          f"{'median (min–max)' if runs >= 3 else 'median' if runs > 1 else 'one sample'} each. Ferrovirt "
          f"{m.get('profile')} build {m.get('ferrovirt_commit')}, libvirt "
          f"{m.get('libvirt_version') or 'skipped: ' + str(m.get('libvirt_skipped'))}, qemu-img {m.get('qemu_img_version')}, "
-         f"coreutils {m.get('coreutils_version')}, kernel {m.get('kernel')}, {m.get('cpus')} CPUs. Date {m.get('date')}.", ""]
+         f"coreutils {m.get('coreutils_version')}, kernel {m.get('kernel')}, {m.get('cpus')} CPUs. Date {m.get('date')}.", "",
+         *bin_line(m)]
     if "linked" in raw:
         sizes = raw["linked"]["sizes"]
         tools = [t for t in NAMES if any(t in e["samples"] for e in sizes.values())]
         L += ["## Linked clone (qcow2 overlay on a qcow2 base)", "",
-              "| base | " + " | ".join(NAMES[t] for t in tools) + " | virsh / Ferrovirt CLI |",
-              "|---|" + "---:|" * len(tools) + "---:|"]
+              *head("base", *(NAMES[t] for t in tools), "virsh / Ferrovirt CLI")]
         for gib, e in sizes.items():
             s = e["samples"]
-            L.append(f"| {gib} GiB ({mib(e['base_allocated_bytes'])} on disk) | "
-                     + " | ".join(spread(s[t]) for t in tools)
-                     + f" | {faster(median(s.get('fv_cli', [])), median(s.get('virsh', [])))} |")
+            L.append(row(f"{gib} GiB ({mib(e['base_allocated_bytes'])} on disk)", *(spread(s[t]) for t in tools),
+                         faster(median(s.get("fv_cli", [])), median(s.get("virsh", [])))))
         alloc = {t: v for e in sizes.values() for t, v in e["clone_allocated_bytes"].items()}
         L += ["", "A new overlay takes " + ", ".join(f"{mib(v)} ({NAMES[t]})" for t, v in alloc.items()) + " on disk.", ""]
     if "full" in raw:
@@ -461,15 +433,15 @@ def storage(raw: dict) -> str:
         for label, e in f["filesystems"].items():
             where = "the pools' filesystem" if label == "tmp" else "a loop-mounted XFS with reflink=1"
             L += [f"### {e['filesystem']} ({where})", "",
-                  "| tool | method | returned | MiB/s | + fsync | MiB/s | copy on disk (du) | sparse | reflinked |",
-                  "|---|---|---:|---:|---:|---:|---:|:---:|---:|"]
+                  *head("tool", "method", "returned", "MiB/s", "+ fsync", "MiB/s", "copy on disk (du)", "sparse",
+                        "reflinked", align="llrrrrrcr")]
             for t, v in e["tools"].items():
                 first = v["samples"][0]
                 meth = first.get("method") or ("reflink" if (first.get("shared_bytes") or 0) > 0 else "copy")
                 du = max(s["allocated_bytes"] for s in v["samples"])
-                L.append(f"| {NAMES[t]} | {meth} | {spread([s['ms'] for s in v['samples']])} | {v['mib_s']:.0f} | "
-                         f"{fmt_ms(v['median_ms_with_fsync'])} | {v['mib_s_with_fsync']:.0f} | {mib(du)} | "
-                         f"{'yes' if du <= src['allocated_bytes'] + MIB else '**no**'} | {mib(first.get('shared_bytes'))} |")
+                L.append(row(NAMES[t], meth, spread([s["ms"] for s in v["samples"]]), f"{v['mib_s']:.0f}",
+                             fmt_ms(v["median_ms_with_fsync"]), f"{v['mib_s_with_fsync']:.0f}", mib(du),
+                             "yes" if du <= src["allocated_bytes"] + MIB else "**no**", mib(first.get("shared_bytes"))))
             L.append("")
         L += [f"The source takes {mib(src['allocated_bytes'])} on disk (du); \"sparse\": no sample's copy took more "
               "than that (+1 MiB); \"reflinked\": bytes in extents the filesystem marks shared (FIEMAP). Every copy "
@@ -480,11 +452,11 @@ def storage(raw: dict) -> str:
         ct, lt = [t for t in NAMES if t in first["create"]], [t for t in NAMES if t in first["list"]]
         L += ["## Volume create (qcow2, 1 GiB) and list", "", "Create: one more volume in a pool holding N−1; list: "
               "the pool holding N.", "",
-              "| N | " + " | ".join(f"create: {NAMES[t]}" for t in ct) + " | "
-              + " | ".join(f"list: {NAMES[t]}" for t in lt) + " |", "|---:|" + "---:|" * (len(ct) + len(lt))]
+              *head("N", *(f"create: {NAMES[t]}" for t in ct), *(f"list: {NAMES[t]}" for t in lt),
+                    align="r" * (1 + len(ct) + len(lt)))]
         for n, e in counts.items():
-            L.append(f"| {n.replace('+', ' + ').replace('vm', ' VMs defined')} | "
-                     + " | ".join([spread(e["create"][t]) for t in ct] + [spread(e["list"][t]) for t in lt]) + " |")
+            L.append(row(n.replace("+", " + ").replace("vm", " VMs defined"), *(spread(e["create"][t]) for t in ct),
+                         *(spread(e["list"][t]) for t in lt)))
         L.append("")
         who = {"fv": "Ferrovirt", "lv": "libvirt"}
         fill = [f"{n}: " + ", ".join(f"{who[k]} {fmt_ms(v)}" for k, v in e["fill_ms"].items())

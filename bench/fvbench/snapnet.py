@@ -1,13 +1,9 @@
 """Ferrovirt vs libvirt on snapshots, save/restore, virtual networks and
 throughput through TAP + bridge (docs/benchmarks-snapshots-networks.md).
-ferrovirtd and libvirtd each in a network namespace of their own; libvirt's
-network driver is unpacked from its .deb for this run's libvirtd only.
-
-`python3 -m fvbench.snapnet sink HOST PORT` and `... source HOST PORT BYTES`
-are the host ends of the throughput figures, run in a namespace."""
+`python3 -m fvbench.snapnet sink|source ...`: the host ends of the throughput
+figures, run in a namespace."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -19,25 +15,20 @@ import time
 from pathlib import Path
 
 from . import host
-from .guest import Channel, fsize, ms, now, wait_ready
-from .host import Skip, log, run
-from .stats import MIB, ForeignLoad
-from .systems import Ferrovirt, Libvirt, System
+from .guest import UPTIME, dhcp, fsize, listen, ms, now, rate, received, wait_ready
+from .host import Skip, log, quietly, run
+from .report import SNAP_ROWS
+from .stats import MIB, ForeignLoad, rotated
+from .systems import Ferrovirt, Libvirt, libvirt_or_skip
 
 STEM = "snapnet-latest"
 SECTIONS = ("snap", "net", "tput")
 
 
-def add_args(p) -> None:
-    p.add_argument("--runs", type=int, default=5, help="runs per snapshot / save figure (5; quick 1)")
-    p.add_argument("--net-runs", type=int, default=10, help="network create/delete runs (10; quick 2)")
-    p.add_argument("--tput-runs", type=int, default=3, help="runs per throughput figure (3; quick 1)")
-    p.add_argument("--tput-mib", type=int, default=16, help="MiB per throughput sample (16; quick 4)")
-    p.add_argument("--sections", default=",".join(SECTIONS), help="a subset of snap,net,tput")
-    p.add_argument("--no-lv-throughput", action="store_true", help="skip libvirt's throughput side")
-
-
-QUICK = {"runs": 1, "net_runs": 2, "tput_runs": 1, "tput_mib": 4}  # --quick, unless given
+OPTIONS = {"runs": (5, 1, "runs per snapshot / save figure"), "net-runs": (10, 2, "network create/delete runs"),
+           "tput-runs": (3, 1, "runs per throughput figure"), "tput-mib": (16, 4, "MiB per throughput sample"),
+           "sections": (",".join(SECTIONS), None, "a subset of snap,net,tput"),
+           "no-lv-throughput": ("flag", None, "skip libvirt's throughput side")}
 
 
 def firewall_backend(h: host.Host, install: bool) -> tuple[str, str]:
@@ -62,16 +53,15 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
     a.sections = a.sections.split(",")
     if not set(a.sections) <= set(SECTIONS):
         raise SystemExit("fvbench: --sections: a comma-separated subset of snap,net,tput")
-    meta: dict = {"libvirt_version": None, "libvirt_skipped": None, "libvirt_network_skipped": None,
-                  "libvirt_firewall_backend": None, "vhost_net_present": os.path.exists("/dev/vhost-net")}
+    meta: dict = {"libvirt_network_skipped": None, "libvirt_firewall_backend": None,
+                  "vhost_net_present": os.path.exists("/dev/vhost-net")}
     links = h.links()
     fv_ns, lv_ns = h.netns("fv"), h.netns("lv")
     fvd = host.start_ferrovirtd(h, b, qemu, fv_ns, "fv")
-    lvd, net_note = None, ""
-    try:
-        if a.no_libvirt:
-            raise Skip("--no-libvirt")
-        host.ensure_libvirt(h, a.install)
+    net_note = ""
+
+    def start_lv() -> host.Libvirtd:
+        nonlocal net_note
         drivers, etc, netroot = {}, {}, None
         if {"net", "tput"} & set(a.sections):
             try:
@@ -87,10 +77,8 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
         lvd = host.start_libvirtd(h, lv_ns, "lv", drivers=drivers, network=netroot, etc=etc)
         if netroot and run(["virsh", "-q", "-c", lvd.uri, "net-list", "--all"], check=False).returncode:
             net_note = "libvirtd did not load the network driver"
-        meta["libvirt_version"] = host.lv_version()
-    except Skip as e:
-        meta["libvirt_skipped"] = str(e)
-        log(f"libvirt SKIPPED: {e}")
+        return lvd
+    lvd = libvirt_or_skip(h, a, meta, start_lv)
     if lvd and net_note:
         meta["libvirt_network_skipped"] = net_note
         log(f"libvirt networks SKIPPED: {net_note}")
@@ -129,7 +117,7 @@ class Bench:
         self.sides = ["fv"] + (["lv"] if lv is not None else [])
         self.net_sides = ["fv"] + (["lv"] if lv is not None and not lv_no_net else [])
 
-    def m(self, side: str) -> System:
+    def m(self, side: str) -> Ferrovirt | Libvirt:
         return self.fv if side == "fv" else self.lv
 
     def add(self, key: str, v: float) -> None:
@@ -148,10 +136,6 @@ class Bench:
                 log(f"FAILED {key}: {self.errors[key]}")
             return False
 
-    def rotate(self, i: int, sides: list[str]) -> list[str]:
-        k = i % len(sides)
-        return sides[k:] + sides[:k]
-
     def boot(self, side: str, name: str) -> None:
         m = self.m(side)
         off = fsize(m.console_log(name))
@@ -159,16 +143,8 @@ class Bench:
         wait_ready(m.console_log(name), off)
 
     def halt(self, side: str, name: str) -> None:
-        if side == "fv" and self.fv.status(name) != "shutoff":
-            self.fv.stop(name)
-        elif side == "lv" and self.lv.state(name) != "shut off":
-            self.lv.stop(name)
-
-    def safe(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception as e:  # noqa: BLE001
-            log(f"{fn.__name__} {args}: {e}")
+        if not self.m(side).is_off(name):
+            self.m(side).stop(name)
 
     def guest_check(self, side: str, name: str, cmd: str) -> str:
         ch = self.m(side).channel(name)
@@ -182,41 +158,18 @@ class Bench:
     # ---------------------------------------------------------- snapshots
     def disk(self, name: str) -> Path:
         p = self.T / "disks" / name / "data.qcow2"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if not p.exists():
-            run(["qemu-img", "create", "-q", "-f", "qcow2", str(p), "256M"])
+        p.parent.mkdir(parents=True)
+        run(["qemu-img", "create", "-q", "-f", "qcow2", str(p), "256M"])
         return p
 
-    def ops(self, side: str, save: Path) -> dict:
-        """name -> callable, for each measured operation of `side`."""
-        vm, ext = self.names[side]
-        if side == "fv":
-            c = self.fv.cli_run
-            return {"snap_mem_create": lambda s: c("snapshot", "create", vm, s),
-                    "snap_mem_revert": lambda s: c("snapshot", "revert", vm, s),
-                    "snap_mem_delete": lambda s: c("snapshot", "delete", vm, s),
-                    "managedsave": lambda: c("save", vm), "managedsave_start": lambda: c("start", vm),
-                    "save_file": lambda: c("save", vm, "--file", str(save)),
-                    "restore_file": lambda: c("restore", str(save)),
-                    "snap_disk_create": lambda s: c("snapshot", "create", vm, s),
-                    "snap_disk_delete": lambda s: c("snapshot", "delete", vm, s),
-                    "snap_ext_create": lambda s: c("snapshot", "create", ext, s, "--external", "--no-memory"),
-                    "snap_ext_delete": lambda s: c("snapshot", "delete", ext, s)}
-        v = self.lv.virsh
-        return {"snap_mem_create": lambda s: v("snapshot-create-as", vm, s),
-                "snap_mem_revert": lambda s: v("snapshot-revert", vm, s),
-                "snap_mem_delete": lambda s: v("snapshot-delete", vm, s),
-                "managedsave": lambda: v("managedsave", vm), "managedsave_start": lambda: v("start", vm),
-                "save_file": lambda: v("save", vm, str(save)), "restore_file": lambda: v("restore", str(save)),
-                "snap_disk_create": lambda s: v("snapshot-create-as", vm, s),
-                "snap_disk_delete": lambda s: v("snapshot-delete", vm, s),
-                "snap_ext_create": lambda s: v("snapshot-create-as", ext, s, "--disk-only", "--atomic"),
-                "snap_ext_delete": lambda s: v("snapshot-delete", ext, s)}
-
-    def managed_save_file(self, side: str, vm: str) -> Path:
-        if side == "fv":
-            return self.fv.state_dir / "save" / f"{vm}.sav"
-        return self.lv.lv_dir / "lib" / "qemu" / "save" / f"{vm}.save"
+    def op(self, side: str, key: str, snap: str = "") -> bool:
+        """Times the command report.SNAP_ROWS gives for `key` (the ferrovirt
+        or virsh column), with VM, the snapshot (mN, dN, eN) and F filled in."""
+        row = next(r for r in SNAP_ROWS if r[0] == key)
+        vm = self.names[side][1 if key.startswith("snap_ext") else 0]
+        fill = {"VM": vm, "F": str(self.T / "save" / f"{side}.state"), "mN": snap, "dN": snap, "eN": snap}
+        words = [fill.get(w, w) for w in row[2 if side == "fv" else 3].strip("`").split()]
+        return self.attempt(f"{key}.{side}", self.fv.cli_run if side == "fv" else self.lv.virsh, *words)
 
     def snapshots(self) -> None:
         self.names = {"fv": ("sn-int", "sn-ext"), "lv": ("lv-int", "lv-ext")}
@@ -226,7 +179,7 @@ class Bench:
                 self.fv.create(vm, disk=d) if s == "fv" else self.lv.define(vm, disk=d)
         (self.T / "save").mkdir(exist_ok=True)
         for i in range(self.a.runs):
-            for side in self.rotate(i, self.sides):
+            for side in rotated(self.sides, i):
                 log(f"snapshots run {i + 1}/{self.a.runs}: {side}")
                 for kind, block in (("int", self.block_int), ("ext", self.block_ext)):
                     vm = self.names[side][0 if kind == "int" else 1]
@@ -236,19 +189,18 @@ class Bench:
                         self.errors.setdefault(f"snapshot_block_{kind}.{side}", str(e)[:600])
                         log(f"snapshot block ({kind}) {side} failed: {e}")
                     finally:
-                        self.safe(self.halt, side, vm)
+                        quietly(self.halt, (side, vm))
 
     def block_int(self, side: str, i: int) -> None:
         vm, disk = self.names[side][0], self.disks[side][0]
         save = self.T / "save" / f"{side}.state"
-        o = self.ops(side, save)
         key = lambda k: f"{k}.{side}"  # noqa: E731
         first = i == 0
         self.boot(side, vm)
         if first:  # a file only this boot has, and one made after the snapshot
             self.guest_check(side, vm, "echo x > /tmp/snapnet-before")
         size0 = fsize(disk)
-        ok = self.attempt(key("snap_mem_create"), o["snap_mem_create"], f"m{i}")
+        ok = self.op(side, "snap_mem_create", f"m{i}")
         if ok and first:
             self.sizes[key("qcow2_growth_mem_snapshot")] = fsize(disk) - size0
             snaps = qcow2_snapshots(disk)
@@ -256,33 +208,33 @@ class Bench:
                 self.sizes[key("vm_state_size")] = int(snaps[-1].get("vm-state-size", 0))
             self.guest_check(side, vm, "echo y > /tmp/snapnet-after")
         if ok:
-            if self.attempt(key("snap_mem_revert"), o["snap_mem_revert"], f"m{i}") and first:
+            if self.op(side, "snap_mem_revert", f"m{i}") and first:
                 got = self.guest_check(side, vm, "ls /tmp/snapnet-before /tmp/snapnet-after")
                 good = "snapnet-before" in got and "No such file" in got
                 self.checks[key("revert_restores_memory")] = "ok" if good else f"unexpected: {got.strip()[:200]}"
-            self.attempt(key("snap_mem_delete"), o["snap_mem_delete"], f"m{i}")
+            self.op(side, "snap_mem_delete", f"m{i}")
         # managed save, then start resumes it
-        if self.attempt(key("managedsave"), o["managedsave"]):
+        if self.op(side, "managedsave"):
             if first:
-                self.sizes[key("managedsave_file")] = fsize(self.managed_save_file(side, vm))
-            if self.attempt(key("managedsave_start"), o["managedsave_start"]) and first:
+                self.sizes[key("managedsave_file")] = fsize(self.m(side).managed_save_file(vm))
+            if self.op(side, "managedsave_start") and first:
                 self.same_boot(side, vm, "managedsave_resumes_same_boot")
         # save to a file, restore from it (after a failed resume: boot again first)
         try:
-            if (self.fv.status(vm) == "shutoff") if side == "fv" else (self.lv.state(vm) == "shut off"):
+            if self.m(side).is_off(vm):
                 self.boot(side, vm)
         except Exception as e:  # noqa: BLE001
             log(f"cannot restart {vm}: {e}")
-        if self.attempt(key("save_file"), o["save_file"]):
+        if self.op(side, "save_file"):
             if first:
                 self.sizes[key("save_file")] = fsize(save)
-            if self.attempt(key("restore_file"), o["restore_file"]) and first:
+            if self.op(side, "restore_file") and first:
                 self.same_boot(side, vm, "restore_resumes_same_boot")
         save.unlink(missing_ok=True)
         # disk-only internal snapshot of the stopped VM
         self.halt(side, vm)
-        if self.attempt(key("snap_disk_create"), o["snap_disk_create"], f"d{i}"):
-            self.attempt(key("snap_disk_delete"), o["snap_disk_delete"], f"d{i}")
+        if self.op(side, "snap_disk_create", f"d{i}"):
+            self.op(side, "snap_disk_delete", f"d{i}")
 
     def same_boot(self, side: str, vm: str, check: str) -> None:
         got = self.guest_check(side, vm, "cat /tmp/snapnet-before").strip()
@@ -290,13 +242,12 @@ class Bench:
 
     def block_ext(self, side: str, i: int) -> None:
         vm, d = self.names[side][1], self.disks[side][1].parent
-        o = self.ops(side, self.T / "save" / f"{side}.state")
         self.boot(side, vm)
         before = set(os.listdir(d))
-        if self.attempt(f"snap_ext_create.{side}", o["snap_ext_create"], f"e{i}"):
+        if self.op(side, "snap_ext_create", f"e{i}"):
             if i == 0:
                 self.extra[f"ext_overlay_files.{side}"] = sorted(set(os.listdir(d)) - before)
-            self.attempt(f"snap_ext_delete.{side}", o["snap_ext_delete"], f"e{i}")
+            self.op(side, "snap_ext_delete", f"e{i}")
             if i == 0:
                 self.extra[f"ext_files_after_delete.{side}"] = sorted(os.listdir(d))
         self.halt(side, vm)
@@ -350,13 +301,12 @@ class Bench:
         seqs = {"fv": [fv_cli, fv_api], "lv": [lv_virsh] + ([lv_api] if lv and lv.conn else [])}
         for i in range(self.a.net_runs):
             log(f"networks run {i + 1}/{self.a.net_runs}")
-            for side in self.rotate(i, self.net_sides):
+            for side in rotated(self.net_sides, i):
                 for fn in seqs[side]:
                     fn(i)
 
     def net_check(self, side: str, bridge: str, addr: str) -> None:
-        """Once: the network is really up (bridge with its address, dnsmasq
-        running in the namespace)."""
+        """Once: the bridge has its address, dnsmasq runs in the namespace."""
         ns = self.netns[side]
         has_addr = addr in host.out(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", bridge])
         dnsmasq = any(host.comm(int(p)) == "dnsmasq" for p in host.out(["ip", "netns", "pids", ns]).split())
@@ -365,9 +315,8 @@ class Bench:
 
     # ---------------------------------------------------------- throughput
     def throughput(self) -> None:
-        """Both sides' guest pairs are set up first; the runs then alternate
-        between the sides (rotating who goes first), so that a change in the
-        host's load hits both alike. The idle pair costs a little CPU."""
+        """Both sides' guest pairs are set up first, then the runs alternate,
+        so that a change in the host's load hits both alike."""
         sides = ["fv"] + (["lv"] if "lv" in self.net_sides and not self.a.no_lv_throughput else [])
         ctx: dict[str, dict] = {}
         try:
@@ -381,7 +330,7 @@ class Bench:
                     ctx[side]["failed"] = True
             live = [s for s in sides if not ctx[s].get("failed")]
             for r in range(self.a.tput_runs):
-                for side in self.rotate(r, live) if live else []:
+                for side in rotated(live, r) if live else []:
                     log(f"{side}: throughput run {r + 1}/{self.a.tput_runs} ({self.a.tput_mib} MiB each)")
                     try:
                         self.tput_run(side, ctx[side])
@@ -442,7 +391,7 @@ class Bench:
         received(a, 5004, nbytes)
         self.add(f"tput_loopback.{side}", rate(nbytes, got))
         # guest -> host: busybox nc in the guest, a Python sink on the host side
-        sink = subprocess.Popen(self.helper(side, "sink", gw, "5001", "--timeout", "120"),
+        sink = subprocess.Popen(self.helper(side, "sink", gw, "5001", "120"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             line = sink.stdout.readline().strip()
@@ -459,7 +408,7 @@ class Bench:
         self.add(f"tput_g2h.{side}", nbytes / MIB / res["seconds_from_accept"])
         # host -> guest: a Python source on the host side, busybox nc -l in the guest
         listen(a, 5002)
-        res = json.loads(run(self.helper(side, "source", ips[0], "5002", str(nbytes), "--timeout", "120"),
+        res = json.loads(run(self.helper(side, "source", ips[0], "5002", "120", str(nbytes)),
                              timeout=150, env=env).stdout)
         received(a, 5002, nbytes)
         self.add(f"tput_h2g.{side}", nbytes / MIB / res["seconds"])
@@ -473,11 +422,11 @@ class Bench:
         for ch in c.get("chans", []):
             ch.close()
         for n in c["names"]:
-            self.safe(self.halt, side, n)
+            quietly(self.halt, (side, n))
         if side == "fv":
             for n in c["names"]:
-                self.safe(self.fv.delete, n)
-            self.safe(self.fv.api, "DELETE", "/1.0/networks/tput")
+                quietly(self.fv.delete, (n,))
+            quietly(self.fv.api, ("DELETE", "/1.0/networks/tput"))
         else:
             self.lv.virsh("net-destroy", "tput", check=False)
 
@@ -492,74 +441,8 @@ def net_args(argv: list[str]) -> list[str]:
 
 
 def qcow2_snapshots(path: Path) -> list[dict]:
-    try:
-        return json.loads(run(["qemu-img", "info", "-U", "--output=json", str(path)], timeout=60)
-                          .stdout).get("snapshots", [])
-    except Exception:  # noqa: BLE001
-        return []
-
-
-UPTIME = "cut -d' ' -f1 /proc/uptime"
-
-
-def listen(ch: Channel, port: int) -> None:
-    """Starts busybox `nc -l` in the guest, counting what it receives into
-    /tmp/rx.PORT. Its stdin is a FIFO opened read-write, which never ends:
-    on EOF of its stdin busybox nc half-closes the connection, and a sender
-    nc exits as soon as its peer half-closes."""
-    ch.run(f"netstat -ltn | grep -q ':{port} ' && exit 0; rm -f /tmp/rx.{port};"
-           f" (nc -l -p {port} 0<>/tmp/never | wc -c >/tmp/rx.{port}.tmp;"
-           f" mv /tmp/rx.{port}.tmp /tmp/rx.{port}) >/dev/null 2>&1 &"
-           f" i=0; until netstat -ltn | grep -q ':{port} '; do usleep 20000; i=$((i+1));"
-           f" [ $i -lt 250 ] || exit 1; done", timeout=15, retries=2)
-
-
-def received(ch: Channel, port: int, nbytes: int) -> None:
-    """Checks that the guest's `nc -l` on `port` got `nbytes` and exited."""
-    rc, got = ch.run(f"i=0; until [ -e /tmp/rx.{port} ]; do usleep 20000; i=$((i+1));"
-                     f" [ $i -lt 250 ] || exit 1; done; cat /tmp/rx.{port}", timeout=15, check=False, retries=2)
-    if rc != 0 or got.strip() != str(nbytes):
-        raise RuntimeError(f"the guest's nc -l on port {port} received {got.strip()!r} bytes, not {nbytes}")
-
-
-def rate(nbytes: int, text: str) -> float:
-    """MiB/s from the two /proc/uptime readings a guest command printed."""
-    nums = [float(x) for x in text.split() if re.fullmatch(r"\d+\.\d+", x)]
-    if len(nums) < 2 or nums[-1] <= nums[0]:
-        raise RuntimeError(f"cannot time the transfer from {text!r}")
-    return nbytes / MIB / (nums[-1] - nums[0])
-
-
-# The udhcpc script of tests/src/lib.rs (DHCP_SCRIPT).
-DHCP_SCRIPT = r"""#!/bin/sh
-case "$1" in
-bound|renew)
-	ip addr flush dev "$interface"
-	ip addr add "$ip/$mask" dev "$interface"
-	[ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
-	: >/etc/resolv.conf
-	for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
-	[ -n "$domain" ] && echo "search $domain" >>/etc/resolv.conf
-	;;
-deconfig)
-	ip addr flush dev "$interface"
-	ip link set "$interface" up
-	;;
-esac
-exit 0
-"""
-
-
-def dhcp(ch: Channel, iface: str, hostname: str) -> str:
-    script = DHCP_SCRIPT.replace("'", "'\\''")
-    ch.run(f"mkdir -p /etc && printf '%s' '{script}' > /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh"
-           f" && ip link set {iface} up", timeout=15, retries=2)
-    _, got = ch.run(f"udhcpc -i {iface} -n -q -t 15 -T 1 -s /tmp/dhcp.sh -x hostname:{hostname}"
-                    f" 2>&1; ip -4 -o addr show {iface}", timeout=60, retries=1)
-    words = got.split()
-    if "inet" not in words:
-        raise RuntimeError(f"no address after DHCP: {got}")
-    return words[words.index("inet") + 1].split("/")[0]
+    p = run(["qemu-img", "info", "-U", "--output=json", str(path)], check=False, timeout=60)
+    return json.loads(p.stdout).get("snapshots", []) if p.returncode == 0 else []
 
 
 # ------------------------------------------------------------------ TCP ends
@@ -575,8 +458,7 @@ def sink(host_: str, port: int, timeout: float) -> dict:
     c, peer = ls.accept()
     c.settimeout(timeout)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)
-    t_accept, n, t_first = now(), 0, None
-    buf = bytearray(MIB)
+    t_accept, n, t_first, buf = now(), 0, None, bytearray(MIB)
     while (k := c.recv_into(buf)) != 0:
         t_first = t_first or now()
         n += k
@@ -588,17 +470,13 @@ def sink(host_: str, port: int, timeout: float) -> dict:
 
 
 def source(host_: str, port: int, nbytes: int, timeout: float) -> dict:
-    """Connects, sends `nbytes` zeros, half-closes, waits for the peer to
-    close (it has read everything)."""
+    """Sends `nbytes` zeros, half-closes, waits for the peer to close."""
     deadline = time.monotonic() + timeout
     while True:
-        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        c.settimeout(timeout)
         try:
-            c.connect((host_, port))
+            c = socket.create_connection((host_, port), timeout)
             break
         except OSError:
-            c.close()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -614,13 +492,7 @@ def source(host_: str, port: int, nbytes: int, timeout: float) -> dict:
     return {"bytes": nbytes, "seconds": t1 - t0}
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["sink", "source"])
-    ap.add_argument("host")
-    ap.add_argument("port", type=int)
-    ap.add_argument("nbytes", type=int, nargs="?", default=0)
-    ap.add_argument("--timeout", type=float, default=300)
-    x = ap.parse_args()
-    r = sink(x.host, x.port, x.timeout) if x.mode == "sink" else source(x.host, x.port, x.nbytes, x.timeout)
-    print(json.dumps(r), flush=True)
+if __name__ == "__main__":  # sink HOST PORT TIMEOUT, or source HOST PORT TIMEOUT BYTES
+    mode, addr, port, secs, *nbytes = sys.argv[1:]
+    print(json.dumps(sink(addr, int(port), float(secs)) if mode == "sink" else
+                     source(addr, int(port), int(nbytes[0]), float(secs))), flush=True)

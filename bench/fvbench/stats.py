@@ -1,7 +1,8 @@
-"""Statistics and figures: medians, ratios, formatting, the machine's
-description and what else ran on it while measuring."""
+"""Medians, ratios, figure formats and the pieces every report shares; the
+machine, and what else ran on it while measuring."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from .host import out
 
-MIB = 1 << 20
+from .guest import MIB
 
 
 def median(xs) -> float | None:
@@ -22,12 +23,14 @@ def median(xs) -> float | None:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
+def rotated(xs: list, i: int) -> list:
+    """`xs` rotated by `i`: no system always goes first."""
+    k = i % len(xs)
+    return xs[k:] + xs[:k]
+
+
 def ratio(a, b) -> float | None:
     return None if a is None or b in (None, 0) else a / b
-
-
-def speedup(slow, fast) -> float | None:
-    return ratio(slow, fast)
 
 
 def fmt_ms(v) -> str:
@@ -35,21 +38,20 @@ def fmt_ms(v) -> str:
         return "–"
     if v >= 1000:
         return f"{v / 1000:.2f} s"
-    if v >= 100:
-        return f"{v:.0f} ms"
-    return f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
+    return f"{v:.0f} ms" if v >= 100 else f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms"
 
 
 def fmt_kib(v) -> str:
     return "–" if v is None else f"{v / 1024:.1f} MiB"
 
 
-def fmt_size(b) -> str:
+def fmt_size(b, small: str = "B") -> str:
+    """MiB, KiB, or bytes (small="KiB": KiB all the way down)."""
     if b is None:
         return "–"
     if b >= MIB:
         return f"{b / MIB:.1f} MiB"
-    return f"{b / 1024:.0f} KiB" if b >= 1024 else f"{b} B"
+    return f"{b / 1024:.0f} KiB" if b >= 1024 or small == "KiB" else f"{b} B"
 
 
 def fmt_rate(v) -> str:
@@ -85,6 +87,50 @@ def nan_to_none(x):
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
+# ------------------------------------------------------------------ report pieces
+
+def write(results: Path, stem: str, raw: dict, md: str) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(raw, indent=1, default=nan_to_none))
+    (results / f"{stem}.md").write_text(md)
+
+
+def machine_line(meta: dict, head: str = "") -> str:
+    return (f"Machine: {meta.get('cpus')} × {meta.get('cpu_model')}, "
+            f"{meta.get('mem_total_kib', 0) / 1048576:.1f} GiB, Linux {meta.get('kernel')}. "
+            f"QEMU {meta.get('qemu_version', '?')}, libvirt {meta.get('libvirt_version') or 'skipped'}, "
+            f"Ferrovirt {meta.get('ferrovirt_commit', '?')} ({head}{meta.get('profile', '?')} build of "
+            f"{meta.get('ferrovirtd_binary_mtime', '?')}).")
+
+
+def bin_line(meta: dict, lead: str = "", end: str = "\n") -> list[str]:
+    """The binaries measured, when taken from --bin-dir (an older or newer build)."""
+    if not meta.get("bin_dir"):
+        return []
+    return [f"{lead}Binaries from `--bin-dir {meta['bin_dir']}`: `{meta.get('ferrovirtd_version')}` built "
+            f"{meta.get('ferrovirtd_binary_mtime')}, `{meta.get('ferrovirt_cli_version')}` built "
+            f"{meta.get('ferrovirt_cli_binary_mtime')}.{end}"]
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def head(*names: str, align: str = "") -> list[str]:
+    """A table's header: `align` one of l, r, c per column (default: l, then r)."""
+    align = align or "l" + "r" * (len(names) - 1)
+    return [row(*names), "|" + "".join({"l": "---|", "r": "---:|", "c": ":---:|"}[a] for a in align)]
+
+
+def not_quiet(fa: dict) -> str:
+    if not fa or not (fa.get("with_foreign_qemu") or fa.get("with_cargo_or_rustc")):
+        return ""
+    return (f"**Warning: the host was not quiet.** Of {fa['samples']} one-second samples, "
+            f"{fa['with_foreign_qemu']} saw QEMUs this run did not start and {fa['with_cargo_or_rustc']} "
+            f"saw cargo/rustc running (max 1-min load {fa.get('max_loadavg_1min', 0):.2f}). "
+            "Latencies are inflated; rerun on a quiet host.")
+
+
 def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -111,8 +157,7 @@ BUILDERS = ("cargo", "rustc", "cc1", "cc1plus", "ld", "cargo-nextest")
 class ForeignLoad:
     """Samples, once a second, what else runs on the host: QEMUs this run did
     not start (none of `ours` is an ancestor, its argv does not name `tmp`),
-    cargo/rustc/tests, and the load average. Benchmarks on a shared 2-core
-    machine are only as good as that is quiet."""
+    cargo/rustc/tests, and the load average."""
 
     def __init__(self, ours: set[int], tmp: str):
         self.ours, self.tmp = ours, tmp
@@ -122,30 +167,28 @@ class ForeignLoad:
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
 
+    def mine(self, pid: int, procs: dict) -> bool:
+        for _ in range(64):
+            if pid in self.ours:
+                return True
+            if pid <= 1 or pid not in procs:
+                return False
+            pid = procs[pid][1]
+        return False
+
     def loop(self) -> None:
         while not self.stop.wait(1.0):
             procs: dict[int, tuple[str, int]] = {}
             for d in Path("/proc").iterdir():
-                if d.name.isdigit():
-                    try:
-                        st = (d / "stat").read_text()
-                    except OSError:
-                        continue
-                    procs[int(d.name)] = (st[st.index("(") + 1:st.rindex(")")],
-                                          int(st.rsplit(")", 1)[1].split()[1]))
-
-            def mine(pid: int) -> bool:
-                for _ in range(64):
-                    if pid in self.ours:
-                        return True
-                    if pid <= 1 or pid not in procs:
-                        return False
-                    pid = procs[pid][1]
-                return False
-
+                try:
+                    st = (d / "stat").read_text() if d.name.isdigit() else None
+                except OSError:
+                    continue
+                if st:
+                    procs[int(d.name)] = (st[st.index("(") + 1:st.rindex(")")], int(st.rsplit(")", 1)[1].split()[1]))
             q = b = 0
             for pid, (comm, _ppid) in procs.items():
-                if comm.startswith("qemu-system") and not mine(pid):
+                if comm.startswith("qemu-system") and not self.mine(pid, procs):
                     try:
                         q += self.tmp not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
                     except OSError:

@@ -1,7 +1,6 @@
 """Ferrovirt vs libvirt on storage: linked clones, full clones (next to cp,
 also on a loop-mounted XFS with reflink=1) and volume create/list in pools
-of growing size (docs/benchmarks-storage.md). libvirt's storage driver is
-unpacked from its .deb for this run's libvirtd only."""
+of growing size (docs/benchmarks-storage.md)."""
 from __future__ import annotations
 
 import fcntl
@@ -13,28 +12,20 @@ import time
 from pathlib import Path
 
 from . import host
-from .guest import now
+from .guest import now, timed, timed_call
 from .host import Skip, log, run
-from .stats import ForeignLoad, median
-from .systems import Ferrovirt, Libvirt
+from .stats import ForeignLoad, median, rotated
+from .systems import Ferrovirt, Libvirt, libvirt_or_skip
 
 STEM = "storage-latest"
 SECTIONS = ("linked", "full", "vols")
 MIB, GIB = 1 << 20, 1 << 30
-
-
-def add_args(p) -> None:
-    p.add_argument("--runs", type=int, default=10, help="runs per figure (10; quick 1)")
-    p.add_argument("--clone-mib", type=int, default=512, help="full-clone source size (512; quick 64)")
-    p.add_argument("--counts", default="1,100,1000", help="pool sizes for create/list (quick 1,50)")
-    p.add_argument("--vms", type=int, default=100,
-                   help="then the largest pool again with this many VMs defined (100; quick 10; 0: no)")
-    p.add_argument("--linked-gib", default="1,100", help="base sizes for linked clones, GiB")
-    p.add_argument("--sections", default=",".join(SECTIONS), help="a subset of linked,full,vols")
-    p.add_argument("--no-xfs", action="store_true", help="no loop-mounted XFS for the full clones")
-
-
-QUICK = {"runs": 1, "clone_mib": 64, "counts": "1,50", "vms": 10}  # --quick, unless given
+OPTIONS = {"runs": (10, 1, "runs per figure"), "clone-mib": (512, 64, "full-clone source size"),
+           "counts": ("1,100,1000", "1,50", "pool sizes for create/list"),
+           "vms": (100, 10, "then the largest pool again with this many VMs defined (0: no)"),
+           "linked-gib": ("1,100", None, "base sizes for linked clones, GiB"),
+           "sections": (",".join(SECTIONS), None, "a subset of linked,full,vols"),
+           "no-xfs": ("flag", None, "no loop-mounted XFS for the full clones")}
 
 
 # ------------------------------------------------------------------ files
@@ -66,8 +57,7 @@ def data_bytes(path: Path) -> int:
 
 
 def shared_bytes(path: Path) -> int | None:
-    """Bytes in extents the filesystem marks shared (reflinked), by FIEMAP;
-    None where FIEMAP is not supported."""
+    """Bytes in extents marked shared (reflinked), by FIEMAP; None without FIEMAP."""
     total, start, count = 0, 0, 256
     with open(path, "rb") as f:
         while True:
@@ -134,9 +124,8 @@ def sparse_copy(src: Path, dst: Path) -> None:
 
 def timed_run(argv: list[str]) -> tuple[float, str]:
     """Milliseconds from fork to exit, and stdout."""
-    t0 = now()
-    p = run(argv)
-    return (now() - t0) * 1000.0, p.stdout.decode(errors="replace")
+    took, p = timed_call(run, argv)
+    return took, p.stdout.decode(errors="replace")
 
 
 def fstype(path: Path) -> str:
@@ -256,27 +245,21 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
     a.linked_gib = [int(x) for x in a.linked_gib.split(",")]
     if not set(a.sections) <= set(SECTIONS) or min(a.counts) < 1 or a.runs < 1:
         raise SystemExit("fvbench: --sections of linked,full,vols; --counts and --runs at least 1")
-    meta: dict = {"libvirt_version": None, "libvirt_skipped": None, "xfs_skipped": None}
+    meta: dict = {"xfs_skipped": None}
     xfs_dir = None
     if "full" in a.sections and not a.no_xfs:  # before the daemons, so that their mount namespaces have it
         xfs_dir, meta["xfs_skipped"] = xfs(h, a.clone_mib)
     elif a.no_xfs:
         meta["xfs_skipped"] = "--no-xfs"
     fvd = host.start_ferrovirtd(h, b, qemu, h.netns("fv"), "fv")
-    lv = None
-    try:
-        if a.no_libvirt:
-            raise Skip("--no-libvirt")
-        host.ensure_libvirt(h, a.install)
+
+    def start_lv() -> LvPools:
         root = host.lv_unpack(h, "libvirt-daemon-driver-storage", a.install)
         lvd = host.start_libvirtd(h, h.netns("lv"), "lv", drivers={"storage": root}, storage=root)
         if run(["virsh", "-q", "-c", lvd.uri, "pool-list", "--all"], check=False).returncode:
             raise Skip("libvirtd did not load its storage driver")
-        lv = LvPools(Libvirt(lvd.uri, h.tmp / "lvdata", b.guest, qemu, lvd.dir))
-        meta["libvirt_version"] = host.lv_version()
-    except Skip as e:
-        meta["libvirt_skipped"] = str(e)
-        log(f"libvirt SKIPPED: {e}")
+        return LvPools(Libvirt(lvd.uri, h.tmp / "lvdata", b.guest, qemu, lvd.dir))
+    lv = libvirt_or_skip(h, a, meta, start_lv)
     meta.update(qemu_img_version=host.out(["qemu-img", "--version"]).splitlines()[0].replace("qemu-img version ", ""),
                 coreutils_version=host.out(["cp", "--version"]).splitlines()[0].split()[-1],
                 runs=a.runs, clone_mib=a.clone_mib, counts=a.counts, linked_gib=a.linked_gib,
@@ -303,12 +286,6 @@ class Bench:
         self.a, self.tmp, self.fv, self.lv, self.xfs = a, tmp, fv, lv, xfs_dir
         self.out: dict = {"meta": meta}
 
-    def order(self, tools: list, r: int) -> list:
-        """Rotated by run, so that none always goes first (or right after
-        another's writeback)."""
-        k = r % len(tools)
-        return tools[k:] + tools[:k]
-
     def tools(self, *extra_lv: str) -> list[str]:
         t = ["fv_cli", "fv_api"]
         if self.lv:
@@ -334,24 +311,21 @@ class Bench:
                 "base_data_bytes": data_bytes(master), "samples": {t: [] for t in tools},
                 "clone_allocated_bytes": {}}
             for r in range(self.a.runs):
-                for t in self.order(tools, r):
+                for t in rotated(tools, r):
                     name = f"lc-{t.replace('_', '-')}-{r}"
-                    t0 = now()
                     if t == "fv_cli":
                         took, said = fv.cli_ms("volume", "clone", f"bench/{base}", name, "--linked")
                         if "(linked)" not in said:
                             raise RuntimeError(f"ferrovirt volume clone --linked said: {said!r}")
                     elif t == "fv_api":
-                        fv.fv.op("POST", f"/1.0/pools/bench/volumes/{base}/clone", {"name": name, "linked": True})
-                        took = (now() - t0) * 1000.0
+                        took = timed(fv.fv.op, "POST", f"/1.0/pools/bench/volumes/{base}/clone",
+                                     {"name": name, "linked": True})
                     elif t == "virsh":
                         took, _ = lv.virsh_ms("vol-create-as", "bench", name, f"{gib}G", "--format", "qcow2",
                                               "--backing-vol", base, "--backing-vol-format", "qcow2")
                     else:
                         pool, xml = lv.conn.storagePoolLookupByName("bench"), vol_xml(name, size, lvdir / base)
-                        t0 = now()
-                        pool.createXML(xml, 0)
-                        took = (now() - t0) * 1000.0
+                        took = timed(pool.createXML, xml, 0)
                     path = (fvdir if t.startswith("fv") else lvdir) / name
                     e["samples"][t].append(round(took, 3))
                     if r == 0:
@@ -399,7 +373,7 @@ class Bench:
         # r = -1: one untimed warm-up round (the first copies after the
         # sources were written were the slowest in trial runs)
         for r in range(-1, self.a.runs):
-            for t in self.order(tools, max(r, 0)):
+            for t in rotated(tools, max(r, 0)):
                 name = f"fc-{t.replace('_', '-')}-{r + 1}"
                 side = "fv" if t.startswith("fv") else "lv" if t.startswith("virsh") else "cp"
                 src, dst = srcs[side], dirs[side] / name
@@ -410,9 +384,7 @@ class Bench:
                     took, said = fv.cli_ms("volume", "clone", f"{pool}/src", name)
                     method = "reflink" if "(reflink)" in said else "copy" if "(copy)" in said else said.strip()
                 elif t == "fv_api":
-                    t0 = now()
-                    o = fv.fv.op("POST", f"/1.0/pools/{pool}/volumes/src/clone", {"name": name})
-                    took = (now() - t0) * 1000.0
+                    took, o = timed_call(fv.fv.op, "POST", f"/1.0/pools/{pool}/volumes/src/clone", {"name": name})
                     method = (o.get("result") or {}).get("method")
                 elif t.startswith("cp"):
                     took, _ = timed_run(["cp", "--sparse=always", *(["--reflink=never"] if "noreflink" in t else []),
@@ -485,7 +457,7 @@ class Bench:
         tools = self.tools("lv_api")
         e = {"fill_ms": fill, "create": {t: [] for t in tools}, "list": {t: [] for t in tools}}
         for r in range(self.a.runs):
-            for side in self.order(["fv"] + (["lv"] if self.lv else []), r):
+            for side in rotated(["fv"] + (["lv"] if self.lv else []), r):
                 (self.vols_fv if side == "fv" else self.vols_lv)(e, count, f"probe-{r}")
         log(f"pool of {count} volume(s): create " + ", ".join(f"{t} {median(v):.1f}" for t, v in e["create"].items())
             + " ms; list " + ", ".join(f"{t} {median(v):.1f}" for t, v in e["list"].items()) + " ms")
@@ -496,19 +468,13 @@ class Bench:
         took, _ = fv.cli_ms("volume", "create", f"vols/{name}", "1G", "--image-format", "qcow2")
         e["create"]["fv_cli"].append(round(took, 3))
         took, said = fv.cli_ms("volume", "list", "vols")  # the pool now holds `count` volumes
-        rows = len([ln for ln in said.splitlines() if ln.strip()]) - 1
-        if rows != count:
-            raise RuntimeError(f"ferrovirt volume list vols: {rows} rows, expected {count}")
+        check_count("ferrovirt volume list vols", len([ln for ln in said.splitlines() if ln.strip()]) - 1, count)
         e["list"]["fv_cli"].append(round(took, 3))
-        t0 = now()
-        got = fv.fv.api("GET", "/1.0/pools/vols/volumes")
-        e["list"]["fv_api"].append(round((now() - t0) * 1000.0, 3))
-        if len(got) != count:
-            raise RuntimeError(f"GET /1.0/pools/vols/volumes: {len(got)} volumes, expected {count}")
+        took, got = timed_call(fv.fv.api, "GET", "/1.0/pools/vols/volumes")
+        e["list"]["fv_api"].append(took)
+        check_count("GET /1.0/pools/vols/volumes", len(got), count)
         fv.vol_delete("vols", name)
-        t0 = now()
-        fv.vol_create("vols", name, GIB)
-        e["create"]["fv_api"].append(round((now() - t0) * 1000.0, 3))
+        e["create"]["fv_api"].append(timed(fv.vol_create, "vols", name, GIB))
         fv.vol_delete("vols", name)
 
     def vols_lv(self, e: dict, count: int, name: str) -> None:
@@ -516,20 +482,18 @@ class Bench:
         took, _ = lv.virsh_ms("vol-create-as", "vols", name, "1G", "--format", "qcow2")
         e["create"]["virsh"].append(round(took, 3))
         took, said = lv.virsh_ms("vol-list", "vols")
-        rows = len([ln for ln in said.splitlines() if ln.strip()])
-        if rows != count:
-            raise RuntimeError(f"virsh vol-list vols: {rows} rows, expected {count}")
+        check_count("virsh vol-list vols", len([ln for ln in said.splitlines() if ln.strip()]), count)
         e["list"]["virsh"].append(round(took, 3))
         if lv.conn is not None:
             pool = lv.conn.storagePoolLookupByName("vols")
-            t0 = now()
-            got = pool.listAllVolumes(0)
-            e["list"]["lv_api"].append(round((now() - t0) * 1000.0, 3))
-            if len(got) != count:
-                raise RuntimeError(f"listAllVolumes: {len(got)} volumes, expected {count}")
+            took, got = timed_call(pool.listAllVolumes, 0)
+            e["list"]["lv_api"].append(took)
+            check_count("listAllVolumes", len(got), count)
             lv.vol_delete("vols", name)
-            xml = vol_xml(name, GIB)
-            t0 = now()
-            pool.createXML(xml, 0)
-            e["create"]["lv_api"].append(round((now() - t0) * 1000.0, 3))
+            e["create"]["lv_api"].append(timed(pool.createXML, vol_xml(name, GIB), 0))
         lv.vol_delete("vols", name)
+
+
+def check_count(what: str, got: int, want: int) -> None:
+    if got != want:
+        raise RuntimeError(f"{what}: {got} rows, expected {want}")

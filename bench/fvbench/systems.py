@@ -15,15 +15,15 @@ import uuid as uuidlib
 from pathlib import Path
 from typing import Protocol
 
-from .guest import Channel, SockStream, WsStream
-from .host import log, run, wait_gone
+from . import host
+from .guest import Channel, SockStream, WsStream, connect_unix
+from .host import Skip, log, run, wait_gone
 
 _binding = None
 
 
 def binding():
-    """The libvirt Python binding (Debian's python3-libvirt, which the run
-    may just have installed), or None: then no "libvirt API" rows."""
+    """The libvirt Python binding (python3-libvirt), or None: no "libvirt API" rows."""
     global _binding
     if _binding is None:
         try:
@@ -44,6 +44,23 @@ class System(Protocol):
     def stop(self, vm: str) -> None: ...  # forced, until QEMU is gone
     def pid(self, vm: str) -> int: ...
     def channel(self, vm: str) -> Channel: ...
+
+
+def libvirt_or_skip(h: host.Host, a, meta: dict, start):
+    """start()'s libvirtd(s), libvirt installed first when missing; or None,
+    meta["libvirt_skipped"] saying why (--no-libvirt, a Skip)."""
+    meta.update(libvirt_version=None, libvirt_skipped=None)
+    try:
+        if a.no_libvirt:
+            raise Skip("--no-libvirt")
+        host.ensure_libvirt(h, a.install)
+        res = start()
+        meta["libvirt_version"] = host.lv_version()
+        return res
+    except Skip as e:
+        meta["libvirt_skipped"] = str(e)
+        log(f"libvirt SKIPPED: {e}")
+        return None
 
 
 # ------------------------------------------------------------------ Ferrovirt
@@ -88,12 +105,14 @@ class Ferrovirt:
         return json.loads(raw) if raw.strip() else None
 
     def op(self, method: str, path: str, body: dict | None = None) -> dict:
-        """An operation (202), waited for with GET /1.0/operations/ID/wait."""
-        o = self.api(method, path, body)
+        """An operation (202), waited for; raises unless it succeeded."""
+        return self.wait(self.api(method, path, body), f"{method} {path}")
+
+    def wait(self, o: dict, what: str = "") -> dict:
         while o["status"] == "running":
             o = self.api("GET", f"/1.0/operations/{o['id']}/wait?timeout=600")
         if o["status"] != "success":
-            raise RuntimeError(f"{method} {path}: operation {o['status']}: {o.get('error')}")
+            raise RuntimeError(f"{what or o['id']}: operation {o['status']}: {o.get('error')}")
         return o
 
     def cli_run(self, *args: str) -> str:
@@ -141,6 +160,12 @@ class Ferrovirt:
 
     def status(self, name: str) -> str:
         return self.show(name)["state"]["status"]
+
+    def is_off(self, name: str) -> bool:
+        return self.status(name) == "shutoff"
+
+    def managed_save_file(self, name: str) -> Path:
+        return self.state_dir / "save" / f"{name}.sav"
 
     def pid(self, name: str) -> int:
         return int(self.show(name)["state"]["pid"])
@@ -278,6 +303,12 @@ class Libvirt:
     def state(self, name: str) -> str:
         return self.virsh("domstate", name).stdout.decode().strip()
 
+    def is_off(self, name: str) -> bool:
+        return self.state(name) == "shut off"
+
+    def managed_save_file(self, name: str) -> Path:
+        return self.lv_dir / "lib" / "qemu" / "save" / f"{name}.save"
+
     def pid(self, name: str) -> int:
         return int((self.lv_dir / "run" / "qemu" / f"{name}.pid").read_text().strip())
 
@@ -302,17 +333,7 @@ class Libvirt:
 
 class Qmp:
     def __init__(self, path: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.001)
+        self.sock = connect_unix(path, timeout, 0.001)
         self.sock.settimeout(timeout)
         self.f = self.sock.makefile("rwb", buffering=0)
         self.events: list[dict] = []
