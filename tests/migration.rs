@@ -54,19 +54,6 @@ async fn target(to: &TestDaemon) -> MigrationTarget {
     }
 }
 
-fn request(target: MigrationTarget) -> MigratePost {
-    MigratePost {
-        target,
-        offline: false,
-        copy_storage: false,
-        postcopy: false,
-        auto_converge: false,
-        bandwidth: None,
-        max_downtime: None,
-        compress: false,
-    }
-}
-
 async fn uptime(ch: &mut Ch) -> f64 {
     sh(ch, "cat /proc/uptime")
         .await
@@ -99,7 +86,7 @@ async fn live_migration_there_and_back_with_copied_storage() {
     // A → B, shared storage.
     let op = a
         .client
-        .migrate("mover", &request(target(&b).await))
+        .migrate("mover", &migrate_request(target(&b).await))
         .await
         .expect("migrate");
     let op = a
@@ -126,7 +113,7 @@ async fn live_migration_there_and_back_with_copied_storage() {
     sh(&mut ch, "echo written-on-b > /mnt/b && sync").await;
 
     // B → A, copying the disk.
-    let mut req = request(target(&a).await);
+    let mut req = migrate_request(target(&a).await);
     req.copy_storage = true;
     let op = b.client.migrate("mover", &req).await.expect("migrate back");
     let op = b
@@ -168,7 +155,7 @@ async fn slow_migration(a: &TestDaemon, b: &TestDaemon) -> String {
     a.client.action("slow", StateAction::Start).await.unwrap();
     let mut ch = channel(&a.client, "slow").await;
     ch.wait_ready(BOOT).await.unwrap();
-    let mut req = request(target(b).await);
+    let mut req = migrate_request(target(b).await);
     req.bandwidth = Some(1);
     let op = a.client.migrate("slow", &req).await.expect("migrate");
     let id = op.id.to_string();
@@ -349,7 +336,7 @@ async fn offline_migration_moves_definition_and_disks() {
         "the source disk holds the data"
     );
 
-    let mut req = request(target(&b).await);
+    let mut req = migrate_request(target(&b).await);
     req.offline = true;
     req.copy_storage = true;
     let op = a.client.migrate("cold", &req).await.expect("migrate");
@@ -382,7 +369,7 @@ async fn migration_options_and_prechecks() {
     let c0 = counter(&mut ch).await;
 
     // Post-copy with auto-converge there, compression with limits back.
-    let mut req = request(target(&b).await);
+    let mut req = migrate_request(target(&b).await);
     req.postcopy = true;
     req.auto_converge = true;
     a.client
@@ -391,7 +378,7 @@ async fn migration_options_and_prechecks() {
         .expect("post-copy");
     let mut ch = channel(&b.client, "opt").await;
     assert!(counter(&mut ch).await >= c0);
-    let mut req = request(target(&a).await);
+    let mut req = migrate_request(target(&a).await);
     req.compress = true;
     req.bandwidth = Some(512);
     req.max_downtime = Some(500);
@@ -406,7 +393,7 @@ async fn migration_options_and_prechecks() {
     create(&b.client, guest_spec("opt")).await;
     let op = a
         .client
-        .migrate("opt", &request(target(&b).await))
+        .migrate("opt", &migrate_request(target(&b).await))
         .await
         .unwrap();
     let err = a.client.finish(&op).await.unwrap_err().to_string();
@@ -431,7 +418,7 @@ async fn migration_options_and_prechecks() {
     b.client.delete_instance("opt", true).await.unwrap();
     let op = a
         .client
-        .migrate("opt", &request(target(&b).await))
+        .migrate("opt", &migrate_request(target(&b).await))
         .await
         .unwrap();
     let err = a.client.finish(&op).await.unwrap_err().to_string();

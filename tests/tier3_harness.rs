@@ -232,3 +232,20 @@ pub async fn wait_actions_end(fake: &FakeQemu, tail: &[&str]) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits until the operation has ended.
+pub async fn wait_op(c: &Client, op: &ferrovirt_api::Operation) -> ferrovirt_api::Operation {
+    let end = Instant::now() + STEP;
+    loop {
+        let now = c.operation(&op.id.to_string()).await.expect("operation");
+        if now.status.is_final() {
+            return now;
+        }
+        assert!(
+            Instant::now() < end,
+            "operation {} did not end",
+            now.description
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

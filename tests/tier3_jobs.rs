@@ -51,22 +51,6 @@ fn memory_snapshot(name: &str) -> SnapshotsPost {
     }
 }
 
-async fn wait_op(c: &Client, op: &Operation) -> Operation {
-    let end = Instant::now() + STEP;
-    loop {
-        let op = c.operation(&op.id.to_string()).await.expect("operation");
-        if op.status.is_final() {
-            return op;
-        }
-        assert!(
-            Instant::now() < end,
-            "operation {} did not end",
-            op.description
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn has_fake_state(path: &Path) -> bool {
     std::fs::read(path)
         .map(|b| {

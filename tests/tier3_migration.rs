@@ -48,33 +48,7 @@ async fn target(to: &FakeHost) -> MigrationTarget {
 }
 
 async fn request(to: &FakeHost) -> MigratePost {
-    MigratePost {
-        target: target(to).await,
-        offline: false,
-        copy_storage: false,
-        postcopy: false,
-        auto_converge: false,
-        bandwidth: None,
-        max_downtime: None,
-        compress: false,
-    }
-}
-
-/// Waits until the operation has ended.
-async fn wait_op(c: &Client, op: &Operation) -> Operation {
-    let end = Instant::now() + STEP;
-    loop {
-        let now = c.operation(&op.id.to_string()).await.expect("operation");
-        if now.status.is_final() {
-            return now;
-        }
-        assert!(
-            Instant::now() < end,
-            "operation {} did not end",
-            now.description
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    ferrovirt_e2e::migrate_request(target(to).await)
 }
 
 /// Polls `cond` until it holds.

@@ -543,3 +543,17 @@ pub fn marked_file(path: &Path, mib: u64, marker: &str) {
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.write_all(marker.as_bytes()).unwrap();
 }
+
+/// A live migration request to `target` with every option at its default.
+pub fn migrate_request(target: ferrovirt_api::MigrationTarget) -> ferrovirt_api::MigratePost {
+    ferrovirt_api::MigratePost {
+        target,
+        offline: false,
+        copy_storage: false,
+        postcopy: false,
+        auto_converge: false,
+        bandwidth: None,
+        max_downtime: None,
+        compress: false,
+    }
+}
