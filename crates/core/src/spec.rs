@@ -9,6 +9,9 @@ use crate::{Error, name};
 
 /// Smallest guest memory accepted, in MiB.
 pub const MIN_MEMORY_MIB: u64 = 16;
+/// Largest guest memory accepted, in MiB (1 PiB): whatever the host, so
+/// MiB → bytes (`<< 20`) can never overflow.
+pub const MAX_MEMORY_MIB: u64 = 1 << 30;
 /// Most vCPUs accepted.
 pub const MAX_CPUS: u32 = 255;
 
@@ -49,6 +52,12 @@ impl ValidSpec {
                 format!("must be at least {MIN_MEMORY_MIB} MiB, got {}", spec.memory),
             ));
         }
+        if spec.memory > MAX_MEMORY_MIB {
+            return Err(Error::validation(
+                "memory",
+                format!("must be at most {MAX_MEMORY_MIB} MiB, got {}", spec.memory),
+            ));
+        }
         if host.memory_mib > 0 && spec.memory > host.memory_mib {
             return Err(Error::validation(
                 "memory",
@@ -69,7 +78,10 @@ impl ValidSpec {
             ));
         }
         let max_memory = *spec.max_memory.get_or_insert(spec.memory);
-        if max_memory < spec.memory || (host.memory_mib > 0 && max_memory > host.memory_mib) {
+        if max_memory < spec.memory
+            || max_memory > MAX_MEMORY_MIB
+            || (host.memory_mib > 0 && max_memory > host.memory_mib)
+        {
             return Err(Error::validation(
                 "max_memory",
                 format!(
@@ -346,6 +358,34 @@ mod tests {
             .as_deref(),
             Some("disks[0].bus")
         );
+    }
+
+    #[test]
+    fn huge_memory_is_refused_even_when_host_memory_is_unknown() {
+        let unknown = HostLimits::default();
+        for (json, field) in [
+            (
+                serde_json::json!({"name": "a", "memory": u64::MAX}),
+                "memory",
+            ),
+            (
+                serde_json::json!({"name": "a", "memory": MAX_MEMORY_MIB + 1}),
+                "memory",
+            ),
+            (
+                serde_json::json!({"name": "a", "max_memory": u64::MAX}),
+                "max_memory",
+            ),
+        ] {
+            let err = ValidSpec::new(spec(json.clone()), &unknown, &all_exist).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{json}");
+        }
+        ValidSpec::new(
+            spec(serde_json::json!({"name": "a", "memory": MAX_MEMORY_MIB})),
+            &unknown,
+            &all_exist,
+        )
+        .unwrap();
     }
 
     #[test]
