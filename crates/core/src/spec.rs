@@ -52,12 +52,6 @@ impl ValidSpec {
                 format!("must be at least {MIN_MEMORY_MIB} MiB, got {}", spec.memory),
             ));
         }
-        if spec.memory > MAX_MEMORY_MIB {
-            return Err(Error::validation(
-                "memory",
-                format!("must be at most {MAX_MEMORY_MIB} MiB, got {}", spec.memory),
-            ));
-        }
         if host.memory_mib > 0 && spec.memory > host.memory_mib {
             return Err(Error::validation(
                 "memory",
@@ -65,6 +59,12 @@ impl ValidSpec {
                     "{} MiB is more than the host's {} MiB",
                     spec.memory, host.memory_mib
                 ),
+            ));
+        }
+        if spec.memory > MAX_MEMORY_MIB {
+            return Err(Error::validation(
+                "memory",
+                format!("must be at most {MAX_MEMORY_MIB} MiB, got {}", spec.memory),
             ));
         }
         let max_cpus = *spec.max_cpus.get_or_insert(spec.cpus);
@@ -78,15 +78,16 @@ impl ValidSpec {
             ));
         }
         let max_memory = *spec.max_memory.get_or_insert(spec.memory);
-        if max_memory < spec.memory
-            || max_memory > MAX_MEMORY_MIB
-            || (host.memory_mib > 0 && max_memory > host.memory_mib)
-        {
+        let ceiling = match host.memory_mib {
+            0 => MAX_MEMORY_MIB,
+            host_mib => host_mib.min(MAX_MEMORY_MIB),
+        };
+        if max_memory < spec.memory || max_memory > ceiling {
             return Err(Error::validation(
                 "max_memory",
                 format!(
-                    "must be between memory ({} MiB) and the host's {} MiB, got {max_memory}",
-                    spec.memory, host.memory_mib
+                    "must be between memory ({} MiB) and {ceiling} MiB, got {max_memory}",
+                    spec.memory
                 ),
             ));
         }
