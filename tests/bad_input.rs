@@ -153,3 +153,129 @@ async fn cli_reports_malformed_yaml_and_unknown_fields() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach ferrovirtd"));
 }
+
+fn api_refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, Option<String>) {
+    match r {
+        Err(ClientError::Api(b)) => (b.code, b.error, b.details.and_then(|d| d.field)),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// User strings that would reach dnsmasq's configuration, a host
+/// interface or a mount command are refused before they do, naming the
+/// field: a line break in a domain would add a `dhcp-script` directive
+/// that dnsmasq runs as root.
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_names_and_options_are_refused_with_the_field() {
+    let d = TestDaemon::start().await;
+    let c = &d.client;
+    let before = c.networks().await.unwrap().len();
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"name": "evil", "domain": "x\ndhcp-script=/tmp/evil"}),
+            "domain",
+        ),
+        (json!({"name": "evil", "domain": "a b"}), "domain"),
+        (
+            json!({"name": "evil", "ipv4": {"address": "10.77.0.1/24",
+                "hosts": [{"mac": "52:54:00:00:00:01", "ip": "10.77.0.9",
+                    "name": "web\ndhcp-script=/tmp/evil"}]}}),
+            "ipv4.hosts[0].name",
+        ),
+        (
+            json!({"name": "evil", "type": "macvtap", "parent": "../../etc"}),
+            "parent",
+        ),
+        (
+            json!({"name": "evil", "type": "bridge", "parent": "-br0"}),
+            "parent",
+        ),
+    ];
+    for (spec, field) in cases {
+        let (code, error, got) = api_refusal(c.create_network(&spec).await);
+        assert_eq!(
+            (code, got.as_deref()),
+            (400, Some(field)),
+            "{spec}: {error}"
+        );
+    }
+    assert_eq!(c.networks().await.unwrap().len(), before, "nothing made");
+
+    for options in ["exec", "suid", "dev", "defaults", "noatime,suid"] {
+        let req: ferrovirt_api::PoolCreate = serde_json::from_value(json!({"spec": {
+            "name": "evil", "type": "netfs",
+            "source": {"host": "127.0.0.1", "export": "/srv", "options": options}}}))
+        .unwrap();
+        let (code, error, got) = api_refusal(c.create_pool(&req).await);
+        assert_eq!(
+            (code, got.as_deref()),
+            (400, Some("source.options")),
+            "{options}: {error}"
+        );
+    }
+    assert!(
+        c.pools()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.spec.name != "evil")
+    );
+}
+
+/// Odd numbers get a 400 naming their field, never a panic or a wrapped
+/// multiplication.
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_numbers_are_refused_with_the_field() {
+    let d = TestDaemon::start().await;
+    let c = &d.client;
+    let id = "00000000-0000-4000-8000-000000000000";
+    for timeout in [f64::NAN, -1.0, f64::INFINITY, 1e300] {
+        let (code, error, got) = api_refusal(c.wait_operation(id, timeout).await);
+        assert_eq!(
+            (code, got.as_deref()),
+            (400, Some("timeout")),
+            "timeout={timeout}: {error}"
+        );
+    }
+    // The daemon is still there to answer.
+    c.operations()
+        .await
+        .expect("the daemon answers after odd waits");
+
+    let base = guest_spec("big");
+    let with = |k: &str, v: Value| {
+        let mut s = base.clone();
+        s[k] = v;
+        s
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (with("memory", json!(u64::MAX)), "memory"),
+        (with("max_memory", json!(u64::MAX)), "max_memory"),
+        (
+            with(
+                "disks",
+                json!([{"path": "/etc/hostname", "format": "raw", "readonly": true,
+                    "limits": {"read_bytes": u64::MAX}}]),
+            ),
+            "disks[0].limits.read_bytes",
+        ),
+        (
+            with(
+                "disks",
+                json!([{"path": "/etc/hostname", "format": "raw", "readonly": true,
+                    "limits": {"read_bytes": 1u64 << 30, "read_bytes_burst": 1u64 << 30,
+                        "burst_seconds": u64::MAX}}]),
+            ),
+            "disks[0].limits.burst_seconds",
+        ),
+    ];
+    for (spec, field) in cases {
+        let (code, error, got) = refused(&d, spec.clone()).await;
+        assert_eq!(
+            (code, got.as_deref()),
+            (400, Some(field)),
+            "{spec}: {error}"
+        );
+    }
+    assert_nothing_left(&d, 0);
+}

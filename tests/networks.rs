@@ -370,6 +370,33 @@ fn start_ovs(d: &TestDaemon) {
     ));
 }
 
+/// Two NICs whose MACs share their 4 low bytes used to get one TAP name
+/// (the second start failed, or joined the first's device); the whole MAC
+/// now names the TAP.
+#[tokio::test(flavor = "multi_thread")]
+async fn macs_sharing_low_bytes_get_their_own_taps() {
+    let d = TestDaemon::start().await;
+    let c = &d.client;
+    for (name, mac) in [
+        ("tap-a", "52:54:00:ab:cd:0e"),
+        ("tap-b", "02:00:00:ab:cd:0e"),
+    ] {
+        let mut spec = guest_spec(name);
+        spec["nics"] = json!([{"network": "default", "mac": mac}]);
+        create(c, spec).await;
+        c.action(name, StateAction::Start)
+            .await
+            .unwrap_or_else(|e| panic!("start {name} ({mac}): {e:?}"));
+    }
+    let (_, links) = in_netns(&d.netns, &["ip", "-o", "link", "show"]);
+    for tap in ["fvt525400abcd0e", "fvt020000abcd0e"] {
+        assert!(links.contains(tap), "{tap} exists: {links}");
+    }
+    for name in ["tap-a", "tap-b"] {
+        force_stop(c, name).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hot_plugged_nic_gets_a_lease_and_everything_cleans_up() {
     let d = TestDaemon::start().await;

@@ -282,6 +282,20 @@ fn mounted(d: &TestDaemon, dir: &Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
+/// The per-mount options of what the daemon has mounted at `dir`.
+fn mount_options(d: &TestDaemon, dir: &Path) -> Vec<String> {
+    let want = dir.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string(format!("/proc/{}/mountinfo", d.pid()))
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .and_then(|l| l.split(' ').nth(5))
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fs_pool_mounts_and_a_full_disk_leaves_nothing_behind() {
     let d = TestDaemon::start().await;
@@ -299,6 +313,11 @@ async fn fs_pool_mounts_and_a_full_disk_leaves_nothing_behind() {
         ],
     );
     assert!(mounted(&d, &mnt), "the pool is mounted at its path");
+    let options = mount_options(&d, &mnt);
+    assert!(
+        options.iter().any(|o| o == "nosuid") && options.iter().any(|o| o == "nodev"),
+        "pools are mounted nosuid,nodev: {options:?}"
+    );
     cli_ok(&d, &["volume", "create", "small/keep.qcow2", "1G"]);
 
     // A copy that does not fit: the import fails and leaves no file.

@@ -63,4 +63,63 @@ mod tests {
         assert_eq!(human(1536 << 20), "1.5 GiB");
         assert_eq!(human(12), "12 B");
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const UNITS: [(&str, u32); 6] = [
+            ("", 0),
+            ("K", 10),
+            ("MiB", 20),
+            ("G", 30),
+            ("TB", 40),
+            ("p", 50),
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Nothing a user types makes the parser panic.
+            #[test]
+            fn arbitrary_text_never_panics(text in ".{0,24}") {
+                let _ = parse(&text);
+            }
+
+            /// Numbers and units near the edge of u64 never panic or wrap:
+            /// a size is within float precision of the exact one, or refused
+            /// as too large.
+            #[test]
+            fn huge_numbers_are_refused_not_wrapped(n in any::<u64>(), unit in 0..UNITS.len()) {
+                let (suffix, shift) = UNITS[unit];
+                let exact = (u128::from(n) << shift) as f64;
+                match parse(&format!("{n}{suffix}")) {
+                    Ok(bytes) => prop_assert!((bytes as f64 - exact).abs() <= exact * 1e-12 + 1.0),
+                    Err(e) => {
+                        prop_assert!(e.contains("too large"), "{e}");
+                        prop_assert!(exact >= u64::MAX as f64 * 0.999);
+                    }
+                }
+            }
+
+            /// An exact size written with its unit parses back to itself.
+            #[test]
+            fn exact_sizes_round_trip(n in 0u64..(1 << 13), unit in 0..UNITS.len()) {
+                let (suffix, shift) = UNITS[unit];
+                prop_assert_eq!(parse(&format!("{n}{suffix}")).unwrap(), n << shift);
+            }
+
+            /// What `human` prints parses back to within its rounding
+            /// (one decimal of its unit).
+            #[test]
+            fn human_output_parses_back(bytes in any::<u64>()) {
+                let shown = human(bytes).replace(' ', "");
+                let back = parse(&shown);
+                if bytes < (1 << 60) {
+                    let back = back.unwrap() as f64;
+                    prop_assert!((back - bytes as f64).abs() <= bytes as f64 * 0.05 + 1.0, "{shown}");
+                }
+            }
+        }
+    }
 }

@@ -84,4 +84,42 @@ mod tests {
         assert_eq!(decode_token(&format!(" {text}\n")), Some(t));
         assert_eq!(decode_token("not a token"), None);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever is pasted as a token, decoding never panics.
+            #[test]
+            fn arbitrary_text_never_panics(text in ".{0,200}") {
+                let _ = decode_token(&text);
+            }
+
+            /// Arbitrary bytes, base64-encoded, never panic either (they
+            /// reach the JSON parser).
+            #[test]
+            fn arbitrary_payloads_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                use base64::Engine;
+                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+                let _ = decode_token(&text);
+            }
+
+            /// Any token survives encode → decode.
+            #[test]
+            fn tokens_round_trip(
+                name in ".{0,20}",
+                fingerprint in "[0-9a-f:]{0,95}",
+                addresses in prop::collection::vec(".{0,30}", 0..3),
+                secret in ".{0,64}",
+            ) {
+                let t = JoinToken { name, fingerprint, addresses, secret };
+                let text = encode_token(&t);
+                prop_assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+                prop_assert_eq!(decode_token(&text), Some(t));
+            }
+        }
+    }
 }

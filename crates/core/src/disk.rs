@@ -133,7 +133,12 @@ pub fn validate(
     validate_limits(&field("limits"), &disk.limits)
 }
 
-/// Checks I/O limits: bursts need the sustained rate they exceed.
+/// Largest I/O limit QEMU accepts (its `THROTTLE_VALUE_MAX`), also for a
+/// burst times its length.
+pub const MAX_IO_LIMIT: u64 = 1_000_000_000_000_000;
+
+/// Checks I/O limits: bursts need the sustained rate they exceed; no
+/// value, and no burst times `burst_seconds`, is beyond QEMU's limit.
 pub fn validate_limits(at: &str, l: &IoLimits) -> Result<(), Error> {
     let pairs = [
         (
@@ -162,6 +167,26 @@ pub fn validate_limits(at: &str, l: &IoLimits) -> Result<(), Error> {
         ),
     ];
     for (base_name, base, burst_name, burst) in pairs {
+        for (name, value) in [(base_name, base), (burst_name, burst)] {
+            if let Some(v) = value
+                && v > MAX_IO_LIMIT
+            {
+                return Err(Error::validation(
+                    format!("{at}.{name}"),
+                    format!("{v} is more than QEMU's limit of {MAX_IO_LIMIT}"),
+                ));
+            }
+        }
+        if let (Some(b), Some(secs)) = (burst, l.burst_seconds)
+            && b.checked_mul(secs).is_none_or(|total| total > MAX_IO_LIMIT)
+        {
+            return Err(Error::validation(
+                format!("{at}.burst_seconds"),
+                format!(
+                    "{burst_name} ({b}) for {secs} seconds is more than QEMU's limit of {MAX_IO_LIMIT}"
+                ),
+            ));
+        }
         if base == Some(0) {
             return Err(Error::validation(
                 format!("{at}.{base_name}"),
@@ -271,6 +296,20 @@ mod tests {
         };
         let err = validate("disks[0]", &mut d, MachineKind::Q35, &all_exist).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("disks[0].aio"));
+        let l = IoLimits {
+            read_bytes: Some(u64::MAX),
+            ..Default::default()
+        };
+        let err = validate_limits("l", &l).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("l.read_bytes"));
+        let l = IoLimits {
+            read_bytes: Some(1 << 40),
+            read_bytes_burst: Some(1 << 40),
+            burst_seconds: Some(u64::MAX),
+            ..Default::default()
+        };
+        let err = validate_limits("l", &l).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("l.burst_seconds"));
         d.cache = DiskCache::None;
         validate("disks[0]", &mut d, MachineKind::Q35, &all_exist).unwrap();
     }

@@ -19,6 +19,8 @@ pub mod reverter;
 pub mod runner;
 pub mod size;
 pub mod spec;
+#[cfg(test)]
+mod spec_props;
 pub mod storage_driver;
 
 pub use disk_source::DiskSource;

@@ -9,6 +9,9 @@ use crate::{Error, name};
 
 /// Smallest guest memory accepted, in MiB.
 pub const MIN_MEMORY_MIB: u64 = 16;
+/// Largest guest memory accepted, in MiB (1 PiB): whatever the host, so
+/// MiB → bytes (`<< 20`) can never overflow.
+pub const MAX_MEMORY_MIB: u64 = 1 << 30;
 /// Most vCPUs accepted.
 pub const MAX_CPUS: u32 = 255;
 
@@ -58,6 +61,12 @@ impl ValidSpec {
                 ),
             ));
         }
+        if spec.memory > MAX_MEMORY_MIB {
+            return Err(Error::validation(
+                "memory",
+                format!("must be at most {MAX_MEMORY_MIB} MiB, got {}", spec.memory),
+            ));
+        }
         let max_cpus = *spec.max_cpus.get_or_insert(spec.cpus);
         if max_cpus < spec.cpus || max_cpus > MAX_CPUS {
             return Err(Error::validation(
@@ -69,12 +78,16 @@ impl ValidSpec {
             ));
         }
         let max_memory = *spec.max_memory.get_or_insert(spec.memory);
-        if max_memory < spec.memory || (host.memory_mib > 0 && max_memory > host.memory_mib) {
+        let ceiling = match host.memory_mib {
+            0 => MAX_MEMORY_MIB,
+            host_mib => host_mib.min(MAX_MEMORY_MIB),
+        };
+        if max_memory < spec.memory || max_memory > ceiling {
             return Err(Error::validation(
                 "max_memory",
                 format!(
-                    "must be between memory ({} MiB) and the host's {} MiB, got {max_memory}",
-                    spec.memory, host.memory_mib
+                    "must be between memory ({} MiB) and {ceiling} MiB, got {max_memory}",
+                    spec.memory
                 ),
             ));
         }
@@ -346,6 +359,34 @@ mod tests {
             .as_deref(),
             Some("disks[0].bus")
         );
+    }
+
+    #[test]
+    fn huge_memory_is_refused_even_when_host_memory_is_unknown() {
+        let unknown = HostLimits::default();
+        for (json, field) in [
+            (
+                serde_json::json!({"name": "a", "memory": u64::MAX}),
+                "memory",
+            ),
+            (
+                serde_json::json!({"name": "a", "memory": MAX_MEMORY_MIB + 1}),
+                "memory",
+            ),
+            (
+                serde_json::json!({"name": "a", "max_memory": u64::MAX}),
+                "max_memory",
+            ),
+        ] {
+            let err = ValidSpec::new(spec(json.clone()), &unknown, &all_exist).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{json}");
+        }
+        ValidSpec::new(
+            spec(serde_json::json!({"name": "a", "memory": MAX_MEMORY_MIB})),
+            &unknown,
+            &all_exist,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -72,6 +72,9 @@ impl Dnsmasq {
         spec: &NetworkSpec,
     ) -> Result<(), Error> {
         let name = &spec.name;
+        // Specs are checked when they are made; checked again here since
+        // this file is what dnsmasq, running as root, obeys.
+        plan::check_spec(spec)?;
         if let Some(dir) = self.conf.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
@@ -161,6 +164,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stored_spec_with_an_injected_domain_never_reaches_dnsmasq() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec: NetworkSpec = serde_json::from_value(serde_json::json!({
+            "name": "n1", "type": "nat", "ipv4": {"address": "10.9.0.1/24"},
+            "domain": "x\ndhcp-script=/tmp/evil"}))
+        .unwrap();
+        let fake = FakeRunner::new();
+        let err = Dnsmasq::new(dir.path())
+            .restart(&fake, &spec)
+            .await
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("domain"));
+        assert!(fake.lines().is_empty(), "dnsmasq did not run");
+        assert!(!dir.path().join("dnsmasq.conf").exists());
+    }
+
+    #[tokio::test]
     async fn stop_ends_a_process_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let d = Dnsmasq::new(dir.path());
@@ -171,6 +191,11 @@ mod tests {
             .unwrap();
         let pid = child.id().unwrap() as i32;
         std::fs::write(&d.pid, pid.to_string()).unwrap();
+        // Until the child has exec'd, its command line is the test's own.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while d.pid().is_none() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(d.pid(), Some(pid));
         let reap = tokio::spawn(async move { child.wait().await });
         d.stop().await;

@@ -108,17 +108,16 @@ pub fn enable_forwarding() -> Result<(), HostError> {
     })
 }
 
-/// The 4 low bytes of a MAC as hex, for interface names.
+/// All 6 bytes of a MAC as 12 hex digits, for interface names: `fv` + one
+/// letter + 12 digits is exactly the 15 bytes Linux allows, and distinct
+/// MACs always give distinct names (a shorter suffix let two NICs whose
+/// MACs differ only in their high bytes share, or steal, one device).
 fn mac_suffix(mac: &str) -> String {
-    mac.split(':')
-        .skip(2)
-        .collect::<Vec<_>>()
-        .concat()
-        .to_lowercase()
+    mac.split(':').collect::<Vec<_>>().concat().to_lowercase()
 }
 
-/// The TAP of a NIC: `fvt` + the MAC's low bytes (stable, so a restarted
-/// daemon finds it).
+/// The TAP of a NIC: `fvt` + the MAC's 12 hex digits (stable, so a
+/// restarted daemon finds it).
 pub fn tap_name(mac: &str) -> String {
     format!("fvt{}", mac_suffix(mac))
 }
@@ -258,8 +257,16 @@ mod tests {
 
     #[test]
     fn interface_names_fit_and_are_stable() {
-        assert_eq!(tap_name("52:54:00:AB:cd:0e"), "fvt00abcd0e");
-        assert_eq!(macvtap_name("52:54:00:ab:cd:0e"), "fvm00abcd0e");
+        assert_eq!(tap_name("52:54:00:AB:cd:0e"), "fvt525400abcd0e");
+        assert_eq!(macvtap_name("52:54:00:ab:cd:0e"), "fvm525400abcd0e");
         assert!(tap_name("52:54:00:ab:cd:0e").len() <= 15);
+    }
+
+    #[test]
+    fn macs_differing_only_in_their_high_bytes_get_distinct_names() {
+        // These two shared `fvt00abcd0e` when names kept the 4 low bytes.
+        let (a, b) = ("52:54:00:ab:cd:0e", "02:00:00:ab:cd:0e");
+        assert_ne!(tap_name(a), tap_name(b));
+        assert_ne!(macvtap_name(a), macvtap_name(b));
     }
 }

@@ -13,8 +13,8 @@
 //! [`CommandRunner`]; the daemon branches on
 //! [`NetworkCaps`](ferrovirt_core::NetworkCaps), never on network types.
 //!
-//! Host interface names: managed bridges are `fvbr-NAME`, TAPs `fvtNNNNNNNN`,
-//! macvtaps `fvmNNNNNNNN` — everything Ferrovirt creates starts with `fv`.
+//! Host interface names: managed bridges are `fvbr-NAME`, TAPs `fvtXXXXXXXXXXXX`,
+//! macvtaps `fvmXXXXXXXXXXXX` (the NIC's whole MAC) — everything Ferrovirt creates starts with `fv`.
 
 mod attached;
 pub mod dhcp;
@@ -59,5 +59,7 @@ pub fn bridge_name(network: &str) -> String {
 /// Longest network name: interface names are limited to 15 bytes.
 pub const MAX_NAME: usize = 10;
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

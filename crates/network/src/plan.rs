@@ -86,6 +86,9 @@ pub fn ipv4_plan(cfg: &Ipv4Config) -> Result<Ipv4Plan, Error> {
             ));
         }
         crate::plan::check_mac(&format!("ipv4.hosts[{i}].mac"), &h.mac)?;
+        if let Some(name) = &h.name {
+            ferrovirt_core::name::validate_host_label(&format!("ipv4.hosts[{i}].name"), name)?;
+        }
     }
     Ok(Ipv4Plan {
         gateway,
@@ -129,6 +132,12 @@ pub fn check_spec(spec: &NetworkSpec) -> Result<(), Error> {
                 crate::MAX_NAME
             ),
         ));
+    }
+    if let Some(domain) = &spec.domain {
+        ferrovirt_core::name::validate_dns_name("domain", domain)?;
+    }
+    if let Some(parent) = &spec.parent {
+        ferrovirt_core::name::validate_interface("parent", parent)?;
     }
     let needs_parent = matches!(
         spec.kind,
@@ -228,6 +237,54 @@ mod tests {
             name: None,
         });
         assert_eq!(field(c).as_deref(), Some("ipv4.hosts[0].mac"));
+    }
+
+    #[test]
+    fn dhcp_host_names_are_host_names() {
+        let mut c = cfg("192.168.150.1/24", None, None);
+        c.hosts.push(DhcpHost {
+            mac: "52:54:00:00:00:01".into(),
+            ip: "192.168.150.9".into(),
+            name: Some("web\ndhcp-script=/tmp/evil".into()),
+        });
+        let err = ipv4_plan(&c).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("ipv4.hosts[0].name"));
+        c.hosts[0].name = Some("web-1".into());
+        ipv4_plan(&c).unwrap();
+    }
+
+    fn network(extra: serde_json::Value) -> NetworkSpec {
+        let mut v = serde_json::json!({"name": "n1", "type": "nat"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn domains_are_dns_names() {
+        let err = check_spec(&network(
+            serde_json::json!({"domain": "x\ndhcp-script=/tmp/evil"}),
+        ))
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("domain"));
+        check_spec(&network(serde_json::json!({"domain": "lab.example"}))).unwrap();
+    }
+
+    #[test]
+    fn parents_are_interface_names() {
+        for bad in ["../../etc", "-dev", "eth0\nx", "a-very-long-interface"] {
+            let spec = network(serde_json::json!({"type": "macvtap", "parent": bad}));
+            assert_eq!(
+                check_spec(&spec).unwrap_err().field.as_deref(),
+                Some("parent"),
+                "{bad:?}"
+            );
+        }
+        check_spec(&network(
+            serde_json::json!({"type": "macvtap", "parent": "eth0"}),
+        ))
+        .unwrap();
     }
 
     #[test]

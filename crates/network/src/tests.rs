@@ -83,7 +83,7 @@ async fn ovs_networks_set_up_their_bridge_and_ports() {
     d.unplug(&port).await;
     assert_eq!(
         fake.lines().last().unwrap(),
-        "ovs-vsctl --timeout=10 --if-exists del-port fvt00abcd0e"
+        "ovs-vsctl --timeout=10 --if-exists del-port fvt525400abcd0e"
     );
     fake.on(
         "ovs-vsctl",

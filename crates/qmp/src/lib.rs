@@ -7,7 +7,9 @@
 //! closes: pending commands fail with [`Error::Closed`] and [`Qmp::closed`]
 //! resolves, which is how the daemon learns that a VM has gone.
 
-use std::collections::HashMap;
+mod framing;
+
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +17,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+use framing::{LineFramer, Message};
 use tokio::sync::{Mutex, broadcast, oneshot, watch};
 
 /// Default time a command may take before [`Error::Timeout`].
@@ -84,12 +88,12 @@ impl Qmp {
                 source,
             })?;
         let (read, write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
+        let mut lines = Lines::new(read);
         let greeting = tokio::time::timeout(DEFAULT_TIMEOUT, lines.next_line())
             .await
             .map_err(|_| Error::Handshake("no greeting from QEMU".into()))??
             .ok_or(Error::Closed)?;
-        let greeting: Value = serde_json::from_str(&greeting)
+        let greeting: Value = serde_json::from_slice(&greeting)
             .map_err(|e| Error::Handshake(format!("greeting is not JSON: {e}")))?;
         if greeting.get("QMP").is_none() {
             return Err(Error::Handshake(format!("unexpected greeting {greeting}")));
@@ -234,40 +238,56 @@ impl Qmp {
     }
 }
 
+/// The lines QEMU sends, read in whatever pieces the socket gives.
+struct Lines {
+    read: OwnedReadHalf,
+    framer: LineFramer,
+    ready: VecDeque<Vec<u8>>,
+}
+
+impl Lines {
+    fn new(read: OwnedReadHalf) -> Self {
+        Self {
+            read,
+            framer: LineFramer::default(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The next line, or `None` once the socket is closed.
+    async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(line) = self.ready.pop_front() {
+                return Ok(Some(line));
+            }
+            let n = self.read.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.ready.extend(self.framer.push(&buf[..n]));
+        }
+    }
+}
+
 async fn read_loop(
-    mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    mut lines: Lines,
     pending: Pending,
     events: broadcast::Sender<QmpEvent>,
     closed: watch::Sender<bool>,
 ) {
     while let Ok(Some(line)) = lines.next_line().await {
-        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
-            tracing::warn!(%line, "ignoring a QMP line that is not JSON");
-            continue;
-        };
-        if msg.get("event").is_some() {
-            if let Ok(event) = serde_json::from_value::<QmpEvent>(msg) {
+        match framing::parse(&line) {
+            Message::Event(event) => {
                 let _ = events.send(event);
             }
-            continue;
+            Message::Reply { id, result } => {
+                if let Some(tx) = pending.lock().expect("pending map").remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
+            Message::Ignored => {}
         }
-        let Some(id) = msg.get("id").and_then(Value::as_u64) else {
-            continue;
-        };
-        let Some(tx) = pending.lock().expect("pending map").remove(&id) else {
-            continue;
-        };
-        let result = if let Some(ret) = msg.get("return") {
-            Ok(ret.clone())
-        } else {
-            let err = msg.get("error").cloned().unwrap_or_default();
-            Err(Error::Command {
-                command: String::new(),
-                class: err["class"].as_str().unwrap_or("GenericError").to_owned(),
-                desc: err["desc"].as_str().unwrap_or("unknown error").to_owned(),
-            })
-        };
-        let _ = tx.send(result);
     }
     let _ = closed.send(true);
     pending.lock().expect("pending map").clear();
@@ -276,6 +296,7 @@ async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::net::UnixListener;
 
     /// A fake QEMU that greets, answers commands and emits one event.

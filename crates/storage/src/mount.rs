@@ -22,6 +22,115 @@ pub fn check_filesystem(fs: Option<&str>) -> Result<(), Error> {
     }
 }
 
+/// Mount options a pool may ask for: nothing that lets a file in the pool
+/// gain privileges (`suid`, `dev`, `exec`, `defaults`, `user`…), only
+/// tuning of the filesystem or NFS client. Those ending in `=` take a value.
+const ALLOWED_OPTIONS: &[&str] = &[
+    // any filesystem
+    "ro",
+    "rw",
+    "noatime",
+    "relatime",
+    "nodiratime",
+    "lazytime",
+    "sync",
+    "async",
+    "noexec",
+    "nosuid",
+    "nodev",
+    // ext4, xfs, btrfs
+    "discard",
+    "nodiscard",
+    "barrier",
+    "nobarrier",
+    "commit=",
+    "data=",
+    "errors=",
+    "inode64",
+    "largeio",
+    "logbsize=",
+    "allocsize=",
+    "compress=",
+    "compress-force=",
+    "space_cache",
+    "ssd",
+    "nossd",
+    "autodefrag",
+    "subvol=",
+    "subvolid=",
+    // nfs
+    "vers=",
+    "nfsvers=",
+    "minorversion=",
+    "soft",
+    "softerr",
+    "hard",
+    "timeo=",
+    "retrans=",
+    "proto=",
+    "port=",
+    "mountport=",
+    "mountproto=",
+    "rsize=",
+    "wsize=",
+    "sec=",
+    "lock",
+    "nolock",
+    "ac",
+    "noac",
+    "actimeo=",
+    "acregmin=",
+    "acregmax=",
+    "acdirmin=",
+    "acdirmax=",
+    "tcp",
+    "udp",
+    "intr",
+    "nointr",
+    "resvport",
+    "noresvport",
+    "nconnect=",
+    "local_lock=",
+    "lookupcache=",
+    "clientaddr=",
+];
+
+/// Options every mounted pool gets, last so that nothing before overrides
+/// them: no set-uid programs and no device nodes from a pool's filesystem.
+pub const FORCED_OPTIONS: &[&str] = &["nosuid", "nodev"];
+
+/// Checks a pool's mount options against [`ALLOWED_OPTIONS`]; values are
+/// plain words (letters, digits, `.`, `_`, `:`, `@`, `/`, `+`, `-`).
+pub fn check_options(options: Option<&str>) -> Result<(), Error> {
+    let Some(options) = options else {
+        return Ok(());
+    };
+    for opt in options.split(',') {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (format!("{k}="), Some(v)),
+            None => (opt.to_owned(), None),
+        };
+        let allowed = ALLOWED_OPTIONS.contains(&key.as_str())
+            && value.is_none_or(|v| {
+                !v.is_empty()
+                    && v.chars().all(|c| {
+                        c.is_ascii_alphanumeric()
+                            || matches!(c, '.' | '_' | ':' | '@' | '/' | '+' | '-')
+                    })
+            });
+        if !allowed {
+            return Err(Error::validation(
+                "source.options",
+                format!(
+                    "{opt:?} is not an allowed mount option (pools are always mounted nosuid,nodev; allowed: {})",
+                    ALLOWED_OPTIONS.join(" ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn filesystem(src: &PoolSource) -> &str {
     src.filesystem.as_deref().unwrap_or("ext4")
 }
@@ -76,11 +185,8 @@ pub fn mount_args(spec: &PoolSpec, dir: &Path) -> Vec<String> {
             (filesystem(src).to_owned(), dev)
         }
     };
-    let mut args = vec!["-t".to_owned(), fstype];
-    if !opts.is_empty() {
-        args.push("-o".into());
-        args.push(opts.join(","));
-    }
+    opts.extend(FORCED_OPTIONS.iter().map(|o| (*o).to_owned()));
+    let mut args = vec!["-t".to_owned(), fstype, "-o".to_owned(), opts.join(",")];
     args.push(what);
     args.push(dir.display().to_string());
     args
@@ -134,14 +240,21 @@ mod tests {
         .unwrap();
         assert_eq!(
             mount_args(&spec, Path::new("/mnt/n")),
-            ["-t", "nfs", "-o", "vers=4.2,soft", "nas:/srv/vms", "/mnt/n"]
+            [
+                "-t",
+                "nfs",
+                "-o",
+                "vers=4.2,soft,nosuid,nodev",
+                "nas:/srv/vms",
+                "/mnt/n"
+            ]
         );
         let spec: PoolSpec = serde_json::from_value(serde_json::json!({
             "name": "f", "type": "fs", "source": {"device": "/srv/fs.img", "filesystem": "xfs"}}))
         .unwrap();
         assert_eq!(
             mount_args(&spec, Path::new("/p")),
-            ["-t", "xfs", "-o", "loop", "/srv/fs.img", "/p"]
+            ["-t", "xfs", "-o", "loop,nosuid,nodev", "/srv/fs.img", "/p"]
         );
     }
 }

@@ -61,6 +61,9 @@ impl StorageDriver for FilePool {
 
     fn check_spec(&self) -> Result<(), Error> {
         let s = &self.spec.source;
+        if self.mounted() {
+            mount::check_options(s.options.as_deref())?;
+        }
         match self.spec.kind {
             PoolType::Fs => {
                 crate::need(&self.spec, "device", &s.device)?;

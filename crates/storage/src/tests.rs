@@ -49,6 +49,38 @@ fn specs_need_their_type_fields() {
 }
 
 #[test]
+fn mount_options_come_from_an_allow_list() {
+    let field = |kind: &str, options: &str| {
+        let s = spec(serde_json::json!({"name": "p", "type": kind,
+            "source": {"device": "/dev/x", "host": "nas", "export": "/e", "options": options}}));
+        let (_, d) = with_fake(&s, Path::new("/x"));
+        check_spec(&s, &*d).err().and_then(|e| e.field)
+    };
+    for bad in [
+        "exec",
+        "suid",
+        "dev",
+        "defaults",
+        "user",
+        "noatime,suid",
+        "uid=0",
+        "vers=4,,x",
+        "context=x",
+    ] {
+        assert_eq!(field("fs", bad).as_deref(), Some("source.options"), "{bad}");
+        assert_eq!(
+            field("netfs", bad).as_deref(),
+            Some("source.options"),
+            "{bad}"
+        );
+    }
+    for ok in ["noatime", "vers=4.2,soft,timeo=50", "ro,nosuid"] {
+        assert_eq!(field("netfs", ok), None, "{ok}");
+    }
+    assert_eq!(field("fs", "discard,commit=30"), None);
+}
+
+#[test]
 fn capabilities_say_what_each_type_does() {
     let caps = |kind: &str| {
         let s = spec(serde_json::json!({"name": "p", "type": kind}));

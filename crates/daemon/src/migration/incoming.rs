@@ -31,6 +31,8 @@ fn free_port(host: &str) -> Result<u16, Error> {
 /// Checks the request and gets ready.
 pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Error> {
     let name = req.spec.name.clone();
+    // The name makes paths below, before the whole spec is validated.
+    ferrovirt_core::name::validate("spec.name", &name)?;
     let _guard = d.locks.lock(&name).await;
     if d.store
         .get_instance(&name)

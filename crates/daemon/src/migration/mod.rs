@@ -43,7 +43,19 @@ fn remote_err(doing: &str) -> impl Fn(ClientError) -> Error + '_ {
 }
 
 /// Checks a migration request before the operation starts.
+/// The bandwidth limit in bytes/s (the request gives MiB/s), refused when
+/// it does not fit.
+pub fn bandwidth_bytes(req: &MigratePost) -> Result<Option<u64>, Error> {
+    req.bandwidth
+        .map(|mib| {
+            mib.checked_mul(1 << 20)
+                .ok_or_else(|| Error::validation("bandwidth", format!("{mib} MiB/s is too large")))
+        })
+        .transpose()
+}
+
 pub async fn check(d: &Daemon, name: &str, req: &MigratePost) -> Result<(), Error> {
+    bandwidth_bytes(req)?;
     let rec = d.record(name).await?;
     let running = d.instances.is_active(name);
     if req.offline && running {

@@ -210,7 +210,7 @@ async fn live(
         .map_err(|e| monitor_error("setting migration capabilities", e))?;
         // Without --bandwidth, no limit (QEMU's own default is 128 MiB/s).
         m.migrate_set_parameters(MigrationParams {
-            max_bandwidth: req.bandwidth.map(|bw| bw * 1024 * 1024),
+            max_bandwidth: super::bandwidth_bytes(req)?,
             downtime_limit_ms: req.max_downtime,
             zstd: req.compress,
         })

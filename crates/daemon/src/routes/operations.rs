@@ -46,7 +46,7 @@ pub async fn show(
 
 #[derive(Debug, Deserialize)]
 pub struct WaitQuery {
-    /// Seconds to wait at most (default 30).
+    /// Seconds to wait at most: 0 to 3600, default 30.
     timeout: Option<f64>,
 }
 
@@ -58,8 +58,26 @@ pub async fn wait(
     Path(id): Path<Uuid>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<axum::Json<Operation>> {
-    let timeout = Duration::from_secs_f64(q.timeout.unwrap_or(30.0).clamp(0.0, 3600.0));
+    let timeout = wait_timeout(q.timeout)?;
     Ok(axum::Json(d.operations.wait(id, timeout).await?))
+}
+
+/// Longest wait, in seconds.
+const MAX_WAIT_SECS: f64 = 3600.0;
+
+/// The `timeout` of a wait: 30 s by default, a number of seconds between 0
+/// and an hour (NaN, infinities and negative numbers are refused).
+fn wait_timeout(secs: Option<f64>) -> Result<Duration, ferrovirt_core::Error> {
+    match secs {
+        None => Ok(Duration::from_secs(30)),
+        Some(s) if s.is_finite() && (0.0..=MAX_WAIT_SECS).contains(&s) => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        Some(s) => Err(ferrovirt_core::Error::validation(
+            "timeout",
+            format!("{s} is not a number of seconds between 0 and {MAX_WAIT_SECS}"),
+        )),
+    }
 }
 
 /// Cancel an operation.
