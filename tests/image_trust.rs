@@ -66,10 +66,19 @@ async fn a_guest_written_qcow2_header_never_reads_a_host_file() {
             "raw",
         ],
     );
-    let mut spec = guest_spec("evil");
-    spec["disks"] = json!([{"volume": "default/data.raw", "name": "data"}]);
-    create(&d.client, spec).await;
+    create(&d.client, guest_spec("evil")).await;
     let mut ch = boot(&d.client, "evil").await;
+    let attach = [
+        "disk",
+        "attach",
+        "evil",
+        "--volume",
+        "default/data.raw",
+        "--as",
+        "data",
+    ];
+    cli_ok(&d, &attach);
+    wait_block(&mut ch, "vda", true).await;
 
     // The guest writes the header onto its raw disk, flushed.
     sh(
@@ -81,6 +90,17 @@ async fn a_guest_written_qcow2_header_never_reads_a_host_file() {
     )
     .await;
     assert_eq!(secret_seen(&mut ch, "vda").await, 0);
+
+    // Detach and attach again (which resolves the volume again).
+    cli_ok(&d, &["disk", "detach", "evil", "data"]);
+    wait_block(&mut ch, "vda", false).await;
+    cli_ok(&d, &attach);
+    wait_block(&mut ch, "vda", true).await;
+    assert_eq!(
+        secret_seen(&mut ch, "vda").await,
+        0,
+        "the guest read the host file through a re-attached disk"
+    );
 
     // Stop, PATCH (which resolves the volume again), start.
     force_stop(&d.client, "evil").await;
@@ -95,28 +115,6 @@ async fn a_guest_written_qcow2_header_never_reads_a_host_file() {
         secret_seen(&mut ch, "vda").await,
         0,
         "the guest read the host file through its own disk after a PATCH"
-    );
-
-    // Detach and attach again while running.
-    cli_ok(&d, &["disk", "detach", "evil", "data"]);
-    wait_block(&mut ch, "vda", false).await;
-    cli_ok(
-        &d,
-        &[
-            "disk",
-            "attach",
-            "evil",
-            "--volume",
-            "default/data.raw",
-            "--as",
-            "data",
-        ],
-    );
-    wait_block(&mut ch, "vda", true).await;
-    assert_eq!(
-        secret_seen(&mut ch, "vda").await,
-        0,
-        "the guest read the host file through a re-attached disk"
     );
     force_stop(&d.client, "evil").await;
 
