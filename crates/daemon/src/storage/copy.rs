@@ -69,27 +69,19 @@ fn plain(format: VolumeFormat) -> ImageRecord {
     ImageRecord::plain(format.disk_format().unwrap_or_default())
 }
 
-/// qemu-img convert `src` (read as `src_format`) → part of `dest`,
-/// reporting progress.
-#[allow(clippy::too_many_arguments)]
-async fn convert(
-    img: QemuImg<'_>,
-    ctx: &OpCtx,
-    src: &Path,
-    src_format: VolumeFormat,
-    dest: &Path,
-    format: VolumeFormat,
-    rec: Option<&ImageRecord>,
-    stage: &str,
-) -> Result<(), Error> {
-    let total = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
-    let part = part_path(dest);
-    copy_into(ctx, dest, rec, async {
+/// qemu-img convert of `job` into the part file of its destination,
+/// reporting progress; the copy is recorded when it is a volume.
+async fn convert(img: QemuImg<'_>, ctx: &OpCtx, job: &Copy) -> Result<(), Error> {
+    let total = std::fs::metadata(&job.src).map(|m| m.len()).unwrap_or(0);
+    let part = part_path(&job.dest);
+    let rec = job.record.then(|| plain(job.format));
+    let stage = job.stage;
+    copy_into(ctx, &job.dest, rec.as_ref(), async {
         img.convert_from(
-            src,
-            src_format.as_str(),
+            &job.src,
+            job.src_format.as_str(),
             &part,
-            format.as_str(),
+            job.format.as_str(),
             None,
             |p| {
                 let done = (total as f64 * p / 100.0) as u64;
@@ -220,18 +212,7 @@ fn spawn_copy(
     let dd = d.clone();
     spawn(d, description, resources, move |ctx| async move {
         let _guard = dd.locks.lock(&lock).await;
-        let rec = job.record.then(|| plain(job.format));
-        convert(
-            dd.img(),
-            &ctx,
-            &job.src,
-            job.src_format,
-            &job.dest,
-            job.format,
-            rec.as_ref(),
-            job.stage,
-        )
-        .await
+        convert(dd.img(), &ctx, &job).await
     })
 }
 
@@ -360,17 +341,15 @@ pub async fn clone(
                 }
             }
             ctx.set_result(serde_json::json!({"method": "copy"}));
-            convert(
-                dd.img(),
-                &ctx,
-                &src,
-                v.format,
-                &dest,
+            let job = Copy {
+                src,
+                src_format: v.format,
+                dest,
                 format,
-                Some(&plain(format)),
-                "copying",
-            )
-            .await
+                record: true,
+                stage: "copying",
+            };
+            convert(dd.img(), &ctx, &job).await
         },
     ))
 }
