@@ -97,8 +97,6 @@ pub async fn prepare(d: &Daemon, req: IncomingPost) -> Result<IncomingReply, Err
         for (i, size) in indexes.into_iter().zip(&req.disk_sizes) {
             let fmt = spec.disks[i].format;
             let path = dir.join(format!("disk{i}.{}", fmt.as_str()));
-            // The instance's own copy: deleting it removes the file.
-            crate::snapshots::record_new(&path, &name, fmt, None)?;
             let cmd = ferrovirt_core::runner::Command::new("qemu-img")
                 .args(["create", "-q", "-f", fmt.as_str()])
                 .arg(path.display().to_string())
