@@ -139,3 +139,62 @@ async fn deleting_an_instance_removes_only_the_files_it_recorded() {
         .unwrap_or_default();
     assert!(records.is_empty(), "records left: {records:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn merging_snapshots_away_keeps_the_recorded_chain() {
+    let h = FakeHost::start().await;
+    let c = &h.client;
+    let dir = h.dir.path().join("images");
+    std::fs::create_dir(&dir).unwrap();
+    let raw = dir.join("base.raw");
+    std::fs::write(&raw, b"base data").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&raw)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let spec = json!({"name": "m", "memory": 64, "disks": [{"path": raw.display().to_string()}]});
+    c.create_instance(&spec).await.unwrap();
+    for s in ["e1", "e2"] {
+        let snap = SnapshotsPost {
+            name: s.into(),
+            kind: SnapshotKind::External,
+            memory: Some(false),
+            description: String::new(),
+        };
+        let op = c.create_snapshot("m", &snap).await.unwrap();
+        c.finish(&op).await.expect("snapshot taken");
+    }
+    let o1 = dir.join("m-disk0.e1.qcow2");
+    let o2 = dir.join("m-disk0.e2.qcow2");
+    let backing = |p: &Path| ferrovirt_storage::record::read(p).and_then(|r| r.backing);
+    assert_eq!(backing(&o2).unwrap().path, o1.display().to_string());
+    // The middle one: e1's frozen file (the user's) is streamed into O1.
+    let op = c.delete_snapshot("m", "e1").await.unwrap();
+    c.finish(&op).await.expect("e1 deleted");
+    assert_eq!(backing(&o1), None, "O1 stands alone now");
+    assert!(raw.exists(), "the user's file stays");
+    // The newest: the live overlay is committed into O1.
+    let op = c.delete_snapshot("m", "e2").await.unwrap();
+    c.finish(&op).await.expect("e2 deleted");
+    assert!(!o2.exists());
+    assert_eq!(ferrovirt_storage::record::read(&o2), None);
+    let inst = c.instance("m").await.unwrap();
+    assert_eq!(inst.spec.disks[0].path, o1.display().to_string());
+    let data = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(&o1)
+        .arg(dir.join("out.raw"))
+        .status()
+        .unwrap();
+    assert!(data.success());
+    assert!(
+        std::fs::read(dir.join("out.raw"))
+            .unwrap()
+            .starts_with(b"base data")
+    );
+    c.delete_instance("m", false).await.unwrap();
+    assert!(!o1.exists(), "the daemon's overlay goes with the instance");
+    assert!(raw.exists());
+}
