@@ -442,6 +442,7 @@ async fn killed_daemon_mid_import_leaves_no_volume() {
     let names: Vec<String> = std::fs::read_dir(&pool_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ferrovirt_storage::record::RECORD_DIR)
         .collect();
     assert_eq!(
         names,

@@ -301,6 +301,15 @@ impl DiskFormat {
             Self::Qcow2 => "qcow2",
         }
     }
+
+    /// The format QEMU names `name` (`raw`, `qcow2`), if a disk can have it.
+    pub fn from_qemu(name: &str) -> Option<Self> {
+        match name {
+            "raw" => Some(Self::Raw),
+            "qcow2" => Some(Self::Qcow2),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]

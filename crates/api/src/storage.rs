@@ -171,6 +171,20 @@ impl VolumeFormat {
     pub fn is_native(self) -> bool {
         matches!(self, Self::Raw | Self::Qcow2)
     }
+
+    /// The disk format of a native volume format.
+    pub fn disk_format(self) -> Option<crate::DiskFormat> {
+        crate::DiskFormat::from_qemu(self.as_str())
+    }
+}
+
+impl From<crate::DiskFormat> for VolumeFormat {
+    fn from(f: crate::DiskFormat) -> Self {
+        match f {
+            crate::DiskFormat::Raw => Self::Raw,
+            crate::DiskFormat::Qcow2 => Self::Qcow2,
+        }
+    }
 }
 
 /// How much of a new volume is allocated up front.

@@ -52,6 +52,19 @@ impl DiskSource {
     }
 }
 
+/// A backing file ferrovirt itself gave a disk's image (a snapshot's
+/// frozen file, a linked clone's base). QEMU is told the whole chain and
+/// never follows a file named in an image's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingFile {
+    pub path: String,
+    pub format: DiskFormat,
+}
+
+/// The backing chain of each disk image, by the image's path, top's
+/// backing first; an image not in it has no backing file.
+pub type BackingChains = std::collections::BTreeMap<String, Vec<BackingFile>>;
+
 /// An `iscsi://host[:port]/target-iqn/lun` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IscsiUrl {

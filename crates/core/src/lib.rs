@@ -23,11 +23,11 @@ pub mod spec;
 mod spec_props;
 pub mod storage_driver;
 
-pub use disk_source::DiskSource;
+pub use disk_source::{BackingChains, BackingFile, DiskSource};
 pub use error::{Error, ErrorKind};
 pub use lock::InstanceLocks;
 pub use network_driver::{NetworkCaps, NetworkDriver, NicPort};
 pub use reverter::Reverter;
-pub use runner::{Command, CommandRunner, RunError, TokioRunner};
+pub use runner::{Command, CommandRunner, Limits, RunError, TokioRunner};
 pub use spec::{HostLimits, ValidSpec};
 pub use storage_driver::{Space, StorageCaps, StorageDriver, VolumeInfo};

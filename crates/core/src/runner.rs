@@ -32,6 +32,28 @@ pub struct Command {
     /// `None` only for copies that take as long as the data needs; they are
     /// cancelled by dropping their future.
     pub timeout: Option<Duration>,
+    /// CPU and memory limits the tool runs under (through `prlimit`).
+    pub limits: Option<Limits>,
+}
+
+/// CPU and memory limits for a tool reading untrusted input, such as
+/// qemu-img on an image a user supplied or a guest wrote: a crafted image
+/// cannot make it eat the host's memory or CPU (OpenStack runs qemu-img
+/// info the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of address space (`RLIMIT_AS`).
+    pub address_space: u64,
+    /// Seconds of CPU time (`RLIMIT_CPU`).
+    pub cpu_seconds: u64,
+}
+
+impl Limits {
+    /// What qemu-img gets for reading an untrusted image: 1 GiB, 30 s.
+    pub const UNTRUSTED_IMAGE: Self = Self {
+        address_space: 1 << 30,
+        cpu_seconds: 30,
+    };
 }
 
 impl Command {
@@ -42,6 +64,31 @@ impl Command {
             stdin: None,
             env: Vec::new(),
             timeout: Some(DEFAULT_TIMEOUT),
+            limits: None,
+        }
+    }
+
+    /// Runs the tool under `limits`.
+    pub fn limited(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The program and arguments actually run: the tool itself, or
+    /// `prlimit --as=… --cpu=… -- tool …` when it has limits.
+    pub fn argv(&self) -> Vec<String> {
+        let tool = std::iter::once(self.program.clone()).chain(self.args.iter().cloned());
+        match self.limits {
+            None => tool.collect(),
+            Some(l) => [
+                "prlimit".to_owned(),
+                format!("--as={}", l.address_space),
+                format!("--cpu={}", l.cpu_seconds),
+                "--".to_owned(),
+            ]
+            .into_iter()
+            .chain(tool)
+            .collect(),
         }
     }
 
@@ -159,8 +206,9 @@ impl TokioRunner {
         cmd: &Command,
         mut on_line: Option<&mut (dyn FnMut(&str) + Send)>,
     ) -> Result<Output, RunError> {
-        let mut child = tokio::process::Command::new(&cmd.program)
-            .args(&cmd.args)
+        let argv = cmd.argv();
+        let mut child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(if cmd.stdin.is_some() {
                 Stdio::piped()
@@ -292,6 +340,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(lines, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn limited_tools_run_under_prlimit() {
+        let cmd = Command::new("sh")
+            .args(["-c", "ulimit -v; ulimit -t"])
+            .limited(Limits::UNTRUSTED_IMAGE);
+        assert_eq!(
+            cmd.argv()[..4],
+            ["prlimit", "--as=1073741824", "--cpu=30", "--"]
+        );
+        assert_eq!(
+            cmd.line(),
+            "sh -c ulimit -v; ulimit -t",
+            "errors name the tool"
+        );
+        let out = TokioRunner.run(&cmd).await.unwrap();
+        assert_eq!(out.stdout, "1048576\n30\n");
     }
 
     #[tokio::test]

@@ -11,7 +11,9 @@
 
 use std::path::Path;
 
-use ferrovirt_api::{ClonePost, EventKind, InstanceStatus, SnapshotKind, SnapshotsPost};
+use ferrovirt_api::{
+    ClonePost, DiskFormat, EventKind, InstanceStatus, SnapshotKind, SnapshotsPost,
+};
 use ferrovirt_core::{Error, name};
 use ferrovirt_qemu::img;
 use ferrovirt_store::InstanceRecord;
@@ -65,12 +67,20 @@ pub async fn check(d: &Daemon, source: &str, req: &ClonePost) -> Result<(), Erro
     Ok(())
 }
 
-/// Where the clone's copy of disk `i` goes: next to the source's disk.
-fn clone_file(source_disk: &str, clone: &str, i: usize, format: &str) -> String {
-    let dir = Path::new(source_disk).parent().unwrap_or(Path::new("/"));
-    dir.join(format!("{clone}-disk{i}.{format}"))
+/// Where the clone's copy of disk `i` goes: `<clone>-disk<i>.<format>`
+/// in the directory [`snapshots::dir_for`] picks for the source's file.
+async fn clone_file(
+    d: &Daemon,
+    source_disk: &str,
+    clone: &str,
+    i: usize,
+    format: &str,
+) -> Result<String, Error> {
+    let dir = snapshots::dir_for(d, source_disk).await?;
+    Ok(dir
+        .join(format!("{clone}-disk{i}.{format}"))
         .display()
-        .to_string()
+        .to_string())
 }
 
 pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Result<(), Error> {
@@ -121,11 +131,14 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
         let total = indexes.len().max(1) as f64;
         for (n, (i, (file, format))) in indexes.iter().zip(&files).enumerate() {
             let out_format = if req.linked { "qcow2" } else { format.as_str() };
-            let dst = clone_file(file, &req.name, *i, out_format);
+            let dst = clone_file(d, file, &req.name, *i, out_format).await?;
             if Path::new(&dst).exists() {
                 return Err(Error::conflict(format!("{dst} already exists")));
             }
+            let disk_format = |f: &str| DiskFormat::from_qemu(f).unwrap_or_default();
+            let backing = req.linked.then(|| (file.as_str(), disk_format(format)));
             created.push(dst.clone());
+            snapshots::record_new(Path::new(&dst), &req.name, disk_format(out_format), backing)?;
             if req.linked {
                 d.img()
                     .create_overlay(Path::new(&dst), Path::new(file), format)
@@ -136,7 +149,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                 let img = d.img();
                 let copy = img.convert_from(
                     Path::new(file),
-                    Some(format),
+                    format,
                     Path::new(&dst),
                     format,
                     tag.as_deref(),
@@ -148,11 +161,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
                 }
             }
             spec.disks[*i].path = dst;
-            spec.disks[*i].format = if out_format == "qcow2" {
-                ferrovirt_api::DiskFormat::Qcow2
-            } else {
-                ferrovirt_api::DiskFormat::Raw
-            };
+            spec.disks[*i].format = disk_format(out_format);
         }
         crate::networks::nics::prepare(d, &mut spec).await?;
         let spec = d.validate(spec)?;
@@ -192,7 +201,7 @@ pub async fn clone(d: &Daemon, ctx: &OpCtx, source: &str, req: ClonePost) -> Res
         }
         Err(e) => {
             for f in created {
-                let _ = std::fs::remove_file(f);
+                ferrovirt_storage::record::remove_image(Path::new(&f));
             }
             Err(e)
         }

@@ -4,7 +4,7 @@
 use ferrovirt_api::{
     Disk, DiskBus, DiskMedia, EventKind, Instance, InstanceSpec, IoLimits, MachineKind, MediaPut,
 };
-use ferrovirt_core::{Error, ValidSpec};
+use ferrovirt_core::{BackingFile, Error, ValidSpec};
 use ferrovirt_qemu::Monitor;
 use ferrovirt_qemu::command::{
     ROOT_PORTS, SCSI_CONTROLLER, blockdev_nodes, device_id, placed_disk_device,
@@ -12,7 +12,7 @@ use ferrovirt_qemu::command::{
 
 use crate::daemon::{Daemon, store_err};
 use crate::instance::{self, job::JobKind, qmp_err};
-use crate::storage::volumes;
+use crate::storage::{backing, volumes};
 
 fn index_of(spec: &InstanceSpec, disk: &str) -> Result<usize, Error> {
     spec.disks
@@ -38,7 +38,7 @@ pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, 
     let h = instance::handle(d, name).await?;
     let _job = h.begin(JobKind::DiskChange, None)?;
     let mut spec = d.record(name).await?.spec.into_inner();
-    volumes::resolve_disk(d, "volume", &mut disk).await?;
+    volumes::resolve_disk(d, "", &mut disk).await?;
     if disk.name.is_none() {
         disk.name = Some(ferrovirt_core::disk::free_name(&spec.disks));
     }
@@ -52,12 +52,19 @@ pub async fn attach(d: &Daemon, name: &str, mut disk: Disk) -> Result<Instance, 
     let disk = spec.disks.last().cloned().expect("just pushed");
     let node = disk.name.clone().unwrap_or_default();
     if let Some(rt) = h.live() {
-        plug(rt.monitor(), &spec, &disk, &node).await?;
+        let chain = backing::chain(d, "path", &disk.path, disk.format).await?;
+        plug(rt.monitor(), &spec, &disk, &node, &chain).await?;
     }
     saved(d, &spec, format!("disk {node} attached")).await
 }
 
-async fn plug(qmp: &Monitor, spec: &InstanceSpec, disk: &Disk, node: &str) -> Result<(), Error> {
+async fn plug(
+    qmp: &Monitor,
+    spec: &InstanceSpec,
+    disk: &Disk,
+    node: &str,
+    chain: &[BackingFile],
+) -> Result<(), Error> {
     let name = &spec.name;
     if !matches!(disk.bus, DiskBus::Virtio | DiskBus::Scsi) || spec.machine == MachineKind::Microvm
     {
@@ -68,7 +75,7 @@ async fn plug(qmp: &Monitor, spec: &InstanceSpec, disk: &Disk, node: &str) -> Re
     }
     let mut added: Vec<String> = Vec::new();
     let result = async {
-        for b in blockdev_nodes(disk, node) {
+        for b in blockdev_nodes(disk, node, chain) {
             let id = b["node-name"].as_str().unwrap_or_default().to_owned();
             qmp.blockdev_add(&b)
                 .await
@@ -157,7 +164,7 @@ async fn unplug(qmp: &Monitor, disk: &Disk, node: &str) -> Result<(), Error> {
     qmp.device_del(&device_id(node), &format!("disk {node}"))
         .await
         .map_err(|e| crate::monitor_error::monitor_error(&format!("unplugging disk {node}"), e))?;
-    for b in blockdev_nodes(disk, node).iter().rev() {
+    for b in blockdev_nodes(disk, node, &[]).iter().rev() {
         let _ = qmp
             .blockdev_del(b["node-name"].as_str().unwrap_or_default())
             .await;
@@ -191,7 +198,7 @@ pub async fn change_media(
     let mut disk = spec.disks[index].clone();
     disk.volume = req.volume;
     disk.path = req.path.unwrap_or_default();
-    volumes::resolve_disk(d, "volume", &mut disk).await?;
+    volumes::resolve_disk(d, "", &mut disk).await?;
     if !disk.path.is_empty() {
         ferrovirt_core::disk::validate("media", &mut disk, spec.machine, &Daemon::path_exists)?;
     }

@@ -174,7 +174,7 @@ pub async fn delete(d: &Daemon, name: &str, force: bool) -> Result<(), Error> {
         )));
     }
     for file in &ours {
-        let _ = std::fs::remove_file(file);
+        ferrovirt_storage::record::remove_image(std::path::Path::new(file));
     }
     if let Some(save) = &rec.managed_save {
         let _ = std::fs::remove_file(save);

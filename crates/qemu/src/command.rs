@@ -6,12 +6,12 @@
 //! few legacy options that take `key=value` lists escape `,` as `,,`.
 
 use ferrovirt_api::{
-    AccelDecision, BootDevice, CpuModel, Disk, DiskBus, DiskMedia, GraphicsAdapter, GraphicsType,
-    InstanceSpec, MachineKind,
+    AccelDecision, BootDevice, CpuModel, Disk, DiskBus, DiskFormat, DiskMedia, GraphicsAdapter,
+    GraphicsType, InstanceSpec, MachineKind,
 };
 use ferrovirt_core::ValidSpec;
 use ferrovirt_core::disk::node_name;
-use ferrovirt_core::disk_source::DiskSource;
+use ferrovirt_core::disk_source::{BackingChains, BackingFile, DiskSource};
 use serde_json::{Value, json};
 
 use crate::InstancePaths;
@@ -47,7 +47,14 @@ pub fn build(
     accel: &AccelDecision,
     paths: &InstancePaths,
 ) -> QemuCommand {
-    build_with(binary, spec, accel, paths, &StartMode::Boot)
+    build_with(
+        binary,
+        spec,
+        accel,
+        paths,
+        &StartMode::Boot,
+        &BackingChains::new(),
+    )
 }
 
 /// How the guest's state begins.
@@ -59,13 +66,15 @@ pub enum StartMode {
     Incoming,
 }
 
-/// [`build`] with an explicit [`StartMode`].
+/// [`build`] with an explicit [`StartMode`] and the backing chains the
+/// daemon made for the disks' images (an image not in `chains` has none).
 pub fn build_with(
     binary: &str,
     spec: &ValidSpec,
     accel: &AccelDecision,
     paths: &InstancePaths,
     mode: &StartMode,
+    chains: &BackingChains,
 ) -> QemuCommand {
     let mut a = Args::default();
     a.opt("-name", format!("guest={},debug-threads=on", spec.name));
@@ -128,7 +137,7 @@ pub fn build_with(
         }
     }
     boot(&mut a, spec);
-    disks(&mut a, spec);
+    disks(&mut a, spec, chains);
     graphics(&mut a, spec, paths);
     match mode {
         StartMode::Boot => {}
@@ -209,7 +218,7 @@ fn boot_index(spec: &InstanceSpec, index: usize) -> Option<usize> {
     Some(class_rank * 100 + within + 1)
 }
 
-fn disks(a: &mut Args, spec: &InstanceSpec) {
+fn disks(a: &mut Args, spec: &InstanceSpec, chains: &BackingChains) {
     let uses = |bus| spec.disks.iter().any(|d| d.bus == bus);
     if uses(DiskBus::Scsi) {
         a.device(json!({"driver": "virtio-scsi-pci", "id": SCSI_CONTROLLER}));
@@ -220,7 +229,11 @@ fn disks(a: &mut Args, spec: &InstanceSpec) {
     let (mut ide, mut sata, mut scsi) = (0usize, 0usize, 0usize);
     for (i, disk) in spec.disks.iter().enumerate() {
         let node = node_name(disk, i);
-        for b in blockdev_nodes(disk, &node) {
+        let chain = chains
+            .get(&disk.path)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for b in blockdev_nodes(disk, &node, chain) {
             a.blockdev(b);
         }
         let mut dev = disk_device(spec.machine, disk, &node);
@@ -295,15 +308,43 @@ fn ide_driver(media: DiskMedia) -> &'static str {
 
 /// The `-blockdev`s of a disk, bottom first: the protocol node
 /// (`<node>-file`: a file, a host block device or an iSCSI LUN) and the
-/// format node `<node>` the device uses. None for an empty cdrom.
-pub fn blockdev_nodes(disk: &Disk, node: &str) -> Vec<Value> {
+/// format node `<node>` the device uses. A qcow2 node's `backing` is
+/// always given: `chain` (top's backing first), or null, so QEMU never
+/// opens a file an image's header names (raw nodes have no backing). None
+/// for an empty cdrom.
+pub fn blockdev_nodes(disk: &Disk, node: &str, chain: &[BackingFile]) -> Vec<Value> {
     if !has_medium(disk) {
         return Vec::new();
     }
     let (direct, no_flush, _) = disk.cache.qemu_flags();
     let cache = json!({"direct": direct, "no-flush": no_flush});
     let file_node = format!("{node}-file");
-    let mut file = match DiskSource::recorded(&disk.path, disk.format) {
+    let source = DiskSource::recorded(&disk.path, disk.format);
+    let mut file = protocol(&source);
+    if !matches!(source, DiskSource::Iscsi(_)) {
+        file["aio"] = json!(disk.aio.as_str());
+        file["discard"] = json!("unmap");
+    }
+    file["node-name"] = json!(file_node);
+    file["read-only"] = json!(disk.readonly);
+    file["cache"] = cache.clone();
+    let mut format = json!({
+        "driver": disk.format.as_str(),
+        "file": file_node,
+        "node-name": node,
+        "read-only": disk.readonly,
+        "cache": cache,
+    });
+    if disk.format == DiskFormat::Qcow2 {
+        format["backing"] = backing(chain);
+    }
+    vec![file, format]
+}
+
+/// The protocol node of a source: a file, a host block device or an
+/// iSCSI LUN.
+fn protocol(source: &DiskSource) -> Value {
+    match source {
         DiskSource::Iscsi(url) => json!({
             "driver": "iscsi",
             "transport": "tcp",
@@ -312,28 +353,31 @@ pub fn blockdev_nodes(disk: &Disk, node: &str) -> Vec<Value> {
             "lun": url.lun,
             "initiator-name": ISCSI_INITIATOR,
         }),
-        source => {
-            let driver = match source {
-                DiskSource::BlockDevice { .. } => "host_device",
-                _ => "file",
-            };
-            json!({"driver": driver, "filename": disk.path, "aio": disk.aio.as_str(),
-                   "discard": "unmap"})
+        DiskSource::BlockDevice { path } => {
+            json!({"driver": "host_device", "filename": path.display().to_string()})
         }
-    };
-    file["node-name"] = json!(file_node);
-    file["read-only"] = json!(disk.readonly);
-    file["cache"] = cache.clone();
-    vec![
-        file,
-        json!({
-            "driver": disk.format.as_str(),
-            "file": file_node,
-            "node-name": node,
-            "read-only": disk.readonly,
-            "cache": cache,
-        }),
-    ]
+        DiskSource::File { path, .. } => {
+            json!({"driver": "file", "filename": path.display().to_string()})
+        }
+    }
+}
+
+/// The `backing` of a qcow2 node: the chain as nested definitions (each
+/// qcow2 one with its own explicit `backing`; raw has no backing in QEMU's
+/// schema), or null at its end. The nodes inherit read-only and cache
+/// options as backing files do.
+fn backing(chain: &[BackingFile]) -> Value {
+    match chain.split_first() {
+        None => Value::Null,
+        Some((b, rest)) => {
+            let source = DiskSource::recorded(&b.path, b.format);
+            let mut node = json!({"driver": b.format.as_str(), "file": protocol(&source)});
+            if b.format == DiskFormat::Qcow2 {
+                node["backing"] = backing(rest);
+            }
+            node
+        }
+    }
 }
 
 pub use ferrovirt_core::disk_source::{ISCSI_INITIATOR, IscsiUrl};

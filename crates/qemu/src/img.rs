@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use ferrovirt_core::runner::{Command, CommandRunner, RunError};
+use ferrovirt_api::DiskFormat;
+use ferrovirt_core::runner::{Command, CommandRunner, Limits, RunError};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,25 @@ pub struct ImageInfo {
     pub full_backing_filename: Option<String>,
     #[serde(default)]
     pub snapshots: Vec<InternalSnapshot>,
+    #[serde(rename = "format-specific", default)]
+    pub format_specific: Option<serde_json::Value>,
+}
+
+impl ImageInfo {
+    /// The external data file a qcow2 header names, if any.
+    pub fn data_file(&self) -> Option<&str> {
+        self.format_specific
+            .as_ref()?
+            .pointer("/data/data-file")?
+            .as_str()
+    }
+
+    /// The backing file the header names, as QEMU would open it.
+    pub fn named_backing(&self) -> Option<&str> {
+        self.full_backing_filename
+            .as_deref()
+            .or(self.backing_filename.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -90,16 +110,38 @@ impl<'r> QemuImg<'r> {
         })
     }
 
-    /// Image metadata; `-U` so it also works on images a running QEMU holds.
-    pub async fn info(&self, path: &Path) -> Result<ImageInfo, ImgError> {
-        self.json("info", qemu_img(["info", "-U", "--output=json", s(path)]))
-            .await
+    /// Image metadata of an image of `format` (never probed from its
+    /// content); `-U` so it also works on images a running QEMU holds. Its
+    /// header is untrusted (a guest or a user wrote it), so qemu-img runs
+    /// under [`Limits::UNTRUSTED_IMAGE`].
+    pub async fn info(&self, path: &Path, format: DiskFormat) -> Result<ImageInfo, ImgError> {
+        let args = [
+            "info",
+            "-U",
+            "-f",
+            format.as_str(),
+            "--output=json",
+            s(path),
+        ];
+        let cmd = qemu_img(args).limited(Limits::UNTRUSTED_IMAGE);
+        self.json("info", cmd).await
     }
 
-    /// The image and every image below it, top first.
-    pub async fn backing_chain(&self, path: &Path) -> Result<Vec<ImageInfo>, ImgError> {
-        let args = ["info", "-U", "--backing-chain", "--output=json", s(path)];
-        self.json("info --backing-chain", qemu_img(args)).await
+    /// What a file a user asks to import is, read as the format they
+    /// declare (any qemu-img reads: vmdk, vdi …) or, when they declare
+    /// none, the one qemu-img finds: the one place a format is read from
+    /// content, under limits, and the import records it.
+    pub async fn identify(
+        &self,
+        path: &Path,
+        declared: Option<&str>,
+    ) -> Result<ImageInfo, ImgError> {
+        let mut cmd = qemu_img(["info", "-U", "--output=json"]);
+        if let Some(f) = declared {
+            cmd = cmd.args(["-f", f]);
+        }
+        let cmd = cmd.arg(s(path)).limited(Limits::UNTRUSTED_IMAGE);
+        self.json("info", cmd).await
     }
 
     /// Creates a qcow2 overlay of `size` bytes on `backing` without opening
@@ -152,7 +194,7 @@ impl<'r> QemuImg<'r> {
     /// Writes `image`'s data into its backing file (`qemu-img commit`),
     /// as long as the data takes.
     pub async fn commit(&self, image: &Path) -> Result<(), ImgError> {
-        let cmd = qemu_img(["commit", "-q", s(image)]).no_timeout();
+        let cmd = qemu_img(["commit", "-q", "-f", "qcow2", s(image)]).no_timeout();
         self.run("commit", cmd).await.map(drop)
     }
 
@@ -160,7 +202,7 @@ impl<'r> QemuImg<'r> {
     /// apply, `-d` delete.
     pub async fn snapshot(&self, op: char, tag: &str, image: &Path) -> Result<(), ImgError> {
         let flag = format!("-{op}");
-        let cmd = qemu_img(["snapshot", &flag, tag, s(image)]);
+        let cmd = qemu_img(["snapshot", "-f", "qcow2", &flag, tag, s(image)]);
         self.run("snapshot", cmd).await.map(drop)
     }
 
@@ -169,32 +211,39 @@ impl<'r> QemuImg<'r> {
     pub async fn rebase(
         &self,
         image: &Path,
-        backing: Option<(&Path, &str)>,
+        backing: Option<(&Path, DiskFormat)>,
     ) -> Result<(), ImgError> {
         let cmd = match backing {
-            Some((b, fmt)) => qemu_img(["rebase", "-q", "-F", fmt, "-b", s(b), s(image)]),
-            None => qemu_img(["rebase", "-q", "-b", "", s(image)]),
+            Some((b, fmt)) => qemu_img([
+                "rebase",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                fmt.as_str(),
+                "-b",
+                s(b),
+                s(image),
+            ]),
+            None => qemu_img(["rebase", "-q", "-f", "qcow2", "-b", "", s(image)]),
         };
         self.run("rebase", cmd.no_timeout()).await.map(drop)
     }
 
     /// Copies an image (sparse, all of its backing chain flattened),
-    /// reporting progress in percent; `src_format` is given rather than
-    /// probed when known, `snapshot` copies an internal snapshot's state.
-    /// Dropping the future kills the copy.
+    /// reporting progress in percent; `src_format` is the recorded (or
+    /// declared) format, never probed; `snapshot` copies an internal
+    /// snapshot's state. Dropping the future kills the copy.
     pub async fn convert_from(
         &self,
         src: &Path,
-        src_format: Option<&str>,
+        src_format: &str,
         dst: &Path,
         dst_format: &str,
         snapshot: Option<&str>,
         mut progress: impl FnMut(f64) + Send,
     ) -> Result<(), ImgError> {
-        let mut cmd = qemu_img(["convert", "-p", "-U", "-O", dst_format]);
-        if let Some(f) = src_format {
-            cmd = cmd.args(["-f", f]);
-        }
+        let mut cmd = qemu_img(["convert", "-p", "-U", "-f", src_format, "-O", dst_format]);
         if let Some(tag) = snapshot {
             cmd = cmd.arg("-l").arg(format!("snapshot.name={tag}"));
         }
@@ -255,25 +304,34 @@ mod tests {
         .await
         .unwrap();
         host.snapshot('c', "s1", &base).await.unwrap();
-        let i = host.info(&base).await.unwrap();
+        let i = host.info(&base, DiskFormat::Qcow2).await.unwrap();
         assert_eq!(i.virtual_size, 16 << 20);
         assert_eq!(i.snapshots[0].name, "s1");
         let top = dir.path().join("top.qcow2");
         host.create_overlay(&top, &base, "qcow2").await.unwrap();
+        let q = DiskFormat::Qcow2;
         assert_eq!(
-            host.info(&top).await.unwrap().backing_filename.as_deref(),
+            host.info(&top, q)
+                .await
+                .unwrap()
+                .backing_filename
+                .as_deref(),
             Some(s(&base))
         );
         host.rebase(&top, None).await.unwrap();
-        assert_eq!(host.info(&top).await.unwrap().backing_filename, None);
+        assert_eq!(host.info(&top, q).await.unwrap().backing_filename, None);
         let copy = dir.path().join("copy.raw");
         let mut seen = Vec::new();
-        host.convert_from(&top, Some("qcow2"), &copy, "raw", None, |p| seen.push(p))
+        host.convert_from(&top, "qcow2", &copy, "raw", None, |p| seen.push(p))
             .await
             .unwrap();
-        assert_eq!(host.info(&copy).await.unwrap().virtual_size, 16 << 20);
+        let raw = DiskFormat::Raw;
+        assert_eq!(host.info(&copy, raw).await.unwrap().virtual_size, 16 << 20);
         assert_eq!(seen.last().copied(), Some(100.0));
-        let err = host.info(&dir.path().join("missing")).await.unwrap_err();
+        let err = host
+            .info(&dir.path().join("missing"), raw)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("qemu-img info failed"), "{err}");
     }
 
@@ -292,7 +350,7 @@ mod tests {
         let mut seen = Vec::new();
         img.convert_from(
             Path::new("/a.qcow2"),
-            Some("qcow2"),
+            "qcow2",
             Path::new("/b.raw"),
             "raw",
             None,
@@ -304,7 +362,7 @@ mod tests {
         let calls = fake.calls();
         assert_eq!(
             calls[0].line(),
-            "qemu-img convert -p -U -O raw -f qcow2 /a.qcow2 /b.raw"
+            "qemu-img convert -p -U -f qcow2 -O raw /a.qcow2 /b.raw"
         );
         assert_eq!(
             calls[0].timeout, None,
@@ -312,10 +370,52 @@ mod tests {
         );
         let err = img.commit(Path::new("/top")).await.unwrap_err();
         assert_eq!(err.to_string(), "qemu-img commit failed: Permission denied");
-        let err = img.info(Path::new("/x")).await.unwrap_err();
+        let err = img
+            .info(Path::new("/x"), DiskFormat::Raw)
+            .await
+            .unwrap_err();
         assert_eq!(
             ferrovirt_core::error::chain(&err),
             "cannot run qemu-img info: cannot run qemu-img: it is not installed on this host"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_qemu_img_call_names_the_format_and_info_runs_limited() {
+        use ferrovirt_core::fake_runner::{FakeRunner, Reply};
+        let fake = FakeRunner::new();
+        let info = r#"{"filename": "/v", "format": "raw", "virtual-size": 1}"#;
+        fake.on("qemu-img", &["info"], Reply::stdout(info));
+        let img = QemuImg::new(&fake);
+        let (v, b) = (Path::new("/v"), Path::new("/b"));
+        img.info(v, DiskFormat::Raw).await.unwrap();
+        img.commit(v).await.unwrap();
+        img.snapshot('c', "s", v).await.unwrap();
+        img.rebase(v, Some((b, DiskFormat::Raw))).await.unwrap();
+        img.rebase(v, None).await.unwrap();
+        img.create_overlay(v, b, "raw").await.unwrap();
+        img.create_overlay_sized(v, b, "raw", 1).await.unwrap();
+        img.convert_from(v, "raw", b, "qcow2", None, |_| {})
+            .await
+            .unwrap();
+        let calls = fake.calls();
+        assert_eq!(calls.len(), 8);
+        for c in &calls {
+            assert!(
+                c.args.windows(2).any(|w| w[0] == "-f"),
+                "no -f in {}",
+                c.line()
+            );
+        }
+        assert_eq!(
+            calls[0].argv().join(" "),
+            "prlimit --as=1073741824 --cpu=30 -- qemu-img info -U -f raw --output=json /v"
+        );
+        img.identify(v, None).await.unwrap();
+        assert_eq!(
+            fake.calls()[8].limits,
+            Some(Limits::UNTRUSTED_IMAGE),
+            "a user's file is read under limits"
         );
     }
 }

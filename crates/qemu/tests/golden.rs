@@ -5,11 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+use ferrovirt_api::DiskFormat;
 use ferrovirt_api::{AccelDecision, InstanceSpec};
-use ferrovirt_core::{HostLimits, ValidSpec};
-use ferrovirt_qemu::{InstancePaths, build};
+use ferrovirt_core::{BackingChains, BackingFile, HostLimits, ValidSpec};
+use ferrovirt_qemu::{InstancePaths, StartMode, build_with};
 
 fn check(case: &str, spec: serde_json::Value, accel: &str) {
+    check_with(case, spec, accel, &BackingChains::new());
+}
+
+fn check_with(case: &str, spec: serde_json::Value, accel: &str, chains: &BackingChains) {
     let spec: InstanceSpec = serde_json::from_value(spec).expect("spec");
     let spec = ValidSpec::new(spec, &HostLimits::default(), &|_| true).expect("a valid spec");
     let paths = InstancePaths::new(Path::new("/run/fv"), Path::new("/var/lib/fv"), &spec.name);
@@ -17,7 +22,14 @@ fn check(case: &str, spec: serde_json::Value, accel: &str) {
         accel: accel.into(),
         reason: "test".into(),
     };
-    let cmd = build("qemu-system-x86_64", &spec, &accel, &paths);
+    let cmd = build_with(
+        "qemu-system-x86_64",
+        &spec,
+        &accel,
+        &paths,
+        &StartMode::Boot,
+        chains,
+    );
     let actual = format!("{}\n{}\n", cmd.binary, cmd.args.join("\n"));
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{case}.argv"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -126,4 +138,54 @@ fn q35_disk_backends_cache_and_empty_cdrom() {
         }),
         "tcg",
     );
+}
+
+#[test]
+fn qcow2_overlays_on_a_chain_the_daemon_made() {
+    let file = |path: &str, format| BackingFile {
+        path: path.into(),
+        format,
+    };
+    let chains = BackingChains::from([(
+        "/pool/vm-disk0.s2.qcow2".to_owned(),
+        vec![
+            file("/pool/vm-disk0.s1.qcow2", DiskFormat::Qcow2),
+            file("/pool/base.raw", DiskFormat::Raw),
+        ],
+    )]);
+    check_with(
+        "qcow2_overlays_on_a_chain_the_daemon_made",
+        serde_json::json!({
+            "name": "vm", "uuid": UUID,
+            "disks": [
+                {"path": "/pool/vm-disk0.s2.qcow2", "format": "qcow2"},
+                {"path": "/img/guest-wrote-a-header.raw"}
+            ]
+        }),
+        "tcg",
+        &chains,
+    );
+}
+
+/// No qcow2 `-blockdev` leaves its backing to the image's header: QEMU
+/// would open whatever file a header names. (Raw nodes have no backing in
+/// QEMU's schema, which refuses the key.)
+#[test]
+fn every_qcow2_node_names_its_backing() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut format_nodes = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.windows(2).filter(|w| w[0] == "-blockdev") {
+            let node: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+            if node["driver"] == "qcow2" {
+                format_nodes += 1;
+                assert!(node.get("backing").is_some(), "no backing in {node}");
+            } else {
+                assert!(node.get("backing").is_none(), "backing in {node}");
+            }
+        }
+    }
+    assert!(format_nodes >= 2, "the golden cases have qcow2 disks");
 }

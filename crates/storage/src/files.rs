@@ -5,11 +5,12 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use ferrovirt_api::{VolumeCreate, VolumeFormat};
+use ferrovirt_api::{DiskFormat, VolumeCreate, VolumeFormat};
 use ferrovirt_core::runner::CommandRunner;
 use ferrovirt_core::{Error, Space, VolumeInfo};
 
 use crate::image;
+use crate::record::{self, ImageRecord};
 
 /// In-progress files start with this; listings skip them and a pool's
 /// start removes the ones a killed daemon left.
@@ -27,21 +28,18 @@ pub fn part_path(final_path: &Path) -> PathBuf {
 
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
 
-/// Reads format, virtual size and backing presence from the image header
-/// (qcow2) or the file size (raw), without spawning qemu-img: listing a
-/// pool of thousands of volumes stays fast. `show` asks qemu-img.
-fn sniff(path: &Path, meta: &std::fs::Metadata) -> (VolumeFormat, u64, bool) {
+/// The virtual size in a qcow2 header. Read only from images recorded as
+/// qcow2: the header of any other file is guest data.
+fn qcow2_virtual_size(path: &Path) -> Option<u64> {
     let mut head = [0u8; 32];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    if read.is_ok() && &head[..4] == QCOW2_MAGIC {
-        let be = |r: std::ops::Range<usize>| {
-            head[r]
-                .iter()
-                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
-        };
-        return (VolumeFormat::Qcow2, be(24..32), be(8..16) != 0);
-    }
-    (VolumeFormat::Raw, meta.len(), false)
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .ok()?;
+    (&head[..4] == QCOW2_MAGIC).then(|| {
+        head[24..32]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    })
 }
 
 /// The volume file `name` of the directory, if there is one.
@@ -49,19 +47,26 @@ pub fn find(dir: &Path, name: &str) -> Option<VolumeInfo> {
     info(&dir.join(name), name.to_owned())
 }
 
+/// A volume as recorded: its format is the one ferrovirt made or imported
+/// it with (raw when it has no record: a file someone put there), never
+/// what its content looks like.
 fn info(path: &Path, name: String) -> Option<VolumeInfo> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
         return None;
     }
-    let (format, virtual_size, has_backing) = sniff(path, &meta);
+    let rec = record::read(path).unwrap_or(ImageRecord::plain(DiskFormat::Raw));
+    let virtual_size = match rec.format {
+        DiskFormat::Qcow2 => qcow2_virtual_size(path).unwrap_or(0),
+        DiskFormat::Raw => meta.len(),
+    };
     Some(VolumeInfo {
         name,
         path: path.display().to_string(),
-        format,
+        format: rec.format.into(),
         virtual_size,
         actual_size: meta.blocks() * 512,
-        has_backing,
+        has_backing: rec.backing.is_some(),
     })
 }
 
@@ -119,12 +124,24 @@ pub async fn create(
         req.preallocation,
     )
     .await;
-    finish(made, &part, &path).map(drop)
+    let format = req.format.disk_format().unwrap_or_default();
+    finish(made, &part, &path, Some(&ImageRecord::plain(format))).map(drop)
 }
 
 /// Makes a finished part file durable (qemu-img does not flush its
-/// output) and renames it into place, or removes it on failure.
-pub fn finish<T>(result: Result<T, Error>, part: &Path, path: &Path) -> Result<T, Error> {
+/// output), records it as `rec` (a file that is no volume, such as an
+/// export, has none) and renames it into place, or removes it (and the
+/// record) on failure.
+pub fn finish<T>(
+    result: Result<T, Error>,
+    part: &Path,
+    path: &Path,
+    rec: Option<&ImageRecord>,
+) -> Result<T, Error> {
+    let result = result.and_then(|v| match rec {
+        Some(rec) => record::write(path, rec).map(|()| v),
+        None => Ok(v),
+    });
     let result = result.and_then(|v| {
         let durable = std::fs::File::open(part)
             .and_then(|f| f.sync_all())
@@ -139,6 +156,9 @@ pub fn finish<T>(result: Result<T, Error>, part: &Path, path: &Path) -> Result<T
     });
     if result.is_err() {
         let _ = std::fs::remove_file(part);
+        if rec.is_some() {
+            record::forget(path);
+        }
     }
     result
 }
@@ -167,7 +187,9 @@ pub async fn wipe(runner: &dyn CommandRunner, vol: &VolumeInfo) -> Result<(), Er
                 vol.virtual_size,
                 ferrovirt_api::Preallocation::Off,
             )
-            .await
+            .await?;
+            // A wiped linked clone has no backing file any more.
+            record::write(Path::new(&vol.path), &ImageRecord::plain(DiskFormat::Qcow2))
         }
         _ => {
             let f = std::fs::OpenOptions::new()
@@ -241,6 +263,56 @@ mod tests {
         assert_eq!(std::fs::read(&vols[1].path).unwrap(), vec![0u8; 4]);
         remove_parts(dir.path());
         assert!(!dir.path().join(".part-x").exists());
+    }
+
+    #[tokio::test]
+    async fn formats_are_recorded_never_read_from_content() {
+        let runner = ferrovirt_core::TokioRunner;
+        let dir = tempfile::tempdir().unwrap();
+        let req = VolumeCreate {
+            name: "data.raw".into(),
+            size: 1 << 20,
+            format: VolumeFormat::Raw,
+            preallocation: Default::default(),
+        };
+        create(&runner, dir.path(), &req).await.unwrap();
+        // What a guest writes: a qcow2 header naming a host file.
+        let header = dir.path().join("header.qcow2");
+        let made = std::process::Command::new("qemu-img")
+            .args([
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                "/etc/hostname",
+            ])
+            .arg(&header)
+            .arg("1M")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let bytes = std::fs::read(&header).unwrap();
+        std::fs::remove_file(&header).unwrap();
+        let path = dir.path().join("data.raw");
+        std::fs::write(&path, &bytes).unwrap();
+        let v = find(dir.path(), "data.raw").unwrap();
+        assert_eq!(v.format, VolumeFormat::Raw);
+        assert_eq!(v.virtual_size, bytes.len() as u64);
+        assert!(!v.has_backing);
+        // A file put into the pool by hand has no record: raw.
+        std::fs::write(dir.path().join("dropped.qcow2"), &bytes).unwrap();
+        assert_eq!(
+            find(dir.path(), "dropped.qcow2").unwrap().format,
+            VolumeFormat::Raw
+        );
+        assert_eq!(
+            list(dir.path()).unwrap().len(),
+            2,
+            "records are not volumes"
+        );
     }
 
     #[tokio::test]

@@ -55,7 +55,7 @@ struct Info {
     virtual_size: u64,
 }
 
-/// The virtual size of the image (or LUN URL) at `location`.
+/// The virtual size of the raw image (or LUN URL) at `location`.
 pub async fn virtual_size(
     runner: &dyn CommandRunner,
     doing: &str,
@@ -64,7 +64,7 @@ pub async fn virtual_size(
     let text = run(
         runner,
         doing,
-        qemu_img().args(["info", "-U", "--output=json", location]),
+        qemu_img().args(["info", "-U", "-f", "raw", "--output=json", location]),
     )
     .await?;
     serde_json::from_str::<Info>(&text)

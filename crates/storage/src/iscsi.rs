@@ -115,7 +115,7 @@ mod tests {
             f.lines(),
             [
                 format!("iscsi-ls -s -i {ISCSI_INITIATOR} iscsi://127.0.0.1/"),
-                "qemu-img info -U --output=json iscsi://127.0.0.1:3260/iqn.x:t/1".to_owned()
+                "qemu-img info -U -f raw --output=json iscsi://127.0.0.1:3260/iqn.x:t/1".to_owned()
             ]
         );
         f.on("iscsi-ls", &[], Reply::stdout("Target:iqn.other Portal:x"));

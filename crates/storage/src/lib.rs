@@ -17,6 +17,7 @@ mod mount;
 mod pool_files;
 mod pool_iscsi;
 mod pool_logical;
+pub mod record;
 mod run;
 
 use std::path::{Path, PathBuf};

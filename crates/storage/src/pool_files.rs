@@ -137,7 +137,9 @@ impl StorageDriver for FilePool {
         Box::pin(async move {
             let vol = self.find(name)?;
             std::fs::remove_file(&vol.path)
-                .map_err(|e| Error::internal(format!("cannot delete volume {name}: {e}")))
+                .map_err(|e| Error::internal(format!("cannot delete volume {name}: {e}")))?;
+            crate::record::forget(Path::new(&vol.path));
+            Ok(())
         })
     }
 

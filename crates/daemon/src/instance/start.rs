@@ -84,7 +84,15 @@ async fn launch(
     let qemu = d.qemu()?;
     let accel = accel::decide(spec.accel, &d.virt)?;
     let paths = d.paths(name);
-    let cmd = ferrovirt_qemu::build_with(&qemu.binary, spec, &accel, &paths, &source.start_mode());
+    let chains = crate::storage::backing::chains(d, spec).await?;
+    let cmd = ferrovirt_qemu::build_with(
+        &qemu.binary,
+        spec,
+        &accel,
+        &paths,
+        &source.start_mode(),
+        &chains,
+    );
     let (vm, events) = Vm::spawn(&cmd, &paths)
         .await
         .map_err(|e| Error::internal(format!("cannot start instance {name}: {}", chain(&e))))?;

@@ -74,7 +74,7 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         for (_, disk) in writable_disks(&rec.spec) {
             disk_sizes.push(
                 d.img()
-                    .info(Path::new(&disk.path))
+                    .info(Path::new(&disk.path), disk.format)
                     .await
                     .map_err(|e| Error::internal(format!("cannot read {}: {e}", disk.path)))?
                     .virtual_size,

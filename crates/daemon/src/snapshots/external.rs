@@ -7,12 +7,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use ferrovirt_api::{DiskFormat, InstanceSpec, InstanceStatus, SnapshotDisk};
+use ferrovirt_api::{DiskFormat, InstanceStatus, SnapshotDisk};
 use ferrovirt_core::{Error, ValidSpec};
 use ferrovirt_qemu::monitor::{BlockJob, MigrationInfo};
 use ferrovirt_qemu::{BootSource, img};
+use ferrovirt_storage::record;
 use ferrovirt_store::{SnapshotRecord, SnapshotState};
 
+use super::files::{self, chain_files, files_backing_other_instances, is_ours};
 use super::{records, writable_disks};
 use crate::daemon::{Daemon, store_err};
 use crate::instance::handle::InstanceHandle;
@@ -23,18 +25,15 @@ fn img_err(doing: String) -> impl Fn(img::ImgError) -> Error {
     move |e| Error::internal(format!("{doing}: {}", ferrovirt_core::error::chain(&e)))
 }
 
-/// `<dir of disk>/<instance>-disk<i>.<tag>.qcow2`: files Ferrovirt creates
-/// carry the instance's name, so it only ever deletes its own files.
-pub fn overlay_path(disk: &str, instance: &str, index: usize, tag: &str) -> PathBuf {
-    let dir = Path::new(disk).parent().unwrap_or(Path::new("/"));
+/// `<dir>/<instance>-disk<i>.<tag>.qcow2`, `dir` from
+/// [`files::dir_for`].
+fn overlay_path(dir: &Path, instance: &str, index: usize, tag: &str) -> PathBuf {
     dir.join(format!("{instance}-disk{index}.{tag}.qcow2"))
 }
 
-fn is_ours(path: &str, instance: &str) -> bool {
-    Path::new(path)
-        .file_name()
-        .and_then(|f| f.to_str())
-        .is_some_and(|f| f.starts_with(&format!("{instance}-disk")))
+/// A recorded format name (`raw`, `qcow2`) as a format.
+fn disk_format(name: &str) -> DiskFormat {
+    DiskFormat::from_qemu(name).unwrap_or_default()
 }
 
 fn short_id() -> String {
@@ -42,50 +41,13 @@ fn short_id() -> String {
 }
 
 /// Files frozen by the instance's snapshots.
-pub async fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
+async fn frozen_by_snapshots(d: &Daemon, instance: &str) -> HashSet<String> {
     records(d, instance)
         .await
         .unwrap_or_default()
         .iter()
         .flat_map(|r| r.disks.iter().map(|disk| disk.frozen.clone()))
         .collect()
-}
-
-/// The disk files Ferrovirt created for the instance (overlays of its
-/// snapshots and reverts), which go when the instance goes.
-pub async fn owned_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
-    chain_files(d, instance, spec)
-        .await
-        .into_iter()
-        .filter(|f| is_ours(f, instance))
-        .collect()
-}
-
-/// Other instances whose disks' backing chains contain one of `files`
-/// (linked clones): those files must stay.
-pub async fn files_backing_other_instances(
-    d: &Daemon,
-    files: &[String],
-    instance: &str,
-) -> Vec<String> {
-    let mut users = Vec::new();
-    for rec in d.store.list_instances().await.unwrap_or_default() {
-        if rec.spec.name == instance {
-            continue;
-        }
-        for disk in &rec.spec.disks {
-            let chain = d
-                .img()
-                .backing_chain(Path::new(&disk.path))
-                .await
-                .unwrap_or_default();
-            if chain.iter().skip(1).any(|i| files.contains(&i.filename)) {
-                users.push(rec.spec.name.clone());
-                break;
-            }
-        }
-    }
-    users
 }
 
 pub async fn create(
@@ -97,7 +59,8 @@ pub async fn create(
 ) -> Result<(), Error> {
     let instance = snap.instance.clone();
     for (i, disk) in writable_disks(spec) {
-        let overlay = overlay_path(&disk.path, &instance, i, &snap.name);
+        let dir = files::dir_for(d, &disk.path).await?;
+        let overlay = overlay_path(&dir, &instance, i, &snap.name);
         if overlay.exists() {
             return Err(Error::conflict(format!(
                 "{} already exists; remove it or pick another snapshot name",
@@ -120,7 +83,19 @@ pub async fn create(
         .put_snapshot(&snap)
         .await
         .map_err(store_err("recording the snapshot"))?;
-    match take(d, h, job, &snap).await {
+    let recorded = snap
+        .disks
+        .iter()
+        .zip(&snap.overlays)
+        .try_for_each(|(x, o)| {
+            let backing = Some((x.frozen.as_str(), disk_format(&x.format)));
+            files::record_new(Path::new(o), &instance, DiskFormat::Qcow2, backing)
+        });
+    let taken = match recorded {
+        Ok(()) => take(d, h, job, &snap).await,
+        Err(e) => Err(e),
+    };
+    match taken {
         Ok(()) => {
             let new_spec = point_disks_at(d, spec, &snap.overlays)?;
             d.store
@@ -154,8 +129,11 @@ fn point_disks_at(d: &Daemon, spec: &ValidSpec, files: &[String]) -> Result<Vali
 
 /// Removes the files a failed or half-made snapshot created.
 fn discard(snap: &SnapshotRecord) {
-    for f in snap.overlays.iter().chain(snap.memory_file.iter()) {
-        let _ = std::fs::remove_file(f);
+    for f in &snap.overlays {
+        record::remove_image(Path::new(f));
+    }
+    if let Some(mem) = &snap.memory_file {
+        let _ = std::fs::remove_file(mem);
     }
 }
 
@@ -195,7 +173,7 @@ async fn take(
         for (disk, overlay) in snap.disks.iter().zip(&snap.overlays) {
             let size = d
                 .img()
-                .info(Path::new(&disk.frozen))
+                .info(Path::new(&disk.frozen), disk_format(&disk.format))
                 .await
                 .map_err(img_err(format!("cannot read {}", disk.frozen)))?
                 .virtual_size;
@@ -256,13 +234,11 @@ pub async fn revert(
     let frozen = frozen_by_snapshots(d, instance).await;
     let spec = d.record(instance).await?.spec;
     let mut new_files = Vec::new();
-    for ((i, disk), snap_disk) in writable_disks(&spec).into_iter().zip(&s.disks) {
-        let overlay = overlay_path(
-            &disk.path,
-            instance,
-            i,
-            &format!("{}-{}", s.name, short_id()),
-        );
+    for ((i, _), snap_disk) in writable_disks(&spec).into_iter().zip(&s.disks) {
+        let dir = files::dir_for(d, &snap_disk.frozen).await?;
+        let overlay = overlay_path(&dir, instance, i, &format!("{}-{}", s.name, short_id()));
+        let backing = (snap_disk.frozen.as_str(), disk_format(&snap_disk.format));
+        files::record_new(&overlay, instance, DiskFormat::Qcow2, Some(backing))?;
         d.img()
             .create_overlay(&overlay, Path::new(&snap_disk.frozen), &snap_disk.format)
             .await
@@ -281,7 +257,7 @@ pub async fn revert(
         .map_err(store_err("recording the new disk files"))?;
     for f in old {
         if is_ours(&f, instance) && !frozen.contains(&f) {
-            let _ = std::fs::remove_file(&f);
+            record::remove_image(Path::new(&f));
         }
     }
     match &s.memory_file {
@@ -344,26 +320,6 @@ pub async fn delete(
     Ok(())
 }
 
-/// Every file of the instance's disk chains that Ferrovirt knows of.
-pub async fn chain_files(d: &Daemon, instance: &str, spec: &InstanceSpec) -> Vec<String> {
-    let mut files: Vec<String> = records(d, instance)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|r| {
-            r.overlays
-                .iter()
-                .cloned()
-                .chain(r.disks.iter().map(|x| x.frozen.clone()))
-                .collect::<Vec<_>>()
-        })
-        .chain(spec.disks.iter().map(|x| x.path.clone()))
-        .collect();
-    files.sort();
-    files.dedup();
-    files
-}
-
 /// Removes frozen file F of disk `j` from the chains without changing what
 /// any remaining snapshot or the live disk contains.
 async fn merge_away(
@@ -378,21 +334,16 @@ async fn merge_away(
     let mut spec = d.record(instance).await?.spec.into_inner();
     let live_index = writable_disks(&spec).get(j).map(|(i, _)| *i);
     let live = live_index.map(|i| spec.disks[i].path.clone());
-    let mut children = Vec::new();
-    for c in chain_files(d, instance, &spec).await {
-        if Path::new(&c).exists()
-            && let Ok(info) = d.img().info(Path::new(&c)).await
-            && info.full_backing_filename.as_deref() == Some(f.frozen.as_str())
-        {
-            children.push(c);
-        }
-    }
-    let backing = d
-        .img()
-        .info(Path::new(&f.frozen))
+    let backing_of = |file: &str| record::read(Path::new(file)).and_then(|r| r.backing);
+    let children: Vec<String> = chain_files(d, instance, &spec)
         .await
-        .map_err(img_err(format!("cannot read {}", f.frozen)))?
-        .full_backing_filename;
+        .into_iter()
+        .filter(|c| Path::new(c).exists())
+        .filter(|c| backing_of(c).is_some_and(|b| b.path == f.frozen))
+        .collect();
+    // What F stands on, as ferrovirt made it (nothing for a base image).
+    let below = backing_of(&f.frozen);
+    let backing = below.as_ref().map(|b| b.path.clone());
     let rt = h.live();
     let stage = "merging the snapshot's disk state";
     let report = job.reporter(stage);
@@ -448,20 +399,10 @@ async fn merge_away(
             .update_spec(&d.validate(spec)?)
             .await
             .map_err(store_err("recording the disk file"))?;
-        let _ = std::fs::remove_file(child);
+        record::remove_image(Path::new(child));
         return Ok(());
     }
     // Otherwise pull F's data into each child and skip F in the chain.
-    let backing_format = match &backing {
-        Some(b) => Some(
-            d.img()
-                .info(Path::new(b))
-                .await
-                .map_err(img_err(format!("cannot read {b}")))?
-                .format,
-        ),
-        None => None,
-    };
     for child in &children {
         let node = match &rt {
             Some(rt) => rt.monitor().node_of_file(child).await.map_err(list_err())?,
@@ -496,19 +437,24 @@ async fn merge_away(
                 }
             }
             _ => {
-                let b = backing.as_deref().zip(backing_format.as_deref());
+                let b = below.as_ref().map(|b| (Path::new(&b.path), b.format));
                 d.img()
-                    .rebase(Path::new(child), b.map(|(p, fmt)| (Path::new(p), fmt)))
+                    .rebase(Path::new(child), b)
                     .await
                     .map_err(img_err(format!("cannot rebase {child}")))?;
             }
+        }
+        // The child now stands on what F stood on.
+        if let Some(mut rec) = record::read(Path::new(child)) {
+            rec.backing = below.clone();
+            record::write(Path::new(child), &rec)?;
         }
     }
     if is_ours(&f.frozen, instance)
         && !frozen_by_others.contains(&f.frozen)
         && Some(&f.frozen) != live.as_ref()
     {
-        let _ = std::fs::remove_file(&f.frozen);
+        record::remove_image(Path::new(&f.frozen));
     }
     Ok(())
 }

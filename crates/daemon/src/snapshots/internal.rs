@@ -260,7 +260,7 @@ pub async fn recover(d: &Daemon, h: &InstanceHandle, s: &SnapshotRecord) -> bool
     }
     let mut complete = true;
     for (i, (_, disk)) in writable_disks(&rec.spec).into_iter().enumerate() {
-        let info = d.img().info(Path::new(&disk.path)).await.ok();
+        let info = d.img().info(Path::new(&disk.path), disk.format).await.ok();
         let tag = info.and_then(|i| i.snapshots.into_iter().find(|t| t.name == s.name));
         complete &= match tag {
             Some(t) => !(s.memory && i == 0) || t.vm_state_size > 0,

@@ -5,6 +5,7 @@
 //! same disks would make reverts ambiguous, so it is refused.
 
 mod external;
+mod files;
 mod internal;
 
 use ferrovirt_api::{
@@ -18,7 +19,7 @@ use crate::instance::handle::InstanceHandle;
 use crate::instance::job::{Job, JobKind};
 use crate::operations::OpCtx;
 
-pub use external::{chain_files, files_backing_other_instances, owned_files};
+pub use files::{chain_files, dir_for, files_backing_other_instances, owned_files, record_new};
 
 /// Disks whose content changes, i.e. what a snapshot must capture.
 pub fn writable_disks(spec: &InstanceSpec) -> Vec<(usize, &Disk)> {

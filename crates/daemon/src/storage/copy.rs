@@ -11,6 +11,7 @@ use ferrovirt_api::{
 };
 use ferrovirt_core::Error;
 use ferrovirt_qemu::img::{self, QemuImg};
+use ferrovirt_storage::record::{self, ImageRecord};
 use ferrovirt_storage::{check_volume_name, finish, part_path};
 
 use super::volumes::{find, lock_key};
@@ -43,9 +44,15 @@ async fn target(d: &Daemon, pool: &str, name: &str, field: &str) -> Result<PathB
     Ok(dir.join(name))
 }
 
-/// Runs `copy` into the part file of `dest`, renaming it into place on
-/// success; a cancel kills the copy (qemu-img dies with its future).
-async fn copy_into<F>(ctx: &OpCtx, dest: &Path, copy: F) -> Result<(), Error>
+/// Runs `copy` into the part file of `dest`, recording it as `rec` and
+/// renaming it into place on success; a cancel kills the copy (qemu-img
+/// dies with its future).
+async fn copy_into<F>(
+    ctx: &OpCtx,
+    dest: &Path,
+    rec: Option<&ImageRecord>,
+    copy: F,
+) -> Result<(), Error>
 where
     F: std::future::Future<Output = Result<(), Error>>,
 {
@@ -54,26 +61,33 @@ where
         r = copy => r,
         () = ctx.cancelled() => Err(Error::conflict("cancelled")),
     };
-    finish(result, &part, dest)
+    finish(result, &part, dest, rec)
 }
 
-/// qemu-img convert `src` → part of `dest`, reporting progress.
-async fn convert(
-    img: QemuImg<'_>,
-    ctx: &OpCtx,
-    src: &Path,
-    src_format: Option<&str>,
-    dest: &Path,
-    format: VolumeFormat,
-    stage: &str,
-) -> Result<(), Error> {
-    let total = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
-    let part = part_path(dest);
-    copy_into(ctx, dest, async {
-        img.convert_from(src, src_format, &part, format.as_str(), None, |p| {
-            let done = (total as f64 * p / 100.0) as u64;
-            ctx.progress(stage, p, (total > 0).then_some((done, total)));
-        })
+/// The record of a self-contained copy in a native format.
+fn plain(format: VolumeFormat) -> ImageRecord {
+    ImageRecord::plain(format.disk_format().unwrap_or_default())
+}
+
+/// qemu-img convert of `job` into the part file of its destination,
+/// reporting progress; the copy is recorded when it is a volume.
+async fn convert(img: QemuImg<'_>, ctx: &OpCtx, job: &Copy) -> Result<(), Error> {
+    let total = std::fs::metadata(&job.src).map(|m| m.len()).unwrap_or(0);
+    let part = part_path(&job.dest);
+    let rec = job.record.then(|| plain(job.format));
+    let stage = job.stage;
+    copy_into(ctx, &job.dest, rec.as_ref(), async {
+        img.convert_from(
+            &job.src,
+            job.src_format.as_str(),
+            &part,
+            job.format.as_str(),
+            None,
+            |p| {
+                let done = (total as f64 * p / 100.0) as u64;
+                ctx.progress(stage, p, (total > 0).then_some((done, total)));
+            },
+        )
         .await
         .map_err(img_err(format!("{stage} failed")))
     })
@@ -107,29 +121,7 @@ pub async fn import(d: &Daemon, pool: &str, req: VolumeImport) -> Result<Operati
             format!("{} does not exist", req.source),
         ));
     }
-    let src_format = match req.source_format {
-        Some(f) => f,
-        None => {
-            let info = d.img().info(&src).await.map_err(|e| {
-                Error::validation(
-                    "source",
-                    format!(
-                        "qemu-img cannot read it: {}",
-                        ferrovirt_core::error::chain(&e)
-                    ),
-                )
-            })?;
-            VolumeFormat::from_qemu(&info.format).ok_or_else(|| {
-                Error::validation(
-                    "source",
-                    format!(
-                        "{} images cannot be imported (raw, qcow2, vmdk, vdi, vhdx, vpc)",
-                        info.format
-                    ),
-                )
-            })?
-        }
-    };
+    let src_format = identify(d, &req).await?;
     let format = req.format.unwrap_or(VolumeFormat::Qcow2);
     native("format", format)?;
     Ok(spawn_copy(
@@ -142,17 +134,70 @@ pub async fn import(d: &Daemon, pool: &str, req: VolumeImport) -> Result<Operati
             src_format,
             dest,
             format,
+            record: true,
             stage: "importing",
         },
     ))
 }
 
-/// One qemu-img copy of an operation.
+/// The format of a file to import: the one the user declares, or the one
+/// qemu-img finds (under limits) when they do not. The file comes from
+/// outside: it must be self-contained, as the copy would read the backing
+/// or data file its header names.
+async fn identify(d: &Daemon, req: &VolumeImport) -> Result<VolumeFormat, Error> {
+    let declared = req.source_format.map(VolumeFormat::as_str);
+    let info = d
+        .img()
+        .identify(Path::new(&req.source), declared)
+        .await
+        .map_err(|e| {
+            Error::validation(
+                "source",
+                format!(
+                    "qemu-img cannot read it: {}",
+                    ferrovirt_core::error::chain(&e)
+                ),
+            )
+        })?;
+    let format = VolumeFormat::from_qemu(&info.format).ok_or_else(|| {
+        Error::validation(
+            "source",
+            format!(
+                "{} images cannot be imported (raw, qcow2, vmdk, vdi, vhdx, vpc)",
+                info.format
+            ),
+        )
+    })?;
+    let named = info
+        .named_backing()
+        .map(|b| ("backing file", b))
+        .or(info.data_file().map(|f| ("external data file", f)));
+    if let Some((what, file)) = named {
+        return Err(Error::validation(
+            "source",
+            format!(
+                "{} is a {} image naming {what} {file}; imports take self-contained images{}",
+                req.source,
+                info.format,
+                if declared.is_none() {
+                    " (give source_format raw if the file is raw)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok(format)
+}
+
+/// One qemu-img copy of an operation; `record` says whether the copy is
+/// a volume (recorded with its format) or a file outside pools (an export).
 struct Copy {
     src: PathBuf,
     src_format: VolumeFormat,
     dest: PathBuf,
     format: VolumeFormat,
+    record: bool,
     stage: &'static str,
 }
 
@@ -167,16 +212,7 @@ fn spawn_copy(
     let dd = d.clone();
     spawn(d, description, resources, move |ctx| async move {
         let _guard = dd.locks.lock(&lock).await;
-        convert(
-            dd.img(),
-            &ctx,
-            &job.src,
-            Some(job.src_format.as_str()),
-            &job.dest,
-            job.format,
-            job.stage,
-        )
-        .await
+        convert(dd.img(), &ctx, &job).await
     })
 }
 
@@ -233,6 +269,7 @@ pub async fn export(
             src_format: v.format,
             dest,
             format,
+            record: false,
             stage: "exporting",
         },
     ))
@@ -284,7 +321,9 @@ pub async fn clone(
             let _guard = dd.locks.lock(&lock_key(&to_pool, &req.name)).await;
             let part = part_path(&dest);
             if req.linked {
-                return copy_into(&ctx, &dest, async {
+                let base_format = v.format.disk_format().unwrap_or_default();
+                let rec = ImageRecord::overlay(&v.path, base_format);
+                return copy_into(&ctx, &dest, Some(&rec), async {
                     dd.img()
                         .create_overlay_sized(&part, &src, v.format.as_str(), v.virtual_size)
                         .await
@@ -296,20 +335,21 @@ pub async fn clone(
                 // Same format: share extents where the filesystem can.
                 if ferrovirt_storage::clone_file(&src, &part)? {
                     ctx.set_result(serde_json::json!({"method": "reflink"}));
-                    return finish(Ok(()), &part, &dest);
+                    // A reflink of a linked clone keeps its backing file.
+                    let rec = record::read(&src).unwrap_or(plain(format));
+                    return finish(Ok(()), &part, &dest, Some(&rec));
                 }
             }
             ctx.set_result(serde_json::json!({"method": "copy"}));
-            convert(
-                dd.img(),
-                &ctx,
-                &src,
-                Some(v.format.as_str()),
-                &dest,
+            let job = Copy {
+                src,
+                src_format: v.format,
+                dest,
                 format,
-                "copying",
-            )
-            .await
+                record: true,
+                stage: "copying",
+            };
+            convert(dd.img(), &ctx, &job).await
         },
     ))
 }
@@ -359,6 +399,7 @@ pub async fn convert_volume(
             src_format: v.format,
             dest,
             format: req.format,
+            record: true,
             stage: "converting",
         },
     ))

@@ -4,6 +4,7 @@
 //! the pool's [`StorageDriver`]'s; this module keeps the records, the locks
 //! and the rules, and branches on the driver's capabilities.
 
+pub mod backing;
 pub mod copy;
 pub mod volumes;
 

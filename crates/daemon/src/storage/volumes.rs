@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
-use ferrovirt_api::{BackingImage, InstanceSpec, Volume, VolumeCreate, VolumeFormat, VolumeResize};
+use ferrovirt_api::{BackingImage, InstanceSpec, Volume, VolumeCreate, VolumeResize};
 use ferrovirt_core::{Error, StorageDriver, VolumeInfo};
+use ferrovirt_storage::record;
 
 use crate::daemon::Daemon;
 
@@ -77,34 +78,38 @@ pub async fn find(d: &Daemon, pool: &str, name: &str) -> Result<VolumeInfo, Erro
     super::driver(d, &rec.spec).volume(name).await
 }
 
-/// A volume with what qemu-img says of it: format and backing chain.
+/// A volume with its recorded backing chain and the sizes qemu-img reads
+/// (each image named with its recorded format).
 pub async fn show(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
     let info = find(d, pool, name).await?;
     let mut vol = view(d, pool, info.clone()).await;
-    if !info.path.is_empty() {
-        let chain = d
-            .img()
-            .backing_chain(Path::new(&info.path))
+    if info.path.is_empty() {
+        return Ok(vol);
+    }
+    let read_err = |e: ferrovirt_qemu::img::ImgError| {
+        Error::internal(format!(
+            "cannot read volume {name}: {}",
+            ferrovirt_core::error::chain(&e)
+        ))
+    };
+    let format = info.format.disk_format().unwrap_or_default();
+    let img = d.img();
+    vol.virtual_size = img
+        .info(Path::new(&info.path), format)
+        .await
+        .map_err(read_err)?
+        .virtual_size;
+    for b in super::backing::chain(d, "volume", &info.path, format).await? {
+        let size = img
+            .info(Path::new(&b.path), b.format)
             .await
-            .map_err(|e| {
-                Error::internal(format!(
-                    "cannot read volume {name}: {}",
-                    ferrovirt_core::error::chain(&e)
-                ))
-            })?;
-        if let Some(top) = chain.first() {
-            vol.format = VolumeFormat::from_qemu(&top.format).unwrap_or(vol.format);
-            vol.virtual_size = top.virtual_size;
-        }
-        vol.backing_chain = chain
-            .iter()
-            .skip(1)
-            .map(|i| BackingImage {
-                path: i.filename.clone(),
-                format: i.format.clone(),
-                virtual_size: i.virtual_size,
-            })
-            .collect();
+            .map_err(read_err)?
+            .virtual_size;
+        vol.backing_chain.push(BackingImage {
+            path: b.path,
+            format: b.format.as_str().to_owned(),
+            virtual_size: size,
+        });
     }
     Ok(vol)
 }
@@ -134,7 +139,7 @@ pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
     let h = super::driver(d, &rec.spec);
     let v = h.volume(name).await?;
     refuse_if_used(d, pool, &v, "delete").await?;
-    let backs = backed_by(d, &*h, &v).await;
+    let backs = backed_by(&*h, &v).await;
     if !backs.is_empty() {
         return Err(Error::conflict(format!(
             "cannot delete volume {name}: it is the base of linked clone(s) {}",
@@ -144,19 +149,20 @@ pub async fn delete(d: &Daemon, pool: &str, name: &str) -> Result<(), Error> {
     h.delete(name).await
 }
 
-/// Volumes of the pool whose backing file is `base`.
-async fn backed_by(d: &Daemon, h: &dyn StorageDriver, base: &VolumeInfo) -> Vec<String> {
-    let img = d.img();
-    let mut out = Vec::new();
-    for v in h.volumes().await.unwrap_or_default() {
-        if v.has_backing
-            && let Ok(info) = img.info(Path::new(&v.path)).await
-            && info.full_backing_filename.as_deref() == Some(base.path.as_str())
-        {
-            out.push(v.name);
-        }
-    }
-    out
+/// Volumes of the pool recorded as linked clones of `base`.
+async fn backed_by(h: &dyn StorageDriver, base: &VolumeInfo) -> Vec<String> {
+    h.volumes()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| {
+            v.has_backing
+                && record::read(Path::new(&v.path))
+                    .and_then(|r| r.backing)
+                    .is_some_and(|b| b.path == base.path)
+        })
+        .map(|v| v.name)
+        .collect()
 }
 
 pub async fn wipe(d: &Daemon, pool: &str, name: &str) -> Result<Volume, Error> {
@@ -251,40 +257,42 @@ pub fn split(field: &str, id: &str) -> Result<(String, String), Error> {
         .ok_or_else(|| Error::validation(field, format!("{id:?} is not pool/volume")))
 }
 
-/// Fills `path` and `format` of a disk given as `volume`.
+/// Fills `path` and `format` of a disk given as `volume` (the volume's
+/// recorded format), and checks the disk's backing chain; `at` is the
+/// disk's field path (`disks[2]`), or empty for a request that is one disk.
 pub async fn resolve_disk(
     d: &Daemon,
-    field: &str,
+    at: &str,
     disk: &mut ferrovirt_api::Disk,
 ) -> Result<(), Error> {
-    let Some(id) = disk.volume.clone() else {
-        return Ok(());
-    };
-    let (pool, name) = split(field, &id)?;
-    let rec = super::record(d, &pool)
-        .await
-        .map_err(|e| Error::validation(field, e.message))?;
-    if !rec.active {
-        return Err(Error::validation(
-            field,
-            format!("pool {pool} is not running"),
-        ));
+    if let Some(id) = disk.volume.clone() {
+        let field = super::backing::field(at, "volume");
+        let (pool, name) = split(&field, &id)?;
+        let rec = super::record(d, &pool)
+            .await
+            .map_err(|e| Error::validation(&field, e.message))?;
+        if !rec.active {
+            return Err(Error::validation(
+                field,
+                format!("pool {pool} is not running"),
+            ));
+        }
+        let h = super::driver(d, &rec.spec);
+        let v = h
+            .volume(&name)
+            .await
+            .map_err(|e| Error::validation(&field, e.message))?;
+        let source = h.disk_source(&v)?;
+        disk.path = source.location();
+        disk.format = source.format();
     }
-    let h = super::driver(d, &rec.spec);
-    let v = h
-        .volume(&name)
-        .await
-        .map_err(|e| Error::validation(field, e.message))?;
-    let source = h.disk_source(&v)?;
-    disk.path = source.location();
-    disk.format = source.format();
-    Ok(())
+    super::backing::check_disk(d, at, disk).await
 }
 
-/// Resolves every volume disk of a spec.
+/// Resolves every volume disk of a spec and checks every disk's chain.
 pub async fn resolve_disks(d: &Daemon, spec: &mut InstanceSpec) -> Result<(), Error> {
     for (i, disk) in spec.disks.iter_mut().enumerate() {
-        resolve_disk(d, &format!("disks[{i}].volume"), disk).await?;
+        resolve_disk(d, &format!("disks[{i}]"), disk).await?;
     }
     Ok(())
 }
