@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferrovirt_api::{InstanceStatus, MigratePost, MigrationTarget, OperationStatus, StateAction};
+use ferrovirt_api::{InstanceStatus, MigrationTarget, OperationStatus, StateAction};
 use ferrovirt_client::{Client, ClientError};
 use ferrovirt_e2e::*;
 use serde_json::json;
