@@ -34,3 +34,6 @@ if [[ "$had_tgt" == 0 ]] && pgrep -x tgtd >/dev/null; then
   (systemctl disable --now tgt || service tgt stop) >/dev/null 2>&1 || true
 fi
 qemu-system-x86_64 --version | head -n1
+# Members of this group may use the daemon's API socket (0660): the CLI
+# without root, like libvirt's group.
+groupadd -f -r ferrovirt

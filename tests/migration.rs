@@ -486,3 +486,26 @@ async fn cli_remote_add_and_migrate() {
     let (ok, out) = cli_in(&a, dir.path(), &["list"]);
     assert!(ok && !out.contains("clivm"), "gone from A: {out}");
 }
+
+/// `--copy-storage` of a running guest with no disk: nothing to copy, and
+/// the migration ends like a plain live one (it used to never return).
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_storage_without_disks_moves_the_guest() {
+    let (a, b) = two_hosts().await;
+    create(&a.client, guest_spec("bare")).await;
+    let mut ch = boot(&a.client, "bare").await;
+    let c0 = counter(&mut ch).await;
+    let mut req = request(target(&b).await);
+    req.copy_storage = true;
+    let op = a.client.migrate("bare", &req).await.expect("migrate");
+    let op = tokio::time::timeout(Duration::from_secs(60), a.client.finish(&op))
+        .await
+        .expect("the migration ends within a minute")
+        .expect("live migration with nothing to copy");
+    assert_eq!(op.status, OperationStatus::Success);
+    let on_b = b.client.instance("bare").await.unwrap();
+    assert_eq!(on_b.state.status, InstanceStatus::Running);
+    let mut ch = channel(&b.client, "bare").await;
+    assert!(counter(&mut ch).await >= c0, "the same boot");
+    assert!(a.client.instance("bare").await.is_err());
+}

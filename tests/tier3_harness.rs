@@ -102,6 +102,18 @@ impl FakeHost {
         }
     }
 
+    /// Waits until the daemon has exited on its own (e.g. killed by a
+    /// fault injection point).
+    pub async fn wait_exited(&mut self) {
+        let end = Instant::now() + STEP;
+        let child = self.child.as_mut().expect("a daemon was started");
+        while child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < end, "ferrovirtd is still running");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.child = None;
+    }
+
     /// Starts the daemon again on the same state.
     pub async fn restart(&mut self) {
         self.kill().await;

@@ -411,3 +411,25 @@ async fn cancelled_storage_copy_removes_the_copies_and_the_mirror() {
     still_running_on(&a, "hauler", pid).await;
     nothing_left(&b, "hauler").await;
 }
+
+/// `--copy-storage` of a running instance with no disk at all: nothing to
+/// mirror, the memory moves as in a plain live migration, and the
+/// operation ends (it used to hang).
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_storage_of_an_instance_without_disks_ends() {
+    let (a, b) = (host().await, host().await);
+    let pid = a.running("diskless", json!({})).await.state.pid.unwrap();
+    let mut req = request(&b).await;
+    req.copy_storage = true;
+    let op = tokio::time::timeout(STEP, a.client.migrate("diskless", &req))
+        .await
+        .expect("the migration request is answered")
+        .unwrap();
+    let op = wait_op(&a.client, &op).await;
+    assert_eq!(op.status, OperationStatus::Success, "{:?}", op.error);
+    wait_gone(pid).await;
+    let inst = b.client.instance("diskless").await.unwrap();
+    assert_eq!(inst.state.status, InstanceStatus::Running);
+    let cmds = a.fake("diskless").commands().await.unwrap_or_default();
+    assert!(!cmds.iter().any(|c| c == "blockdev-mirror"), "{cmds:?}");
+}

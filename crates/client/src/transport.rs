@@ -62,8 +62,11 @@ impl Client {
         ferrovirt_tls::install_default_provider();
         let tls = ferrovirt_tls::client_config(identity, fingerprint)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        // A host that does not answer is an error within seconds, not a
+        // hang (whole requests are bounded by their callers: streams last).
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(Self {

@@ -37,6 +37,15 @@ pub struct Config {
     /// would exceed the host's memory times this ratio.
     #[arg(long, env = "FERROVIRT_MEMORY_OVERCOMMIT", default_value_t = 1.5)]
     pub memory_overcommit: f64,
+    /// Group whose members may use the API socket (a name or a GID):
+    /// the socket is 0660 and its dir 0750 for it. Default: `ferrovirt`
+    /// when the host has that group; without one the socket is root's only.
+    #[arg(long, env = "FERROVIRT_SOCKET_GROUP")]
+    pub socket_group: Option<String>,
+    /// Size cap of each instance's console log, in bytes: past it the log
+    /// rotates (3 older files kept, `console.log.1` … `.3`).
+    #[arg(long, env = "FERROVIRT_CONSOLE_LOG_SIZE", default_value_t = 2 * 1024 * 1024)]
+    pub console_log_size: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

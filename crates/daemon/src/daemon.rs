@@ -108,6 +108,14 @@ impl Daemon {
         InstancePaths::new(&self.config.runtime_dir, &self.config.state_dir, name)
     }
 
+    /// Opens instance `name`'s console log for its console hub.
+    pub fn console_log(&self, name: &str) -> std::io::Result<crate::console_log::RotatingLog> {
+        crate::console_log::RotatingLog::open(
+            &self.paths(name).console_log(),
+            self.config.console_log_size,
+        )
+    }
+
     /// qemu-img through the daemon's command runner.
     pub fn img(&self) -> QemuImg<'_> {
         QemuImg::new(&*self.runner)

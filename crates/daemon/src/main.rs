@@ -3,13 +3,16 @@
 //! QEMUs run detached: stopping or killing the daemon leaves every VM
 //! running, and the next start re-attaches to them (see `reconcile`).
 
+mod access;
 mod clone;
 mod config;
 mod console;
+mod console_log;
 mod daemon;
 mod disks;
 mod error;
 mod events;
+mod fault;
 mod instance;
 mod instances;
 mod json;
@@ -27,8 +30,6 @@ mod snapshots;
 mod stats;
 mod storage;
 mod throttle;
-
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -50,9 +51,16 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Binds the API socket, refusing to steal it from a live daemon.
-async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = socket.parent() {
+/// Binds the API socket, refusing to steal it from a live daemon, and
+/// opens it to the socket group.
+async fn bind(config: &Config) -> anyhow::Result<UnixListener> {
+    let socket = &config.socket;
+    let group = access::socket_group(config.socket_group.as_deref())?;
+    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty());
+    // The socket's dir is the daemon's when it is the runtime dir or the
+    // daemon makes it; a dir someone else made keeps its mode.
+    let own_dir = dir.is_some_and(|d| d == config.runtime_dir || !d.exists());
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     if socket.exists() {
@@ -62,17 +70,21 @@ async fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
         std::fs::remove_file(socket)
             .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
     }
-    UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    access::share_socket(socket, own_dir, group)?;
+    Ok(listener)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logging(config.log_format);
+    access::private_umask();
     for dir in [&config.state_dir, &config.runtime_dir] {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        access::own_dir(dir, 0o700)?;
     }
-    let listener = bind(&config.socket).await?;
+    let listener = bind(&config).await?;
     let store = ferrovirt_store::SqliteStore::open(&config.state_dir.join("state.db"))
         .await
         .context("cannot open the state database")?;

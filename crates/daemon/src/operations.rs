@@ -145,7 +145,10 @@ impl Operations {
             entry: entry.clone(),
         });
         tokio::spawn(async move {
-            let result = fut.await;
+            // The task runs in a task of its own so that a panic in it ends
+            // the operation as a failure naming the panic, not `running`
+            // forever.
+            let result = tokio::spawn(fut).await.unwrap_or_else(|e| Err(panicked(e)));
             let cancelled = *entry.cancel.borrow();
             entry.state.send_modify(|op| {
                 match &result {
@@ -228,6 +231,23 @@ impl Operations {
     }
 }
 
+/// The error of an operation whose task panicked (or was aborted).
+fn panicked(e: tokio::task::JoinError) -> Error {
+    if !e.is_panic() {
+        return Error::internal("the operation's task was aborted");
+    }
+    let payload = e.into_panic();
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic".into());
+    tracing::error!(panic = msg, "an operation's task panicked");
+    Error::internal(format!(
+        "the operation failed on an internal error (panic: {msg})"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +282,20 @@ mod tests {
         let done = ops.wait(slow.id, Duration::from_secs(5)).await.unwrap();
         assert_eq!(done.status, OperationStatus::Cancelled);
         assert_eq!(ops.list().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_ends_in_failure_naming_the_panic() {
+        let ops = Operations::default();
+        let op = ops.spawn("doomed".into(), vec![], true, |_| async {
+            if std::hint::black_box(true) {
+                panic!("the disk list is empty");
+            }
+            Ok(())
+        });
+        let done = ops.wait(op.id, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(done.status, OperationStatus::Failure);
+        let error = done.error.unwrap_or_default();
+        assert!(error.contains("panic: the disk list is empty"), "{error}");
     }
 }

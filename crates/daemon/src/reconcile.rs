@@ -73,6 +73,7 @@ pub async fn reconcile(d: &Daemon) -> Result<(), ferrovirt_core::Error> {
     for rec in &records {
         crate::snapshots::recover(d, &rec.spec.name).await;
     }
+    crate::save::recover(d).await;
     kill_orphans(d, &owned);
     for rec in records {
         let name = &rec.spec.name;
@@ -105,7 +106,13 @@ async fn reattach(
         .query_status()
         .await
         .map_err(|e| ferrovirt_core::error::chain(&e))?;
-    let console = ConsoleHub::connect(&paths.console_socket()).await.ok();
+    let console = match d.console_log(h.name()) {
+        Ok(log) => ConsoleHub::connect(&paths.console_socket(), log).await.ok(),
+        Err(e) => {
+            tracing::error!(instance = h.name(), error = %e, "cannot open the console log");
+            None
+        }
+    };
     let accel = std::fs::read(paths.runtime_dir.join("accel.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<AccelDecision>(&b).ok())

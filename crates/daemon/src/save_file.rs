@@ -30,6 +30,20 @@ pub fn write_header(path: &Path, spec: &InstanceSpec) -> Result<(), Error> {
         .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Checks that `path` is a complete save file: a header, and a stream
+/// after it.
+pub fn check(path: &Path) -> Result<(), Error> {
+    read_header(path)?;
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len <= HEADER_SIZE {
+        return Err(Error::validation(
+            "file",
+            format!("{}: has a header but no saved memory", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the instance spec from a save file's header.
 pub fn read_header(path: &Path) -> Result<InstanceSpec, Error> {
     let bad = |why: String| Error::validation("file", format!("{}: {why}", path.display()));

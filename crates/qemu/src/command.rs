@@ -114,12 +114,13 @@ pub fn build_with(
     );
     a.opt("-mon", "chardev=qmp,mode=control");
     if spec.serial {
+        // No `logfile=`: the daemon's console hub writes the console log,
+        // so it can cap and rotate it.
         a.opt(
             "-chardev",
             format!(
-                "socket,id=serial0,path={},server=on,wait=off,logfile={},logappend=on",
+                "socket,id=serial0,path={},server=on,wait=off",
                 escape(&paths.console_socket().display().to_string()),
-                escape(&paths.console_log().display().to_string())
             ),
         );
         a.opt("-serial", "chardev:serial0");

@@ -36,7 +36,8 @@ impl InstancePaths {
     pub fn qemu_log(&self) -> PathBuf {
         self.log_dir.join("qemu.log")
     }
-    /// Everything the guest wrote on its serial console, written by QEMU.
+    /// Everything the guest wrote on its serial console, written by the
+    /// daemon's console hub (rotated: `console.log.1` … beside it).
     pub fn console_log(&self) -> PathBuf {
         self.log_dir.join("console.log")
     }

@@ -14,6 +14,9 @@ use nix::unistd::Pid;
 
 use crate::{InstancePaths, QemuCommand};
 
+/// How long QEMU may take to initialize before `-daemonize` returns.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("cannot prepare {path}")]
@@ -62,17 +65,30 @@ pub async fn launch(cmd: &QemuCommand, paths: &InstancePaths) -> Result<u32, Lau
         .open(&log_path)
         .map_err(prepare_log)?;
     let stderr = log.try_clone().map_err(prepare_log)?;
-    let status = tokio::process::Command::new(&cmd.binary)
+    let launcher = tokio::process::Command::new(&cmd.binary)
         .args(&cmd.args)
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(stderr)
-        .status()
-        .await
-        .map_err(|source| LaunchError::Spawn {
-            binary: cmd.binary.clone(),
-            source,
-        })?;
+        .kill_on_drop(true)
+        .status();
+    let Ok(status) = tokio::time::timeout(LAUNCH_TIMEOUT, launcher).await else {
+        // The launcher is killed on drop; a VM process it forked goes too.
+        if let Some(pid) = read_pid(paths).filter(|pid| is_alive(*pid, paths)) {
+            kill_now(pid);
+        }
+        return Err(LaunchError::Failed {
+            message: format!(
+                "{} did not finish initializing (QMP socket listening) within {} s",
+                cmd.binary,
+                LAUNCH_TIMEOUT.as_secs()
+            ),
+        });
+    };
+    let status = status.map_err(|source| LaunchError::Spawn {
+        binary: cmd.binary.clone(),
+        source,
+    })?;
     if !status.success() {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         let message = text

@@ -14,23 +14,38 @@ pub enum ConsoleCommand {
         /// Print the console history instead of attaching.
         #[arg(long)]
         log: bool,
+        /// With --log: only the last N bytes (the daemon reads only those,
+        /// reaching into the rotated console.log.1 … when needed).
+        #[arg(long, value_name = "N", requires = "log")]
+        tail: Option<u64>,
     },
     /// Print QEMU's own log of an instance.
-    Logs { name: String },
+    Logs {
+        name: String,
+        /// Only the last N bytes.
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
+    },
 }
 
 impl ConsoleCommand {
     pub fn instance_arg(&mut self) -> &mut String {
         match self {
-            Self::Console { name, .. } | Self::Logs { name } => name,
+            Self::Console { name, .. } | Self::Logs { name, .. } => name,
         }
     }
 
     pub async fn run(self, c: &Client) -> anyhow::Result<()> {
         match self {
-            Self::Console { name, log: true } => history(c, &name, "console").await,
-            Self::Console { name, log: false } => attach(c, &name).await,
-            Self::Logs { name } => history(c, &name, "qemu").await,
+            Self::Console {
+                name,
+                log: true,
+                tail,
+            } => history(c, &name, "console", tail).await,
+            Self::Console {
+                name, log: false, ..
+            } => attach(c, &name).await,
+            Self::Logs { name, tail } => history(c, &name, "qemu", tail).await,
         }
     }
 }
@@ -38,8 +53,8 @@ impl ConsoleCommand {
 /// The detach key, Ctrl-].
 const DETACH: u8 = 0x1d;
 
-async fn history(c: &Client, name: &str, log: &str) -> anyhow::Result<()> {
-    let bytes = c.log(name, log, None).await?;
+async fn history(c: &Client, name: &str, log: &str, tail: Option<u64>) -> anyhow::Result<()> {
+    let bytes = c.log(name, log, tail).await?;
     std::io::stdout().write_all(&bytes)?;
     Ok(())
 }

@@ -63,11 +63,14 @@ pub async fn start(d: &Daemon, h: &InstanceHandle, job: &Job) -> Result<(), Erro
                 offset: crate::save_file::HEADER_SIZE,
             };
             super::start::boot(d, h, job, source).await?;
-            let _ = std::fs::remove_file(&path);
+            // The record goes before the file: a record never names a
+            // missing file (and a daemon killed before this drops the save
+            // at start-up, since its QEMU runs).
             d.store
                 .set_managed_save(h.name(), None)
                 .await
                 .map_err(crate::daemon::store_err("clearing the managed save"))?;
+            let _ = std::fs::remove_file(&path);
             Ok(())
         }
         None => super::start::boot(d, h, job, BootSource::Fresh).await,

@@ -104,7 +104,7 @@ async fn launch(
     });
     let console = if spec.serial {
         Some(
-            ConsoleHub::connect(&paths.console_socket())
+            async { ConsoleHub::connect(&paths.console_socket(), d.console_log(name)?).await }
                 .await
                 .map_err(|e| {
                     Error::internal(format!("cannot attach the console of instance {name}: {e}"))

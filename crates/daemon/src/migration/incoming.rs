@@ -15,6 +15,10 @@ use crate::instance::job::JobKind;
 use crate::instance::{self, qmp_err};
 use crate::snapshots::writable_disks;
 
+/// How long the received stream may take to end after the source says it
+/// has sent everything.
+const INCOMING_END_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
 fn marker(d: &Daemon, name: &str) -> PathBuf {
     d.config
         .state_dir
@@ -180,8 +184,16 @@ pub async fn finish(d: &Daemon, name: &str, live: bool) -> Result<(), Error> {
     if let Some(rt) = h.live() {
         let m = rt.monitor();
         if live {
-            m.wait_incoming()
+            // The source has sent everything: the stream ends at once
+            // (post-copy: once the last pages are pulled).
+            tokio::time::timeout(INCOMING_END_TIMEOUT, m.wait_incoming())
                 .await
+                .map_err(|_| {
+                    Error::internal(format!(
+                        "the incoming migration of {name} did not end within {} s of the source's finish",
+                        INCOMING_END_TIMEOUT.as_secs()
+                    ))
+                })?
                 .map_err(qmp_err(name, "receive the migration of"))?;
             let _ = m.nbd_server_stop().await;
             h.set_running(true, "migrated in", Some(EventKind::Started))

@@ -25,6 +25,25 @@ pub use incoming::{
 };
 pub use outgoing::migrate;
 
+/// How long one request to the destination may take (preparing it
+/// creates disks and starts QEMU).
+const REMOTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs a request to the destination with [`REMOTE_TIMEOUT`]; `doing`
+/// names it in the errors.
+async fn remote<T>(
+    doing: &str,
+    request: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(REMOTE_TIMEOUT, request).await {
+        Ok(r) => r.map_err(remote_err(doing)),
+        Err(_) => Err(Error::internal(format!(
+            "the destination did not answer {doing} within {} s",
+            REMOTE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn remote_err(doing: &str) -> impl Fn(ClientError) -> Error + '_ {
     move |e| match e {
         ClientError::Api(b) => Error {

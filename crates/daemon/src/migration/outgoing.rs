@@ -15,13 +15,16 @@ use ferrovirt_qemu::monitor::{
 };
 use serde_json::json;
 
-use super::{check, remote_err};
+use super::{check, remote};
 use crate::daemon::{Daemon, store_err};
 use crate::instance::handle::InstanceHandle;
 use crate::instance::job::{Job, JobKind};
 use crate::instance::{self, live::Live, monitor_error};
 use crate::operations::OpCtx;
 use crate::snapshots::writable_disks;
+
+/// How long a cancelled (in sync) mirror may take to end.
+const MIRROR_END_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Source side of a migration (run inside an operation).
 pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> Result<(), Error> {
@@ -32,7 +35,10 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
     let dest = Client::remote(&req.target.address, &d.identity, &req.target.fingerprint)
         .map_err(|e| Error::internal(format!("cannot set up TLS to the destination: {e}")))?;
     // Trusted already? If not, spend the token.
-    if let Err(ClientError::Api(b)) = dest.host_info().await
+    let first = tokio::time::timeout(Duration::from_secs(30), dest.host_info())
+        .await
+        .map_err(|_| Error::internal("the destination did not answer a host query within 30 s"))?;
+    if let Err(ClientError::Api(b)) = first
         && b.code == 403
     {
         let token = req.target.token.as_deref().ok_or_else(|| {
@@ -40,11 +46,9 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         })?;
         let t = ferrovirt_client::decode_token(token)
             .ok_or_else(|| Error::validation("target.token", "is not a Ferrovirt join token"))?;
-        dest.redeem_token(&t.secret)
-            .await
-            .map_err(remote_err("the join token"))?;
+        remote("the join token", dest.redeem_token(&t.secret)).await?;
     }
-    let info = dest.host_info().await.map_err(remote_err("a host query"))?;
+    let info = remote("a host query", dest.host_info()).await?;
     let ours = d.qemu()?;
     if version_tuple(&info.qemu.version) < version_tuple(&ours.version) {
         return Err(Error::conflict(format!(
@@ -90,28 +94,34 @@ pub async fn migrate(d: &Daemon, ctx: &OpCtx, name: &str, req: MigratePost) -> R
         compress: req.compress,
     };
     job.progress("preparing the destination", 0.0, None);
-    let reply: IncomingReply = dest
-        .post_json("/1.0/migrations/incoming", &incoming)
-        .await
-        .map_err(remote_err("the migration"))?;
+    let reply: IncomingReply = remote(
+        "the migration",
+        dest.post_json("/1.0/migrations/incoming", &incoming),
+    )
+    .await?;
     let result = match h.live() {
         Some(rt) => live(&job, &rt, &rec.spec, &req, &reply, &dest).await,
         None => offline_copy(&job, &rec.spec, &req, &reply).await,
     };
     let path = format!("/1.0/migrations/incoming/{name}");
     if let Err(e) = result {
-        let _ = dest.delete_path(&path).await;
+        let _ = remote("the abort", dest.delete_path(&path)).await;
         give_back(&h, rec.status).await;
         return Err(e);
     }
     // The guest is paused here; it runs there once `finish` succeeds.
-    let finished = dest
-        .post_json::<serde_json::Value>(&format!("{path}/finish?live={}", !req.offline), &json!({}))
-        .await;
+    let finished = remote(
+        "finishing the migration",
+        dest.post_json::<serde_json::Value>(
+            &format!("{path}/finish?live={}", !req.offline),
+            &json!({}),
+        ),
+    )
+    .await;
     if let Err(e) = finished {
-        let _ = dest.delete_path(&path).await;
+        let _ = remote("the abort", dest.delete_path(&path)).await;
         give_back(&h, rec.status).await;
-        return Err(remote_err("finishing the migration")(e));
+        return Err(e);
     }
     if h.live().is_some() {
         h.quit(InstanceStatus::Shutoff, "migrated away", false)
@@ -233,7 +243,17 @@ async fn live(
     for (watch, node) in &mut mirrors {
         // Cancelling a mirror that is in sync leaves the copy complete.
         let _ = m.job_cancel(watch.id()).await;
-        let _ = watch.concluded(false, None, std::future::pending()).await;
+        let ended = watch.concluded(false, None, std::future::pending());
+        if tokio::time::timeout(MIRROR_END_TIMEOUT, ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                job = watch.id(),
+                "the disk copy did not end within {} s of its cancel",
+                MIRROR_END_TIMEOUT.as_secs()
+            );
+        }
         let _ = m.blockdev_del(node).await;
     }
     if result.is_err() {

@@ -92,14 +92,25 @@ pub async fn log(
             ))));
         }
     };
-    let bytes = tokio::fs::read(&file).await.unwrap_or_default();
-    let start = q
-        .tail
-        .map(|t| bytes.len().saturating_sub(t as usize))
-        .unwrap_or(0);
-    Ok((
-        [("content-type", "text/plain; charset=utf-8")],
-        bytes[start..].to_vec(),
-    )
-        .into_response())
+    // With `tail`, only the end is read (the console log reaches into its
+    // rotated backups); without, the current file (capped in size).
+    let read = tokio::task::spawn_blocking(move || match q.tail {
+        Some(n) => crate::console_log::tail(&file, n),
+        None => match std::fs::read(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            other => other,
+        },
+    })
+    .await
+    .map_err(|e| {
+        ApiError(Error::internal(format!(
+            "reading the {log} log failed: {e}"
+        )))
+    })?;
+    let bytes = read.map_err(|e| {
+        ApiError(Error::internal(format!(
+            "cannot read the {log} log of instance {name}: {e}"
+        )))
+    })?;
+    Ok(([("content-type", "text/plain; charset=utf-8")], bytes).into_response())
 }

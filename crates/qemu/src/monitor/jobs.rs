@@ -286,9 +286,12 @@ impl JobWatch {
                     Some(_) => {}
                     None => return Err(ferrovirt_qmp::Error::Closed.into()),
                 },
-                _ = tick.tick(), if progress.is_some() => {
-                    if let (Some(report), Some((done, total))) =
-                        (progress, self.monitor.job_progress(&self.id).await?)
+                // Also without a progress report: a QEMU that stopped
+                // answering fails the query at the QMP reply deadline, so
+                // a wait for a job never outlives its QEMU's liveness.
+                _ = tick.tick() => {
+                    let now = self.monitor.job_progress(&self.id).await?;
+                    if let (Some(report), Some((done, total))) = (progress, now)
                         && total > 0
                     {
                         report(done, total);

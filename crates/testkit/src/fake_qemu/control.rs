@@ -1,6 +1,7 @@
 //! The test's side door: a unix socket next to the QMP socket where a test
 //! makes the guest act (poweroff, reboot, panic), crashes QEMU, slows or
 //! sticks jobs and migrations, makes an incoming migration fail to load,
+//! makes the guest print on its serial console (`print BYTES`),
 //! and reads back the QMP commands received.
 //!
 //! One command a line; one JSON object a line back: `{"ok": true}` (with
@@ -64,6 +65,12 @@ fn handle(vm: &Arc<Vm>, line: &str) -> Result<Value, String> {
         ("migration-time", ms) => vm.state().knobs.migration_time = millis(ms)?,
         ("incoming", Some("fail")) => vm.state().knobs.incoming_fails = true,
         ("incoming", Some("load")) => vm.state().knobs.incoming_fails = false,
+        ("print", n) => {
+            let n = n
+                .and_then(|n| n.parse().ok())
+                .ok_or("a byte count is needed")?;
+            super::print_on_console(n);
+        }
         ("commands", _) => return Ok(json!({"ok": true, "commands": vm.state().commands})),
         ("status", _) => {
             return Ok(json!({"ok": true, "status": vm.state().runstate.as_str()}));

@@ -148,12 +148,35 @@ fn run(launch: Launch, daemon: bool) -> std::io::Error {
     std::io::Error::other("the QMP socket stopped accepting clients")
 }
 
+/// The serial console's connected clients (the guest "prints" to them on
+/// the control command `print BYTES`).
+static CONSOLE_CLIENTS: std::sync::Mutex<Vec<std::os::unix::net::UnixStream>> =
+    std::sync::Mutex::new(Vec::new());
+
 /// The serial console: accepts clients and swallows what they type; the
-/// fake guest prints nothing.
+/// fake guest prints only when told to ([`print_on_console`]).
 fn console(listener: UnixListener) {
     for stream in listener.incoming().flatten() {
+        if let Ok(writer) = stream.try_clone() {
+            CONSOLE_CLIENTS.lock().expect("console").push(writer);
+        }
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut &stream, &mut std::io::sink());
         });
     }
+}
+
+/// The guest prints `bytes` bytes of numbered lines on its serial console.
+fn print_on_console(bytes: usize) {
+    let mut text = Vec::with_capacity(bytes + 64);
+    let mut line = 0u64;
+    while text.len() < bytes {
+        text.extend_from_slice(format!("console line {line:08}\n").as_bytes());
+        line += 1;
+    }
+    text.truncate(bytes);
+    CONSOLE_CLIENTS
+        .lock()
+        .expect("console")
+        .retain_mut(|c| c.write_all(&text).is_ok());
 }
