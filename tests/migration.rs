@@ -495,7 +495,7 @@ async fn copy_storage_without_disks_moves_the_guest() {
     create(&a.client, guest_spec("bare")).await;
     let mut ch = boot(&a.client, "bare").await;
     let c0 = counter(&mut ch).await;
-    let mut req = request(target(&b).await);
+    let mut req = migrate_request(target(&b).await);
     req.copy_storage = true;
     let op = a.client.migrate("bare", &req).await.expect("migrate");
     let op = tokio::time::timeout(Duration::from_secs(60), a.client.finish(&op))
