@@ -94,6 +94,40 @@ pub struct JoinToken {
 pub struct TokenPost {
     /// Name the joining client will be trusted as.
     pub name: String,
+    /// What the client may do once trusted; default admin.
+    #[serde(default)]
+    pub role: TrustRole,
+    /// Instances a restricted client may manage (besides those it creates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
+    /// The trust ends this many days after the token is made; default never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+impl TokenPost {
+    /// A token for an admin client (or another host) called `name`.
+    pub fn admin(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            role: TrustRole::Admin,
+            instances: Vec::new(),
+            expires_in_days: None,
+        }
+    }
+}
+
+/// What a trusted client certificate may do.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustRole {
+    /// Everything; what other hosts get for migration.
+    #[default]
+    Admin,
+    /// Only the instances it was granted or created; no host paths outside
+    /// the pools' directories, no pool or network creation or deletion, no
+    /// trust management, no incoming migrations.
+    Restricted,
 }
 
 /// The answer to [`TokenPost`].
@@ -124,4 +158,11 @@ pub struct TrustedClient {
     /// SHA-256 of the certificate.
     pub fingerprint: String,
     pub name: String,
+    pub role: TrustRole,
+    /// The instances a restricted client may manage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
+    /// When the trust ends, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
 }

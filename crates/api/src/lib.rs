@@ -21,7 +21,7 @@ pub use error::{ErrorBody, ErrorDetails};
 pub use event::{Event, EventKind};
 pub use host::{
     AccelDecision, CheckStatus, HostCheck, HostCheckItem, HostInfo, JoinToken, MachineType,
-    QemuInfo, TokenPost, TokenReply, TrustPost, TrustReply, TrustedClient,
+    QemuInfo, TokenPost, TokenReply, TrustPost, TrustReply, TrustRole, TrustedClient,
 };
 pub use instance::{
     Accelerator, BootConfig, BootDevice, CpuModel, Disk, DiskAio, DiskBus, DiskCache, DiskFormat,

@@ -29,9 +29,14 @@ impl Client {
 
     /// Makes a one-time join token on this host for a client called `name`.
     pub async fn new_token(&self, name: &str) -> Result<String, ClientError> {
-        let req = TokenPost { name: name.into() };
+        self.token(&TokenPost::admin(name)).await
+    }
+
+    /// Makes a one-time join token granting what `req` says (role,
+    /// instances, expiry).
+    pub async fn token(&self, req: &TokenPost) -> Result<String, ClientError> {
         let reply: TokenReply = self
-            .call(Method::POST, "/1.0/host/tokens", Some(&req))
+            .call(Method::POST, "/1.0/host/tokens", Some(req))
             .await?;
         Ok(reply.token)
     }
@@ -48,6 +53,12 @@ impl Client {
     /// The client certificates this host trusts.
     pub async fn trusted_clients(&self) -> Result<Vec<TrustedClient>, ClientError> {
         self.get("/1.0/host/trust").await
+    }
+
+    /// Stops trusting the client certificate with this fingerprint.
+    pub async fn untrust(&self, fingerprint: &str) -> Result<(), ClientError> {
+        let path = format!("/1.0/host/trust/{}", crate::transport::enc(fingerprint));
+        self.send_only(Method::DELETE, &path, None::<&()>).await
     }
 }
 

@@ -30,6 +30,18 @@ pub struct Config {
     /// fingerprint) on this address, e.g. `10.0.0.2:8443`. No plaintext TCP.
     #[arg(long, env = "FERROVIRT_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
+    /// TLS listener: seconds a new connection has to finish its handshake
+    /// (and each request to send its headers) before it is dropped.
+    #[arg(long, env = "FERROVIRT_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    pub tls_handshake_timeout: f64,
+    /// TLS listener: the most connections open at once; beyond it new ones
+    /// are closed at once.
+    #[arg(long, env = "FERROVIRT_TLS_MAX_CONNECTIONS", default_value_t = 512)]
+    pub tls_max_connections: usize,
+    /// Also audit mutating requests over the unix socket (remote ones
+    /// always are), in STATE/audit.log.
+    #[arg(long, env = "FERROVIRT_AUDIT_LOCAL", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub audit_local: bool,
     /// Do not create the `default` NAT network on the first start.
     #[arg(long, env = "FERROVIRT_NO_DEFAULT_NETWORK", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub no_default_network: bool,

@@ -33,7 +33,7 @@ pub use networks::{NetworkRecord, NetworkStore};
 pub use pools::{PoolRecord, PoolStore};
 pub use snapshots::{SnapshotRecord, SnapshotState, SnapshotStore};
 pub use sqlite::SqliteStore;
-pub use trust::{TrustStore, TrustedCertificate};
+pub use trust::{TrustGrant, TrustRole, TrustStore, TrustedCertificate};
 
 /// The answer to a store request.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -51,6 +51,19 @@ pub(crate) fn migrations() -> Migrations<'static> {
                 active INTEGER NOT NULL
              );",
         ),
+        M::up(
+            "ALTER TABLE trusted_certificates ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+             ALTER TABLE trusted_certificates ADD COLUMN expires INTEGER;
+             CREATE TABLE trust_instances (
+                fingerprint TEXT NOT NULL
+                    REFERENCES trusted_certificates(fingerprint) ON DELETE CASCADE,
+                instance TEXT NOT NULL,
+                PRIMARY KEY (fingerprint, instance)
+             );
+             ALTER TABLE join_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+             ALTER TABLE join_tokens ADD COLUMN instances TEXT NOT NULL DEFAULT '[]';
+             ALTER TABLE join_tokens ADD COLUMN trust_expires INTEGER;",
+        ),
     ])
 }
 
@@ -90,7 +103,7 @@ mod tests {
         all.to_latest(&mut conn).unwrap();
         assert_eq!(
             all.current_version(&conn).unwrap(),
-            SchemaVersion::Inside(std::num::NonZeroUsize::new(5).unwrap())
+            SchemaVersion::Inside(std::num::NonZeroUsize::new(6).unwrap())
         );
         let status: String = conn
             .query_row("SELECT status FROM instances WHERE name = 'old'", [], |r| {

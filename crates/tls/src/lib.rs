@@ -16,6 +16,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 pub use rustls;
+pub use time::{self, OffsetDateTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -53,19 +54,33 @@ impl Identity {
         };
         if !crt.exists() || !key.exists() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
-            let mut params = rcgen::CertificateParams::new(vec![common_name.to_owned()])
-                .map_err(|e| TlsError::Generate(e.to_string()))?;
-            params.not_after = rcgen::date_time_ymd(2036, 1, 1);
-            let kp = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
-            let cert = params
-                .self_signed(&kp)
-                .map_err(|e| TlsError::Generate(e.to_string()))?;
-            write_private(&key, &kp.serialize_pem()).map_err(io(&key))?;
-            std::fs::write(&crt, cert.pem()).map_err(io(&crt))?;
+            let id = Self::self_signed(
+                common_name,
+                rcgen::date_time_ymd(1975, 1, 1),
+                rcgen::date_time_ymd(2036, 1, 1),
+            )?;
+            write_private(&key, &id.key_pem).map_err(io(&key))?;
+            std::fs::write(&crt, &id.cert_pem).map_err(io(&crt))?;
         }
         let cert_pem = std::fs::read_to_string(&crt).map_err(io(&crt))?;
         let key_pem = std::fs::read_to_string(&key).map_err(io(&key))?;
         Self::from_pem(&cert_pem, &key_pem, &crt.display().to_string())
+    }
+
+    /// A new self-signed identity valid from `not_before` to `not_after`.
+    pub fn self_signed(
+        common_name: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Self, TlsError> {
+        let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
+        let mut params =
+            rcgen::CertificateParams::new(vec![common_name.to_owned()]).map_err(generate)?;
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let kp = rcgen::KeyPair::generate().map_err(generate)?;
+        let cert = params.self_signed(&kp).map_err(generate)?;
+        Self::from_pem(&cert.pem(), &kp.serialize_pem(), common_name)
     }
 
     fn from_pem(cert_pem: &str, key_pem: &str, origin: &str) -> Result<Self, TlsError> {
@@ -115,6 +130,41 @@ fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
     let b64: String = text[start..stop].split_whitespace().collect();
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// When a certificate is valid (its notBefore and notAfter), as unix time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// The validity period of a DER certificate; `None` if it does not parse.
+    pub fn of(cert: &[u8]) -> Option<Self> {
+        let (_, c) = x509_parser::parse_x509_certificate(cert).ok()?;
+        let v = c.validity();
+        Some(Self {
+            not_before: v.not_before.timestamp(),
+            not_after: v.not_after.timestamp(),
+        })
+    }
+
+    /// Why the certificate is not valid at unix time `now`, if it is not.
+    pub fn problem_at(&self, now: i64) -> Option<String> {
+        let date = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t)
+                .map(|d| d.date().to_string())
+                .unwrap_or_else(|_| t.to_string())
+        };
+        if now > self.not_after {
+            Some(format!("expired on {}", date(self.not_after)))
+        } else if now < self.not_before {
+            Some(format!("is not valid before {}", date(self.not_before)))
+        } else {
+            None
+        }
+    }
 }
 
 /// SHA-256 hex of a DER certificate.
@@ -308,5 +358,29 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         server_config(&a).unwrap();
         client_config(&b, &a.fingerprint()).unwrap();
+    }
+
+    #[test]
+    fn validity_says_when_a_certificate_expired() {
+        let day = time::Duration::days(1);
+        let now = OffsetDateTime::now_utc();
+        let old = Identity::self_signed("old", now - day * 10, now - day).unwrap();
+        let v = Validity::of(&old.cert).unwrap();
+        let problem = v.problem_at(now.unix_timestamp()).unwrap();
+        assert!(problem.starts_with("expired on "), "{problem}");
+        let early = Identity::self_signed("early", now + day, now + day * 2).unwrap();
+        let problem = Validity::of(&early.cert)
+            .unwrap()
+            .problem_at(now.unix_timestamp())
+            .unwrap();
+        assert!(problem.starts_with("is not valid before "), "{problem}");
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = Identity::load_or_create(dir.path(), "c", "cli").unwrap();
+        assert_eq!(
+            Validity::of(&fresh.cert)
+                .unwrap()
+                .problem_at(now.unix_timestamp()),
+            None
+        );
     }
 }

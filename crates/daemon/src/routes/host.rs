@@ -1,6 +1,6 @@
-use axum::extract::State;
+use axum::extract::{Path, State};
 use ferrovirt_api::{
-    HostCheck, HostInfo, TokenPost, TokenReply, TrustPost, TrustReply, TrustedClient,
+    HostCheck, HostInfo, TokenPost, TokenReply, TrustPost, TrustReply, TrustRole, TrustedClient,
 };
 use ferrovirt_core::{Error, accel, hostcheck};
 
@@ -16,6 +16,7 @@ pub fn routes() -> OpenApiRouter<Daemon> {
         .routes(routes!(check))
         .routes(routes!(token))
         .routes(routes!(trusted, trust))
+        .routes(routes!(untrust))
 }
 
 /// API root: version and supported paths.
@@ -72,14 +73,15 @@ pub async fn check(State(d): State<Daemon>) -> ApiResult<axum::Json<HostCheck>> 
     }))
 }
 
-/// Make a one-time join token (valid one hour).
+/// Make a one-time join token (valid one hour), for an admin or a
+/// restricted client.
 #[utoipa::path(post, path = "/1.0/host/tokens", request_body = TokenPost,
     responses((status = 200, body = TokenReply)))]
 pub async fn token(
     State(d): State<Daemon>,
     crate::json::Json(req): crate::json::Json<TokenPost>,
 ) -> ApiResult<axum::Json<TokenReply>> {
-    let t = crate::remote::new_token(&d, &req.name).await?;
+    let t = crate::remote::new_token(&d, &req).await?;
     Ok(axum::Json(TokenReply {
         token: ferrovirt_client::encode_token(&t),
     }))
@@ -109,8 +111,29 @@ pub async fn trusted(State(d): State<Daemon>) -> ApiResult<axum::Json<Vec<Truste
         list.into_iter()
             .map(|c| TrustedClient {
                 fingerprint: c.fingerprint,
-                name: c.name,
+                name: c.grant.name,
+                role: match c.grant.role {
+                    ferrovirt_store::TrustRole::Admin => TrustRole::Admin,
+                    ferrovirt_store::TrustRole::Restricted => TrustRole::Restricted,
+                },
+                instances: c.grant.instances,
+                expires: c
+                    .grant
+                    .expires
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
             })
             .collect(),
     ))
+}
+
+/// Stop trusting a client certificate: its next request is refused, also
+/// on an open connection.
+#[utoipa::path(delete, path = "/1.0/host/trust/{fingerprint}",
+    responses((status = 200), (status = 404, body = ferrovirt_api::ErrorBody)))]
+pub async fn untrust(
+    State(d): State<Daemon>,
+    Path(fingerprint): Path<String>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    crate::remote::untrust(&d, &fingerprint).await?;
+    Ok(axum::Json(serde_json::json!({})))
 }
