@@ -14,7 +14,6 @@ use ferrovirt_api::{
     InstanceStatus, Operation, OperationStatus, RestorePost, SavePost, SnapshotKind, SnapshotsPost,
     StateAction, StatePut,
 };
-use ferrovirt_client::Client;
 use harness::*;
 use serde_json::json;
 

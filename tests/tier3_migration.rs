@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use ferrovirt_api::{
     InstanceStatus, MigratePost, MigrationTarget, Operation, OperationStatus, StateAction, StatePut,
 };
-use ferrovirt_client::Client;
 use harness::*;
 use serde_json::json;
 
