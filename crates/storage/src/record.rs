@@ -97,19 +97,30 @@ pub fn write(image: &Path, rec: &ImageRecord) -> Result<(), Error> {
         ))
     };
     let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(fail)?;
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(rec).expect("a record serializes");
-    std::fs::write(&tmp, bytes)
+    // The directory may vanish between the two steps when the last record
+    // in it is forgotten at that moment: make it again once.
+    let put = || std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&tmp, &bytes));
+    put()
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => put(),
+            _ => Err(e),
+        })
         .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
         .and_then(|()| std::fs::rename(&tmp, &path))
         .and_then(|()| std::fs::File::open(dir)?.sync_all())
         .map_err(fail)
 }
 
-/// Drops the record of `image`.
+/// Drops the record of `image`, and the record directory once it is
+/// empty (nothing of the daemon's is left beside a deleted image).
 pub fn forget(image: &Path) {
-    let _ = std::fs::remove_file(record_path(image));
+    let path = record_path(image);
+    let _ = std::fs::remove_file(&path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// Removes an image file and its record.
