@@ -183,6 +183,17 @@ pub async fn wait_gone(pid: u32, paths: &InstancePaths, timeout: Duration) -> bo
 }
 
 /// Removes the runtime files of a stopped instance.
+/// Makes what QEMU created owner-only: `-daemonize` sets QEMU's umask to
+/// 027, so its sockets, pidfile and log would otherwise be group-readable.
+pub fn make_private(paths: &InstancePaths) {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [&paths.runtime_dir, &paths.log_dir] {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 pub fn clean_runtime(paths: &InstancePaths) {
     let _ = std::fs::remove_dir_all(&paths.runtime_dir);
 }

@@ -80,6 +80,7 @@ impl Vm {
         paths: &InstancePaths,
     ) -> Result<(Self, Events), VmError> {
         let pid = process::launch(cmd, paths).await?;
+        process::make_private(paths);
         match Monitor::connect(&paths.qmp_socket()).await {
             Ok((monitor, events)) => Ok((
                 Self {
