@@ -342,11 +342,22 @@ async fn fs_pool_mounts_and_a_full_disk_leaves_nothing_behind() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "lost+found")
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     assert_eq!(
         names,
-        vec!["keep.qcow2".to_string()],
+        vec![".ferrovirt".to_string(), "keep.qcow2".to_string()],
         "nothing half-made is left"
+    );
+    let records: Vec<String> = std::fs::read_dir(in_daemon.join(".ferrovirt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        records,
+        vec!["keep.qcow2.json".to_string()],
+        "only the volume's record"
     );
 
     cli_ok(&d, &["pool", "stop", "small"]);

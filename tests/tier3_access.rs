@@ -178,7 +178,11 @@ async fn the_console_log_rotates_at_its_cap_and_tail_reads_across_backups() {
     let end = Instant::now() + STEP;
     loop {
         let current = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        if dir.join("console.log.3").exists() && current == CAP / 2 {
+        // CAP / 2 in the current file also holds one cap earlier: wait for
+        // the last line too.
+        let last_line = format!("console line {:08}\n", (total - 1) / 22);
+        let done = std::fs::read(&log).is_ok_and(|b| b.ends_with(last_line.as_bytes()));
+        if dir.join("console.log.3").exists() && current == CAP / 2 && done {
             break;
         }
         assert!(
