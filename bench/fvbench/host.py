@@ -113,6 +113,10 @@ def reaped(main) -> int:
             code = main()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - shown, then the exit code says it
+            import traceback
+
+            traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
