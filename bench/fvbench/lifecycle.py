@@ -139,11 +139,6 @@ def measure(a, h: host.Host, b: host.Binaries, qemu: str, fvd: host.Ferrovirtd,
     golden = fl.argv("bench-floor")
     fl.template = template_of(fv_argv, "bench-fv", [str(fvd.run_dir / "instances" / "bench-fv"),
                                                     str(fvd.state / "logs" / "bench-fv")])
-    # ferrovirtd logs the console itself (capped); the floor, a bare QEMU,
-    # has QEMU write it, as a hand-run QEMU would.
-    fl.template = [x + ",logfile={DIR}/console.log,logappend=on"
-                   if x.startswith("socket,id=serial0,") and "logfile=" not in x else x
-                   for x in fl.template]
     for f in ("qmp.sock", "console.sock", "console.log", "qemu.log", "qemu.pid"):
         if not any(f"{{DIR}}/{f}" in x for x in fl.template):
             raise RuntimeError(f"cannot derive the floor's argv: no {f} in {fv_argv}")

@@ -388,7 +388,15 @@ def golden_template(path: Path) -> list[str]:
              .replace("guest=vm1,", "guest={NAME},"))
         out.append({"-uuid": "{UUID}", "-smp": "1", "-m": "{MEM}M", "-kernel": "{KERNEL}",
                     "-initrd": "{INITRD}", "-append": "{CMDLINE}"}.get(prev, x))
-    return out
+    return with_console_log(out)
+
+
+def with_console_log(template: list[str]) -> list[str]:
+    """ferrovirtd logs the guest console itself (capped); the floor, a bare
+    QEMU, has QEMU write it, as a hand-run QEMU would."""
+    return [x + ",logfile={DIR}/console.log,logappend=on"
+            if x.startswith("socket,id=serial0,") and "logfile=" not in x else x
+            for x in template]
 
 
 def template_of(argv: list[str], name: str, dirs: list[str]) -> list[str]:
@@ -403,7 +411,7 @@ def template_of(argv: list[str], name: str, dirs: list[str]) -> list[str]:
         for d in dirs:
             x = x.replace(d, "{DIR}")
         out.append(x.replace(f"guest={name},", "guest={NAME},"))
-    return out
+    return with_console_log(out)
 
 
 class Floor:
