@@ -71,22 +71,7 @@ async fn everything_the_daemon_makes_is_private_and_the_socket_is_its_groups() {
     let log = h.dir.path().join("state/logs/plain/console.log");
     wait_until_file(&log, 100).await;
     // A managed save writes the save dir and file too.
-    let op = h
-        .client
-        .save_instance("plain", &ferrovirt_api::SavePost { file: None })
-        .await
-        .unwrap();
-    let op = h
-        .client
-        .wait_operation(&op.id.to_string(), 10.0)
-        .await
-        .unwrap();
-    assert_eq!(
-        op.status,
-        ferrovirt_api::OperationStatus::Success,
-        "{:?}",
-        op.error
-    );
+    h.managed_save("plain").await;
     h.running("other", json!({})).await;
 
     assert_private(&h.dir.path().join("state"));

@@ -10,7 +10,7 @@ mod harness;
 
 use std::path::PathBuf;
 
-use ferrovirt_api::{InstanceStatus, OperationStatus, SavePost};
+use ferrovirt_api::{InstanceStatus, SavePost};
 use harness::*;
 use serde_json::json;
 
@@ -87,17 +87,7 @@ async fn a_complete_save_survives_a_restart_and_a_missing_file_is_dropped() {
     let mut h = FakeHost::start().await;
     for name in ["kept", "lost"] {
         let pid = h.running(name, json!({})).await.state.pid.unwrap();
-        let op = h
-            .client
-            .save_instance(name, &SavePost { file: None })
-            .await
-            .unwrap();
-        let op = h
-            .client
-            .wait_operation(&op.id.to_string(), 10.0)
-            .await
-            .unwrap();
-        assert_eq!(op.status, OperationStatus::Success, "{:?}", op.error);
+        h.managed_save(name).await;
         wait_gone(pid).await;
     }
     std::fs::remove_file(save_dir(&h).join("lost.sav")).unwrap();

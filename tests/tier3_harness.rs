@@ -48,6 +48,23 @@ impl FakeHost {
         host
     }
 
+    /// Saves `name` to its managed save and waits for success.
+    pub async fn managed_save(&self, name: &str) {
+        let req = ferrovirt_api::SavePost { file: None };
+        let op = self.client.save_instance(name, &req).await.unwrap();
+        let op = self
+            .client
+            .wait_operation(&op.id.to_string(), 10.0)
+            .await
+            .unwrap();
+        assert_eq!(
+            op.status,
+            ferrovirt_api::OperationStatus::Success,
+            "{:?}",
+            op.error
+        );
+    }
+
     pub fn runtime_dir(&self) -> PathBuf {
         self.dir.path().join("run")
     }
