@@ -301,7 +301,10 @@ class Bench:
             size, base = gib * GIB, f"base-{gib}g"
             master = self.tmp / f"{base}.qcow2"
             make_qcow2_base(master, size)
-            sparse_copy(master, fvdir / base)
+            # Imported, not copied in: Ferrovirt takes a file it did not
+            # make as raw (formats are recorded, never guessed).
+            fv.fv.cli_run("volume", "import", f"bench/{base}", str(master),
+                          "--source-format", "qcow2", "--image-format", "qcow2")
             if lv:
                 sparse_copy(master, lvdir / base)
                 lv.lv.virsh("pool-refresh", "bench")
