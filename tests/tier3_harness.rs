@@ -48,6 +48,28 @@ impl FakeHost {
         host
     }
 
+    /// Creates `name` with one 16 MiB qcow2 disk (made by the real
+    /// qemu-img) and starts it; returns the disk's path.
+    pub async fn running_with_disk(&self, name: &str) -> String {
+        let disk = self.dir.path().join(format!("{name}.qcow2"));
+        let ok = tokio::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&disk)
+            .arg("16M")
+            .status()
+            .await
+            .expect("run qemu-img")
+            .success();
+        assert!(ok, "qemu-img create failed");
+        let disk = disk.display().to_string();
+        let spec = json!({"name": name, "memory": 64,
+                          "disks": [{"path": disk, "format": "qcow2"}]});
+        self.client.create_instance(&spec).await.expect("create");
+        let inst = self.client.action(name, StateAction::Start).await.unwrap();
+        assert_eq!(inst.state.status, InstanceStatus::Running);
+        disk
+    }
+
     /// Saves `name` to its managed save and waits for success.
     pub async fn managed_save(&self, name: &str) {
         let req = ferrovirt_api::SavePost { file: None };

@@ -20,27 +20,6 @@ use serde_json::json;
 /// Offset of QEMU's stream in a save file (the daemon's header comes first).
 const SAVE_HEADER: usize = 64 * 1024;
 
-/// Creates `name` with one qcow2 disk made by the real qemu-img, started.
-async fn with_disk(h: &FakeHost, name: &str) {
-    let disk = h.dir.path().join(format!("{name}.qcow2"));
-    let ok = tokio::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("16M")
-        .status()
-        .await
-        .expect("run qemu-img")
-        .success();
-    assert!(ok, "qemu-img create failed");
-    let spec = json!({"name": name, "memory": 64,
-                      "disks": [{"path": disk.display().to_string(), "format": "qcow2"}]});
-    h.client.create_instance(&spec).await.expect("create");
-    h.client
-        .action(name, StateAction::Start)
-        .await
-        .expect("start");
-}
-
 fn memory_snapshot(name: &str) -> SnapshotsPost {
     SnapshotsPost {
         name: name.into(),
@@ -63,7 +42,7 @@ fn has_fake_state(path: &Path) -> bool {
 async fn internal_snapshot_with_memory_is_taken_reverted_and_deleted() {
     let h = FakeHost::start().await;
     let c = &h.client;
-    with_disk(&h, "snappy").await;
+    h.running_with_disk("snappy").await;
     let fake = h.fake("snappy");
 
     let op = c
@@ -210,7 +189,7 @@ async fn conflicts_with(h: &FakeHost, name: &str, job_word: &str, op: Operation,
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_snapshot_job_conflicts_and_stop_force_preempts_it() {
     let h = FakeHost::start().await;
-    with_disk(&h, "busy").await;
+    h.running_with_disk("busy").await;
     h.fake("busy").send("jobs stuck").await.unwrap();
     let op = h
         .client

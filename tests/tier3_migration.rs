@@ -279,28 +279,6 @@ async fn an_aborted_incoming_migration_leaves_no_logs() {
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
 
-/// Creates `name` on `h` with one 16 MiB qcow2 disk (made by the real
-/// qemu-img) and starts it; returns the disk's path.
-async fn running_with_disk(h: &FakeHost, name: &str) -> String {
-    let disk = h.dir.path().join(format!("{name}.qcow2"));
-    let ok = tokio::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&disk)
-        .arg("16M")
-        .status()
-        .await
-        .expect("run qemu-img")
-        .success();
-    assert!(ok, "qemu-img create failed");
-    let disk = disk.display().to_string();
-    let spec = json!({"name": name, "memory": 64,
-                      "disks": [{"path": disk, "format": "qcow2"}]});
-    h.client.create_instance(&spec).await.expect("create");
-    let inst = h.client.action(name, StateAction::Start).await.unwrap();
-    assert_eq!(inst.state.status, InstanceStatus::Running);
-    disk
-}
-
 /// Index of the first `cmd` in `cmds` (panics if it was never sent).
 fn at(cmds: &[String], cmd: &str) -> usize {
     cmds.iter()
@@ -311,7 +289,7 @@ fn at(cmds: &[String], cmd: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn live_migration_with_copied_storage() {
     let (a, b) = (host().await, host().await);
-    let disk = running_with_disk(&a, "carrier").await;
+    let disk = a.running_with_disk("carrier").await;
     let pid = a
         .client
         .instance("carrier")
@@ -376,7 +354,7 @@ async fn live_migration_with_copied_storage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelled_storage_copy_removes_the_copies_and_the_mirror() {
     let (a, b) = (host().await, host().await);
-    running_with_disk(&a, "hauler").await;
+    a.running_with_disk("hauler").await;
     let pid = a
         .client
         .instance("hauler")
