@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
     migration::reconcile(&d).await;
     tracing::info!(socket = %config.socket.display(), "serving the API");
     let app = routes::router(d.clone());
+    release_startup_heap();
     if let Some(addr) = config.listen {
         let (d, app) = (d.clone(), app.clone());
         tokio::spawn(async move {
@@ -135,6 +136,19 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopping; running VMs keep running");
     Ok(())
+}
+
+/// Gives the heap that start-up used and freed (reconciliation, building
+/// the OpenAPI document) back to the kernel: glibc keeps freed pages below
+/// live allocations otherwise, about 2 MiB of the idle daemon's memory.
+#[allow(unsafe_code)]
+fn release_startup_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointers; it only walks the allocator's
+    // own free lists and is thread-safe.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 async fn shutdown_signal() {

@@ -359,16 +359,9 @@ async fn merge_away(
         match &rt {
             Some(rt) => {
                 let m = rt.monitor();
-                let top = m
-                    .root_node_of(child)
-                    .await
-                    .map_err(list_err())?
-                    .unwrap_or_default();
-                let base = m
-                    .node_of_file(&f.frozen)
-                    .await
-                    .map_err(list_err())?
-                    .unwrap_or_default();
+                let (top, base) = tokio::join!(m.root_node_of(child), m.node_of_file(&f.frozen));
+                let top = top.map_err(list_err())?.unwrap_or_default();
+                let base = base.map_err(list_err())?.unwrap_or_default();
                 let commit = BlockJob::Commit {
                     device: top.clone(),
                     base_node: base,

@@ -110,8 +110,11 @@ impl Monitor {
     /// Releases a node the monitor still holds after a block job took it
     /// out of a chain, with its protocol node. A node still in use is kept.
     pub async fn drop_node(&self, node: &str) {
-        let _ = self.blockdev_del(node).await;
-        let _ = self.blockdev_del(&format!("{node}-file")).await;
+        // Sent at once, answered in order: the protocol node goes once its
+        // format node has released it (or was never separate: an overlay
+        // opened with its file inline).
+        let file = format!("{node}-file");
+        let _ = tokio::join!(self.blockdev_del(node), self.blockdev_del(&file));
     }
 
     /// Makes each overlay node the new top of its disk, atomically:

@@ -166,11 +166,15 @@ impl Monitor {
         }))
     }
 
-    /// The error of a concluded job, then dismisses it.
+    /// The error of a concluded job, then dismisses it (both requests sent
+    /// at once: QEMU answers them in order, the query first).
     async fn job_outcome(&self, id: &str) -> Result<()> {
-        let jobs = self.call("query-jobs", None).await?;
+        let (jobs, _) = tokio::join!(
+            self.call("query-jobs", None),
+            self.run("job-dismiss", Some(json!({"id": id})))
+        );
+        let jobs = jobs?;
         let error = find(&jobs, id).and_then(|j| j["error"].as_str().map(str::to_owned));
-        let _ = self.run("job-dismiss", Some(json!({"id": id}))).await;
         match error {
             Some(reason) => Err(MonitorError::Job {
                 id: id.to_owned(),
@@ -264,7 +268,10 @@ impl JobWatch {
         stop_at_ready: bool,
     ) -> Result<JobStatus> {
         let mut cancel = std::pin::pin!(cancel);
-        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        // The first sample one period in: a short job needs none, and a
+        // query at once would delay the events that end it.
+        let first = tokio::time::Instant::now() + PROGRESS_EVERY;
+        let mut tick = tokio::time::interval_at(first, PROGRESS_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(s @ JobStatus::Ready) = &self.last
             && stop_at_ready
