@@ -43,9 +43,8 @@ class Samples(dict):
         super().__init__()
         self.errors: dict[str, str] = {}
 
-    def add(self, key: str, v: float) -> float:
+    def add(self, key: str, v: float) -> None:
         self.setdefault(key, []).append(v)
-        return v
 
     def time(self, key: str, fn, *args):
         """fn(*args), the milliseconds it took added to `key`; its result."""
@@ -70,13 +69,10 @@ class Samples(dict):
             self.time(key, fn, *args)
             return True
         except Exception as e:  # noqa: BLE001
-            self.fail(key, e)
+            if key not in self.errors:
+                self.errors[key] = str(e).strip().replace("\n", " ")[:600]
+                log(f"FAILED {key}: {self.errors[key]}")
             return False
-
-    def fail(self, key: str, e: Exception) -> None:
-        if key not in self.errors:
-            self.errors[key] = str(e).strip().replace("\n", " ")[:600]
-            log(f"FAILED {key}: {self.errors[key]}")
 
 
 def ratio(a, b) -> float | None:

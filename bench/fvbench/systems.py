@@ -92,7 +92,7 @@ class Ferrovirt(System):
             try:
                 self.request("GET", "/1.0", want=(200,), timeout=5)
                 return
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, http.client.HTTPException):
                 pass
             if p.poll() is not None:
                 raise RuntimeError(f"ferrovirtd {tag} exited: {(d / 'ferrovirtd.log').read_text()[-500:]}")
