@@ -65,16 +65,15 @@ def run(a: argparse.Namespace) -> int:
             setattr(a, k, quick)
     results = Path(a.results) if a.results else BENCH / "results" / ("quick" if a.quick else "")
     t0 = time.time()
-    qemu = host.qemu_binary()
     b = host.binaries(a.profile, a.build, a.bin_dir)
-    meta = {**stats.machine(), **b.meta(), "quick": a.quick,
-            "qemu_version": host.out([qemu, "--version"]).splitlines()[0].replace("QEMU emulator version ", "")}
+    meta = {**stats.machine(), **b.meta, "quick": a.quick,
+            "qemu_version": host.out([b.qemu, "--version"]).splitlines()[0].replace("QEMU emulator version ", "")}
     if meta["other_qemu_processes_at_start"]:
         host.log(f"warning: {meta['other_qemu_processes_at_start']} other QEMU process(es) on this host: "
                  "figures will be noisier")
-    host.log(f"{a.suite}: ferrovirtd {b.ferrovirtd} ({b.profile}), results to {results}")
+    host.log(f"{a.suite}: ferrovirtd {b.ferrovirtd} ({b.meta['profile']}), results to {results}")
     with host.Host(a.suite, results / "logs" / a.suite) as h:
-        raw = mod.run_suite(a, h, b, qemu)
+        raw = mod.run_suite(a, h, b)
     raw["meta"] = {**meta, **raw["meta"], "script_seconds": int(time.time() - t0)}
     md = report.REPORTS[a.suite](raw)
     stats.write(results, mod.STEM, raw, md)

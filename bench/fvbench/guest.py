@@ -1,7 +1,7 @@
 """The test guest as the host sees it: its ready marker on the serial log,
 and its command channel (crates/testkit/src/channel.rs) over a console
 stream: a unix socket QEMU serves (libvirt, the floor) or Ferrovirt's
-websocket console."""
+console."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +9,7 @@ import os
 import re
 import select
 import socket
-import struct
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -24,17 +24,6 @@ now = time.perf_counter
 
 def ms(t0: float, t1: float) -> float:
     return round((t1 - t0) * 1000.0, 3)
-
-
-def timed_call(fn, *args) -> tuple[float, object]:
-    """Milliseconds that fn(*args) took, and its result."""
-    t0 = now()
-    res = fn(*args)
-    return ms(t0, now()), res
-
-
-def timed(fn, *args) -> float:
-    return timed_call(fn, *args)[0]
 
 
 def fsize(path: Path) -> int:
@@ -81,17 +70,18 @@ def connect_unix(path: str, timeout: float = 30.0, pause: float = 0.05) -> socke
 class SockStream:
     """A serial chardev QEMU serves on a unix socket."""
 
-    def __init__(self, path: str, timeout: float = 30.0):
-        self.sock = connect_unix(path, timeout)
+    def __init__(self, path: str):
+        self.sock = connect_unix(path)
+        self.fd = self.sock.fileno()
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def recv(self, timeout: float) -> bytes | None:  # b"" on timeout, None once closed
-        if not select.select([self.sock], [], [], timeout)[0]:
+        if not select.select([self.fd], [], [], timeout)[0]:
             return b""
         try:
-            return self.sock.recv(65536) or None
+            return os.read(self.fd, 65536) or None
         except OSError:
             return None
 
@@ -102,100 +92,21 @@ class SockStream:
             pass
 
 
-class WsStream:
-    """Ferrovirt's console, GET /1.0/instances/NAME/console: a websocket with
-    binary frames both ways on the API's unix socket (a minimal RFC 6455
-    client: masked frames out, unmasked in)."""
+class CliStream(SockStream):
+    """Ferrovirt's console (its websocket, GET /1.0/instances/NAME/console)
+    through the stdin and stdout of `ferrovirt console NAME`."""
 
-    def __init__(self, api_sock: str, name: str, timeout: float = 30.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(api_sock)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /1.0/instances/{name}/console HTTP/1.1\r\nHost: localhost\r\n"
-                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise RuntimeError(f"console of {name}: closed during the handshake")
-            head += chunk
-        head, self.buf = head.split(b"\r\n\r\n", 1)
-        if b" 101 " not in head.split(b"\r\n", 1)[0] + b" ":
-            raise RuntimeError(f"console of {name}: {head.decode(errors='replace')[:300]}")
-        self.sock.settimeout(None)
-        self.closed = False
-
-    @staticmethod
-    def _frame(opcode: int, payload: bytes) -> bytes:
-        n = len(payload)
-        hdr = bytes([0x80 | opcode])
-        if n < 126:
-            hdr += bytes([0x80 | n])
-        elif n < 65536:
-            hdr += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            hdr += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        mask = os.urandom(4)
-        return hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    def __init__(self, argv: list[str]):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.fd = self.p.stdout.fileno()
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(self._frame(0x2, data))
-
-    def _parse(self) -> tuple[int, bytes] | None:
-        """The next whole frame in the buffer (servers never mask theirs)."""
-        b = self.buf
-        if len(b) < 2:
-            return None
-        opcode, n, i = b[0] & 0x0F, b[1] & 0x7F, 2
-        if n >= 126:
-            i = 4 if n == 126 else 10
-            if len(b) < i:
-                return None
-            n = int.from_bytes(b[2:i], "big")
-        if len(b) < i + n:
-            return None
-        self.buf = b[i + n:]
-        return opcode, b[i:i + n]
-
-    def recv(self, timeout: float) -> bytes | None:
-        if self.closed:
-            return None
-        deadline = time.monotonic() + timeout
-        data = b""
-        while True:
-            f = self._parse()
-            while f is not None:
-                opcode, payload = f
-                if opcode in (0x0, 0x1, 0x2):
-                    data += payload
-                elif opcode == 0x8:
-                    self.closed = True
-                    return data or None
-                elif opcode == 0x9:
-                    self.sock.sendall(self._frame(0xA, payload))
-                f = self._parse()
-            if data:
-                return data
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
-                return b""
-            try:
-                chunk = self.sock.recv(65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.closed = True
-                return None
-            self.buf += chunk
+        self.p.stdin.write(data)
+        self.p.stdin.flush()
 
     def close(self) -> None:
-        for fn in (lambda: self.sock.sendall(self._frame(0x8, b"")), self.sock.close):
-            try:
-                fn()
-            except OSError:
-                pass
+        self.p.kill()
+        self.p.wait()
 
 
 RESULT_RE = re.compile(rb"@@FV-END (\d+) (-?\d+) ([A-Za-z0-9+/=]*)\r?\n")
@@ -220,17 +131,19 @@ class Channel:
         answer within `timeout`: the test guest's init now and then drops a
         command line (see docs/benchmarks-snapshots-networks.md)."""
         for attempt in range(retries + 1):
-            self.next_id += 1
-            cid = self.next_id
-            self.s.send(f"@@FV {cid} {base64.b64encode(cmd.encode()).decode()}\n".encode())
             try:
-                return self._wait(cid, cmd, timeout, check)
+                return self._wait(self._send(cmd), cmd, timeout, check)
             except TimeoutError as e:
                 if attempt == retries:
                     raise
                 self.lost += 1
                 log(f"no answer, sending again: {str(e)[:200]}")
         raise AssertionError("unreachable")
+
+    def _send(self, cmd: str) -> int:
+        self.next_id += 1
+        self.s.send(f"@@FV {self.next_id} {base64.b64encode(cmd.encode()).decode()}\n".encode())
+        return self.next_id
 
     def _wait(self, cid: int, cmd: str, timeout: float, check: bool,
               also: set[int] = frozenset()) -> tuple[int, str]:
@@ -246,12 +159,10 @@ class Channel:
                     return rc, text
             left = deadline - time.monotonic()
             if left <= 0:
-                logged = b""
-                if self.log_tail is not None:
-                    try:
-                        logged = self.log_tail()
-                    except OSError as e:
-                        logged = f"(cannot read: {e})".encode()
+                try:
+                    logged = self.log_tail() if self.log_tail else b""
+                except OSError as e:
+                    logged = f"(cannot read: {e})".encode()
                 answered = f"@@FV-END {cid} ".encode() in logged
                 raise TimeoutError(f"guest command {cmd!r} (id {cid}): no answer in {timeout} s; "
                                    f"received: {self.buf[-200:]!r}; the console log "
@@ -270,9 +181,7 @@ class Channel:
         deadline = time.monotonic() + timeout
         sent: set[int] = set()
         while True:
-            self.next_id += 1
-            sent.add(self.next_id)
-            self.s.send(f"@@FV {self.next_id} {base64.b64encode(b'true').decode()}\n".encode())
+            sent.add(self._send("true"))
             try:
                 self._wait(self.next_id, "true", 0.5, True, sent)
                 return

@@ -10,16 +10,17 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import namedtuple
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LV_DRIVERS = Path("/usr/lib/x86_64-linux-gnu/libvirt")
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class Skip(Exception):
@@ -47,27 +48,31 @@ def out(argv: list[str]) -> str:
         return ""
 
 
+def quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001
+        log(f"cleanup: {getattr(fn, '__name__', fn)}: {e}")
+
+
 # ------------------------------------------------------------------ processes
 
-def alive(pid: int) -> bool:
+def proc(pid: int, name: str) -> str:
+    """/proc/PID/NAME, or '' once the process is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
     except OSError:
         return ""
 
 
+def alive(pid: int) -> bool:
+    stat = proc(pid, "stat").rsplit(")", 1)
+    return len(stat) == 2 and stat[1].split()[0] not in ("Z", "X")
+
+
 def cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
-    except OSError:
-        return []
+    argv = proc(pid, "cmdline").rstrip("\0")
+    return argv.split("\0") if argv else []
 
 
 def kill(pid, sig: int = signal.SIGKILL) -> None:
@@ -114,40 +119,24 @@ def reaped(main) -> int:
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
         except BaseException:  # noqa: BLE001 - shown, then the exit code says it
-            import traceback
-
             traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+    for s in (signal.SIGINT, signal.SIGQUIT, *QUIT_SIGNALS):
         signal.signal(s, lambda signum, _f: kill(child, signum))
-    status = 0
-    while True:
-        try:
-            pid, st = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
+    while True:  # every orphan reaped, until the child exits
+        pid, st = os.wait()
         if pid == child:
-            status = os.waitstatus_to_exitcode(st)
-            status = 128 - status if status < 0 else status
+            code = os.waitstatus_to_exitcode(st)
             break
     try:
         while os.waitpid(-1, os.WNOHANG)[0] != 0:  # zombies already there
             pass
     except ChildProcessError:
         pass
-    return status
-
-
-def quietly(fn, args) -> None:
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001
-        log(f"cleanup: {getattr(fn, '__name__', fn)}: {e}")
+    return 128 - code if code < 0 else code
 
 
 def _terminate(signum, _frame):
@@ -160,7 +149,7 @@ class Host:
     signal. Whatever QEMU names the directory is killed at the end."""
 
     def __init__(self, suite: str, logs: Path | None = None):
-        for s in (signal.SIGTERM, signal.SIGHUP):
+        for s in QUIT_SIGNALS:
             signal.signal(s, _terminate)
         self.suite, self.logs = suite, logs
         self.tmp = Path(tempfile.mkdtemp(prefix=f"fvbench-{suite}."))
@@ -173,13 +162,7 @@ class Host:
         return self
 
     def __exit__(self, *_exc) -> None:
-        self.cleanup()
-
-    def later(self, fn, *args) -> None:
-        self.undo.append((fn, args))
-
-    def cleanup(self) -> None:
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut it short
+        for s in (signal.SIGINT, *QUIT_SIGNALS):  # a second Ctrl-C must not cut the clean-up short
             signal.signal(s, signal.SIG_IGN)
         log(f"{self.suite}: cleaning up")
         while self.undo:
@@ -195,7 +178,7 @@ class Host:
         for ns in self.namespaces:
             run(["ip", "netns", "del", ns], check=False)
         for fn in self.final:
-            quietly(fn, ())
+            quietly(fn)
         if self.logs is not None:
             shutil.rmtree(self.logs, ignore_errors=True)
             self.logs.mkdir(parents=True, exist_ok=True)
@@ -206,8 +189,11 @@ class Host:
         log(f"{self.suite}: done, {time.time() - self.t0:.0f} s in all"
             + (f"; daemon logs in {self.logs}" if self.logs else ""))
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for s in (signal.SIGTERM, signal.SIGHUP):
+        for s in QUIT_SIGNALS:
             signal.signal(s, _terminate)
+
+    def later(self, fn, *args) -> None:
+        self.undo.append((fn, *args))
 
     def netns(self, tag: str) -> str:
         """A new network namespace with its loopback up."""
@@ -249,29 +235,29 @@ def require(tools: list[str], hint: str = "") -> None:
 # ------------------------------------------------------------------ binaries
 
 class Binaries:
-    """ferrovirtd, ferrovirt (stale None: --bin-dir) and the test guest's boot files."""
+    """ferrovirtd, ferrovirt, QEMU and the test guest's boot files; `meta`:
+    what the report says of them (stale None: --bin-dir)."""
 
-    def __init__(self, dir: Path, profile: str, stale: bool | None, guest: dict):
-        self.ferrovirtd, self.cli, self.profile, self.stale = dir / "ferrovirtd", dir / "ferrovirt", profile, stale
-        self.guest, self.bin_dir = guest, None if stale is not None else str(dir)
-
-    def meta(self) -> dict:
+    def __init__(self, d: Path, profile: str, stale: bool | None, guest: dict, qemu: str):
+        self.ferrovirtd, self.cli, self.guest, self.qemu = d / "ferrovirtd", d / "ferrovirt", guest, qemu
         commit = out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]) or "unknown"
         if out(["git", "-C", str(ROOT), "status", "--porcelain", "--", "crates"]):
             commit += "+dirty"
-        m = {"profile": self.profile, "ferrovirt_commit": commit, "bin_dir": self.bin_dir,
-             "ferrovirtd_binary_stale": self.stale}
+        self.meta = {"profile": profile, "ferrovirt_commit": commit, "bin_dir": None if stale is not None else str(d),
+                     "ferrovirtd_binary_stale": stale}
         for key, p in (("ferrovirtd", self.ferrovirtd), ("ferrovirt_cli", self.cli)):
-            m[f"{key}_binary"] = str(p)
-            m[f"{key}_binary_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(p.stat().st_mtime))
-            m[f"{key}_version"] = out([str(p), "--version"])
-        return m
+            self.meta[f"{key}_binary"] = str(p)
+            self.meta[f"{key}_binary_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(p.stat().st_mtime))
+            self.meta[f"{key}_version"] = out([str(p), "--version"])
 
 
 def binaries(profile: str | None, build: bool, bin_dir: str | None = None) -> Binaries:
     """The ferrovirtd and ferrovirt to measure: from `bin_dir`, else of
-    `profile`, else release when built and up to date, else debug; and the
-    test guest (FVBENCH_GUEST_BIN, else target/{debug,release})."""
+    `profile`, else release when built and up to date, else debug; QEMU; and
+    the test guest (FVBENCH_GUEST_BIN, else target/{debug,release})."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        raise SystemExit("fvbench: qemu-system-x86_64 not found (scripts/install-deps.sh installs it)")
     if build:
         log("cargo build --release -p ferrovirtd -p ferrovirt")
         subprocess.run(["cargo", "build", "--release", "-p", "ferrovirtd", "-p", "ferrovirt"], cwd=ROOT, check=True)
@@ -305,44 +291,7 @@ def binaries(profile: str | None, build: bool, bin_dir: str | None = None) -> Bi
     guest = json.loads(run([guest_bin]).stdout)
     if not Path(guest["kernel"]).exists():
         raise SystemExit(f"fvbench: the test guest's kernel {guest['kernel']} is missing")
-    return Binaries(d, chosen, stale, guest)
-
-
-def qemu_binary() -> str:
-    q = shutil.which("qemu-system-x86_64")
-    if q is None:
-        raise SystemExit("fvbench: qemu-system-x86_64 not found (scripts/install-deps.sh installs it)")
-    return q
-
-
-# ------------------------------------------------------------------ ferrovirtd
-
-Ferrovirtd = namedtuple("Ferrovirtd", "pid sock state run_dir")
-
-
-def start_ferrovirtd(h: Host, b: Binaries, qemu: str, ns: str, tag: str, extra: list[str] = ()) -> Ferrovirtd:
-    """A private ferrovirtd in network namespace `ns` (no default network),
-    its files under TMP/TAG; waits until GET /1.0 answers 200."""
-    d = h.tmp / tag
-    (d / "state").mkdir(parents=True)
-    (d / "run").mkdir()
-    sock, logf = str(d / "api.sock"), d / "ferrovirtd.log"
-    p = h.spawn([str(b.ferrovirtd), "--socket", sock, "--state-dir", str(d / "state"), "--runtime-dir",
-                 str(d / "run"), "--qemu", qemu, "--no-default-network", *extra], logf, ns)
-    for _ in range(300):
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(5)
-                s.connect(sock)
-                s.sendall(b"GET /1.0 HTTP/1.0\r\nHost: x\r\n\r\n")
-                if s.recv(64).split()[1:2] == [b"200"]:
-                    return Ferrovirtd(p.pid, sock, d / "state", d / "run")
-        except OSError:
-            pass
-        if p.poll() is not None:
-            raise RuntimeError(f"ferrovirtd {tag} exited: {logf.read_text()[-500:]}")
-        time.sleep(0.1)
-    raise RuntimeError(f"ferrovirtd {tag} did not answer on {sock} within 30 s")
+    return Binaries(d, chosen, stale, guest, qemu)
 
 
 # ------------------------------------------------------------------ libvirt
@@ -350,10 +299,6 @@ def start_ferrovirtd(h: Host, b: Binaries, qemu: str, ns: str, tag: str, extra: 
 def lv_installed() -> bool:
     return bool(shutil.which("libvirtd") and shutil.which("virsh")) \
         and (LV_DRIVERS / "connection-driver" / "libvirt_driver_qemu.so").exists()
-
-
-def lv_version() -> str:
-    return out(["libvirtd", "--version"]).split()[-1] if shutil.which("libvirtd") else ""
 
 
 def apt(h: Host, *args: str, skip: str = "") -> bool:
@@ -452,13 +397,12 @@ def start_libvirtd(h: Host, ns: str, tag: str, conf: str = "", qemu_conf: str = 
     (lv / "etc" / "qemu.conf").write_text('user = "root"\ngroup = "root"\nstdio_handler = "file"\n' + qemu_conf)
     for name, text in (etc or {}).items():
         (lv / "etc" / name).write_text(text)
+    so_of = lambda root, kind, so: root / str(LV_DRIVERS / kind / so)[1:]  # noqa: E731
     if drivers:
         (lv / "drivers").mkdir()
-        (lv / "drivers" / "libvirt_driver_qemu.so").symlink_to(
-            LV_DRIVERS / "connection-driver" / "libvirt_driver_qemu.so")
-        for name, root in drivers.items():
+        for name, root in {"qemu": Path("/"), **drivers}.items():
             so = f"libvirt_driver_{name}.so"
-            (lv / "drivers" / so).symlink_to(root / str(LV_DRIVERS / "connection-driver" / so)[1:])
+            (lv / "drivers" / so).symlink_to(so_of(root, "connection-driver", so))
     if network is not None:
         if Path("/usr/lib/libvirt").is_dir():
             shutil.copytree("/usr/lib/libvirt", lv / "libexec", symlinks=True, dirs_exist_ok=True)
@@ -468,7 +412,7 @@ def start_libvirtd(h: Host, ns: str, tag: str, conf: str = "", qemu_conf: str = 
     if storage is not None:
         (lv / "storage-backend").mkdir()
         so = "libvirt_storage_backend_fs.so"
-        (lv / "storage-backend" / so).symlink_to(storage / str(LV_DRIVERS / "storage-backend" / so)[1:])
+        (lv / "storage-backend" / so).symlink_to(so_of(storage, "storage-backend", so))
     uri = f"qemu:///system?socket={lv}/sock/libvirt-sock"
     p = h.spawn(["unshare", "--mount", "--propagation", "private", "bash", "-c", LIBVIRTD_NS,
                  "libvirtd-ns", str(lv)], lv / "libvirtd.out", ns, secs=10)
@@ -498,6 +442,6 @@ def start_libvirtd(h: Host, ns: str, tag: str, conf: str = "", qemu_conf: str = 
         time.sleep(0.1)
     else:
         raise Skip("libvirtd did not answer within 60 s")
-    if comm(p.pid) != "libvirtd":
+    if proc(p.pid, "comm").strip() != "libvirtd":
         raise Skip("unexpected process behind libvirtd's PID")
     return Libvirtd(p.pid, uri, lv)

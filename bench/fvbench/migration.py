@@ -10,7 +10,6 @@ import base64
 import calendar
 import contextlib
 import json
-import os
 import re
 import socket
 import subprocess
@@ -21,10 +20,11 @@ import uuid as uuidlib
 from pathlib import Path
 
 from . import host
-from .guest import Channel, Heartbeat, SockStream, ms, now
-from .host import log
+from .guest import Channel, Heartbeat, ms, now
+from .host import log, quietly
 from .stats import ForeignLoad, loadavg, rotated
-from .systems import Ferrovirt, Floor, Libvirt, golden_template, libvirt_or_skip
+from .floor import Floor
+from .systems import Ferrovirt, Libvirt, libvirt_or_skip
 
 STEM = "migration-latest"
 IP_A, IP_B = "10.98.0.1", "10.98.0.2"
@@ -54,13 +54,21 @@ OPTIONS = {"runs": (3, 1, "migrations per size and manager"), "sizes": ("256,102
 
 
 class Watcher:
-    """(arrival time, line) of an event stream, read in a thread: GET
-    /1.0/events (ndjson, HTTP/1.0) or `virsh event --loop`."""
+    """(arrival time, line) of B's event stream, read in a thread: GET
+    /1.0/events of a ferrovirtd (ndjson, HTTP/1.0) or `virsh event --loop`."""
 
-    def __init__(self, lines, close, settle: float):
+    def __init__(self, system):
         self.lines: list[tuple[float, str]] = []
-        self.close = close
-        self.t = threading.Thread(target=self.loop, args=(lines,), daemon=True)
+        if isinstance(system, Ferrovirt):
+            self.sock, self.proc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), None
+            self.sock.connect(system.sock)
+            self.sock.sendall(b"GET /1.0/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            stream, settle = self.sock.makefile("rb"), 0.05
+        else:
+            self.proc = subprocess.Popen(["virsh", "-q", "-c", system.uri, "event", "--loop", "--event", "lifecycle"],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stream, settle = self.proc.stdout, 0.2
+        self.t = threading.Thread(target=self.loop, args=(stream,), daemon=True)
         self.t.start()
         time.sleep(settle)  # let the subscription start before anything happens
 
@@ -71,56 +79,23 @@ class Watcher:
         except (OSError, ValueError):
             pass
 
-    def first(self, *needles: str) -> tuple[float, str] | None:
-        return next(((t, ln) for t, ln in self.lines if all(n in ln for n in needles)), None)
-
     def finish(self) -> None:
         try:
-            self.close()
+            if self.proc is not None:
+                self.proc.terminate()
+                self.proc.wait(timeout=5)
+            else:
+                self.sock.shutdown(socket.SHUT_RDWR)
+                self.sock.close()
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.t.join(timeout=5)
 
 
-def fv_events(sock: str) -> Watcher:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sock)
-    s.sendall(b"GET /1.0/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
-
-    def close():
-        s.shutdown(socket.SHUT_RDWR)
-        s.close()
-    return Watcher(s.makefile("rb"), close, 0.05)
-
-
-def virsh_events(uri: str) -> Watcher:
-    p = subprocess.Popen(["virsh", "-q", "-c", uri, "event", "--loop", "--event", "lifecycle"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-
-    def close():
-        p.terminate()
-        p.wait(timeout=5)
-    return Watcher(p.stdout, close, 0.2)
-
-
 # ------------------------------------------------------------------ the sides
 
-class FloorSide:
-    """QEMU by hand with the golden argv, source in A, destination in B
-    (`-incoming`): QMP `migrate`, poll `query-migrate` (5 ms) until done and
-    the destination's status (1 ms), `cont` it, `quit` the source. No
-    bandwidth limit, as Ferrovirt; `capped` keeps QEMU's 128 MiB/s."""
-
-    def __init__(self, qemu: str, tmp: Path, guest: dict, ns: dict, capped: bool = False):
-        t = golden_template(host.ROOT / "crates/qemu/tests/golden/direct_kernel_boot_tcg.argv")
-        self.a = Floor(qemu, tmp / "floor" / "a", guest, t, netns=ns["a"])
-        self.b = Floor(qemu, tmp / "floor" / "b", guest, t, netns=ns["b"])
-        self.capped = capped
-        self.key = "floor_capped" if capped else "floor"
-        self.label = "floor, QEMU's default 128 MiB/s cap" if capped else "floor"
-
-    def boot(self, name: str, mem: int) -> None:
-        self.a.start(name, mem)
+class Side:
+    """One manager's pair: `a` on host A, where the guest boots, `b` on host B."""
 
     def channel(self, name: str, host_: str) -> Channel:
         return getattr(self, host_).channel(name, b".")
@@ -128,11 +103,29 @@ class FloorSide:
     def logs(self, name: str) -> list[Path]:
         return [self.a.console_log(name), self.b.console_log(name)]
 
+    def check_source_gone(self, name: str) -> None:
+        pass
+
+
+class FloorSide(Side):
+    """QEMU by hand with the golden argv, source in A, destination in B
+    (`-incoming`): QMP `migrate`, poll `query-migrate` (5 ms) until done and
+    the destination's status (1 ms), `cont` it, `quit` the source. No
+    bandwidth limit, as Ferrovirt; `capped` keeps QEMU's 128 MiB/s."""
+
+    def __init__(self, b: host.Binaries, tmp: Path, ns: dict, capped: bool = False):
+        self.a, self.b = (Floor(b, tmp / "floor" / k, netns=ns[k]) for k in ("a", "b"))
+        self.capped = capped
+        self.key = "floor_capped" if capped else "floor"
+        self.label = "floor, QEMU's default 128 MiB/s cap" if capped else "floor"
+
+    def boot(self, name: str, mem: int) -> None:
+        self.a.start(name, mem)
+
     def migrate(self, name: str, mem: int) -> dict:
         pid_a, qa = self.a.vms[name]
         t0 = now()
-        pid_b, qb = self.b.spawn(name, mem, ["-incoming", f"tcp:{IP_B}:4444"])
-        self.b.vms[name] = (pid_b, qb)
+        pid_b, qb = self.b.vms[name] = self.b.spawn(name, mem, ["-incoming", f"tcp:{IP_B}:4444"])
         t_dest = now()
         if not self.capped:
             qa.cmd("migrate-set-parameters", {"max-bandwidth": UNLIMITED_BANDWIDTH})
@@ -166,61 +159,52 @@ class FloorSide:
                 "qemu_total_time_ms": m.get("total-time"), "setup_time_ms": m.get("setup-time"),
                 "ram": m.get("ram"), "query_migrate_polls": polls, "peak_dirty_pages_rate": peak_dirty}
 
-    def check_source_gone(self, name: str) -> None:
-        pass
-
     def destroy(self, name: str) -> None:
         for f in (self.a, self.b):
             if name in f.vms:
                 f.stop(name)
 
 
-class FerrovirtSide:
+class FerrovirtSide(Side):
     """POST /1.0/instances/NAME/migrate on A until its operation succeeded.
     B trusts A once, before the first run (join token, offline migration)."""
 
     key, label = "ferrovirt", "Ferrovirt"
 
     def __init__(self, fa: Ferrovirt, fb: Ferrovirt):
-        self.fa, self.fb = fa, fb
+        self.a, self.b = fa, fb
         self.target: dict | None = None
         self.trust_ms: float | None = None
         self.argv_seen: tuple[int, list[str]] | None = None
         self.src_pid = None
 
     def trust(self) -> None:
-        tok = self.fb.api("POST", "/1.0/host/tokens", {"name": "bench-a"})["token"]
+        tok = self.b.api("POST", "/1.0/host/tokens", {"name": "bench-a"})["token"]
         t = json.loads(base64.urlsafe_b64decode(tok.strip() + "=" * (-len(tok.strip()) % 4)))
         target = {"address": t["addresses"][0], "fingerprint": t["fingerprint"]}
-        self.fa.create("trust-probe")
+        self.a.create("trust-probe")
         t0 = now()
-        self.fa.op("POST", "/1.0/instances/trust-probe/migrate", {"target": {**target, "token": tok}, "offline": True})
+        self.a.op("POST", "/1.0/instances/trust-probe/migrate", {"target": {**target, "token": tok}, "offline": True})
         self.trust_ms = ms(t0, now())
-        self.fb.delete("trust-probe")
+        self.b.delete("trust-probe")
         self.target = target
 
     def boot(self, name: str, mem: int) -> None:
         if self.target is None:
             self.trust()
-        self.fa.create(name, memory=mem)
-        self.fa.start(name)
-        pid = self.fa.show(name).get("state", {}).get("pid")
+        self.a.create(name, memory=mem)
+        self.a.start(name)
+        pid = self.a.show(name).get("state", {}).get("pid")
         if self.argv_seen is None and pid:
             self.argv_seen = (mem, host.cmdline(pid))
 
-    def channel(self, name: str, host_: str) -> Channel:
-        return (self.fa if host_ == "a" else self.fb).channel(name, b".")
-
-    def logs(self, name: str) -> list[Path]:
-        return [self.fa.console_log(name), self.fb.console_log(name)]
-
     def migrate(self, name: str, mem: int) -> dict:
-        self.src_pid = self.fa.show(name).get("state", {}).get("pid")
+        self.src_pid = self.a.show(name).get("state", {}).get("pid")
         stages: list[tuple[float, str]] = []
-        ev = fv_events(self.fb.sock)
+        ev = Watcher(self.b)
         clock_offset = time.time() - now()  # wall clock - perf_counter
         t0 = now()
-        op = self.fa.api("POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
+        op = self.a.api("POST", f"/1.0/instances/{name}/migrate", {"target": self.target})
         t_posted = now()
         stop = threading.Event()
 
@@ -229,7 +213,7 @@ class FerrovirtSide:
             last = last_b = None
             while not stop.wait(0.02):
                 try:
-                    o = self.fa.api("GET", f"/1.0/operations/{op['id']}")
+                    o = self.a.api("GET", f"/1.0/operations/{op['id']}")
                 except Exception:  # noqa: BLE001
                     continue
                 st = ((o.get("progress") or {}).get("stage") or "").split(":")[0]
@@ -237,7 +221,7 @@ class FerrovirtSide:
                     stages.append((ms(t0, now()), st))
                     last = st
                 try:
-                    i = self.fb.show(name)["state"]
+                    i = self.b.show(name)["state"]
                     sb = f"B: {i['status']}, {i['reason']}"
                 except Exception:  # noqa: BLE001
                     sb = "B: absent"
@@ -249,7 +233,7 @@ class FerrovirtSide:
         w = threading.Thread(target=watch, daemon=True)
         w.start()
         try:
-            op = self.fa.wait(op, "Ferrovirt migration")
+            op = self.a.wait(op, "Ferrovirt migration")
         finally:
             t1 = now()
             stop.set()
@@ -267,17 +251,17 @@ class FerrovirtSide:
                 "_resumed_at": started, "_t0": t0, "post_ms": ms(t0, t_posted), "stages": stages}
 
     def check_source_gone(self, name: str) -> None:
-        self.fa.request("GET", f"/1.0/instances/{name}", want=(404,))  # A no longer has it
+        self.a.request("GET", f"/1.0/instances/{name}", want=(404,))  # A no longer has it
         if self.src_pid and host.alive(self.src_pid):
             raise RuntimeError("A's QEMU still runs after the operation succeeded")
 
     def destroy(self, name: str) -> None:
-        for f in (self.fb, self.fa):
+        for f in (self.b, self.a):
             with contextlib.suppress(Exception):
                 f.delete(name)
 
 
-class LibvirtSide:
+class LibvirtSide(Side):
     """`virsh migrate --live --p2p --xml B.xml` from A (the source libvirtd
     drives; --xml moves the serial socket and log to B's paths); downtime:
     `virsh domjobinfo --completed` on B."""
@@ -285,52 +269,39 @@ class LibvirtSide:
     key, label = "libvirt", "libvirt"
 
     def __init__(self, la: Libvirt, lb: Libvirt):
-        self.la, self.lb = la, lb
-
-    def path(self, name: str, host_: str, ext: str) -> Path:
-        return self.la.root / f"{name}-{host_}.{ext}"
+        self.a, self.b = la, lb
 
     def boot(self, name: str, mem: int) -> None:
-        for h in ("a", "b"):
-            self.path(name, h, "xml").write_text(self.la.xml(
-                name, memory=mem, uuid=True, serial=self.path(name, h, "sock"),
-                serial_log=self.path(name, h, "log")))
-        self.la.virsh("create", str(self.path(name, "a", "xml")))
-
-    def channel(self, name: str, host_: str) -> Channel:
-        return Channel(SockStream(str(self.path(name, host_, "sock"))), None, b".")
-
-    def logs(self, name: str) -> list[Path]:
-        return [self.path(name, "a", "log"), self.path(name, "b", "log")]
+        self.a.virsh("create", self.a.file(name, self.a.xml(name, memory=mem, uuid=True)))
 
     def migrate(self, name: str, mem: int) -> dict:
-        dest = "qemu+unix:///system?socket=" + self.lb.uri.split("socket=", 1)[1]
-        ev = virsh_events(self.lb.uri)
+        dest = "qemu+unix:///system?socket=" + self.b.uri.split("socket=", 1)[1]
+        xml = self.b.file(name, self.b.xml(name, memory=mem, uuid=True))  # B's serial socket and log
+        ev = Watcher(self.b)
         t0 = now()
         try:
-            self.la.virsh("migrate", "--live", "--p2p", "--xml", str(self.path(name, "b", "xml")), name,
-                          dest, "--migrateuri", f"tcp:{IP_B}")
+            self.a.virsh("migrate", "--live", "--p2p", "--xml", xml, name, dest, "--migrateuri", f"tcp:{IP_B}")
             t1 = now()
         finally:
             time.sleep(0.1)
             ev.finish()
-        resumed = ev.first(f"'{name}'", "Resumed")
+        resumed = next((t for t, ln in ev.lines if f"'{name}'" in ln and "Resumed" in ln), None)
         info = {}
-        for line in self.lb.virsh("domjobinfo", "--completed", name, check=False).stdout.decode(
+        for line in self.b.virsh("domjobinfo", "--completed", name, check=False).stdout.decode(
                 errors="replace").splitlines():
             k, _, v = line.partition(":")
             if v:
                 info[k.strip()] = v.strip()
         dt = info.get("Total downtime", "").split()
         return {"total_ms": ms(t0, t1), "downtime_ms": int(dt[0]) if dt else None,
-                "_resumed_at": resumed[0] if resumed else None, "_t0": t0, "domjobinfo": info}
+                "_resumed_at": resumed, "_t0": t0, "domjobinfo": info}
 
     def check_source_gone(self, name: str) -> None:
-        if name in self.la.virsh("list", "--all", "--name").stdout.decode().split():
+        if name in self.a.virsh("list", "--all", "--name").stdout.decode().split():
             raise RuntimeError(f"libvirt A still lists {name} after the migration")
 
     def destroy(self, name: str) -> None:
-        for lv in (self.lb, self.la):
+        for lv in (self.b, self.a):
             lv.virsh("destroy", name, check=False)
 
 
@@ -367,21 +338,16 @@ def one(side, name: str, mem: int, warmup: float) -> dict:
     if 0 not in hb.lastg or 1 not in hb.first:
         raise RuntimeError(f"no heartbeat from the guest on B after the migration ({len(hb.times)} beats seen)")
     # the switch-over as the guest lives it: A's last beat -> B's first
-    rec["a_last_beat_ms"] = ms(t0, hb.lastg[0])
-    rec["b_first_beat_ms"] = ms(t0, hb.first[1])
-    rec["pause_ms"] = ms(hb.lastg[0], hb.first[1])
-    rec["max_gap_ms"] = during[0][0] if during else None
-    rec["max_gap_at_ms"] = during[0][1] if during else None
-    rec["next_gaps_ms"] = [g for g, _ in during[1:4]]
-    rec["baseline_max_gap_ms"] = base[0][0] if base else None
-    rec["beats_after_end"] = hb.beats_after(t1)
+    rec.update(a_last_beat_ms=ms(t0, hb.lastg[0]), b_first_beat_ms=ms(t0, hb.first[1]),
+               pause_ms=ms(hb.lastg[0], hb.first[1]), max_gap_ms=during[0][0] if during else None,
+               max_gap_at_ms=during[0][1] if during else None, next_gaps_ms=[g for g, _ in during[1:4]],
+               baseline_max_gap_ms=base[0][0] if base else None, beats_after_end=hb.beats_after(t1),
+               resumed_ms=ms(t0, resumed_at) if resumed_at else None)
     # the pause split: A's last beat -> B resumed (floor: `cont` returns;
     # Ferrovirt: its `resumed` event's stamp; libvirt: virsh's `Resumed`
     # event arrives), then resumed -> B's first beat
-    rec["resumed_ms"] = ms(t0, resumed_at) if resumed_at else None
     if resumed_at:
-        rec["stop_to_resume_ms"] = ms(hb.lastg[0], resumed_at)
-        rec["resume_to_first_beat_ms"] = ms(resumed_at, hb.first[1])
+        rec.update(stop_to_resume_ms=ms(hb.lastg[0], resumed_at), resume_to_first_beat_ms=ms(resumed_at, hb.first[1]))
     side.check_source_gone(name)
     chb = side.channel(name, "b")
     try:
@@ -390,9 +356,7 @@ def one(side, name: str, mem: int, warmup: float) -> dict:
         chb.close()
     if int(c1) < int(c0) or float(up1) < float(up0):
         raise RuntimeError(f"the guest restarted: counter {c0}->{c1}, uptime {up0}->{up1}")
-    rec["guest_uptime_s"] = [float(up0), float(up1)]
-    rec["workload_loops"] = int(loops)
-    rec["loadavg_after"] = loadavg()
+    rec.update(guest_uptime_s=[float(up0), float(up1)], workload_loops=int(loops), loadavg_after=loadavg())
     return rec
 
 
@@ -419,29 +383,26 @@ def argv_diff(fv: list[str], floor: list[str]) -> list[str]:
     return [f"ferrovirt only: {x}" for x in a if x not in b] + [f"floor only: {x}" for x in b if x not in a]
 
 
-def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
+def run_suite(a, h: host.Host, b: host.Binaries) -> dict:
     host.require(["ip", "unshare"], "apt-get install iproute2 util-linux")
     ns = {"a": h.netns("mig-a"), "b": h.netns("mig-b")}
     h.veth(ns["a"], IP_A, ns["b"], IP_B, "fvmig")
     log(f"namespaces {ns['a']} ({IP_A}) and {ns['b']} ({IP_B})")
-    fvd = {k: host.start_ferrovirtd(h, b, qemu, ns[k], f"fv{k}", ["--listen", f"{ip}:8443"])
-           for k, ip in (("a", IP_A), ("b", IP_B))}
+    fvs = FerrovirtSide(*(Ferrovirt(h, b, ns[k], f"fv{k}", ["--listen", f"{ip}:8443"])
+                          for k, ip in (("a", IP_A), ("b", IP_B))))
     meta: dict = {}
     # each libvirtd a host UUID of its own (libvirt refuses to migrate to "the same host"), and no
     # cgroups: both would create machine/qemu-1-NAME for the same domain on the one real host
     lvd = libvirt_or_skip(h, a, meta, lambda: {k: host.start_libvirtd(
         h, ns[k], f"lv{k}", conf=f'host_uuid = "{uuidlib.uuid4()}"\n', qemu_conf="cgroup_controllers = [ ]\n")
         for k in ("a", "b")}) or {}
-    fa, fb = (Ferrovirt(str(b.cli), fvd[k].sock, fvd[k].state, b.guest) for k in ("a", "b"))
-    fvs = FerrovirtSide(fa, fb)
-    sides = [FloorSide(qemu, h.tmp, b.guest, ns), fvs]
+    sides = [FloorSide(b, h.tmp, ns), fvs]
     if lvd:
-        sides.append(LibvirtSide(*(Libvirt(lvd[k].uri, h.tmp / "lvdata", b.guest, qemu, lvd[k].dir,
-                                           connect=False) for k in ("a", "b"))))
+        sides.append(LibvirtSide(Libvirt(h, b, lvd["a"], connect=False), Libvirt(h, b, lvd["b"], connect=False)))
     if not a.no_capped_floor:
-        sides.append(FloorSide(qemu, h.tmp, b.guest, ns, capped=True))
+        sides.append(FloorSide(b, h.tmp, ns, capped=True))
     sizes = [int(s) for s in a.sizes.split(",") if s]
-    foreign = ForeignLoad({os.getppid(), os.getpid()}, str(h.tmp))
+    foreign = ForeignLoad(h.tmp)
     res: dict = {"meta": meta, "samples": [], "errors": [], "sides": [s.key for s in sides], "sizes": sizes,
                  "runs": a.runs, "warmup_s": a.warmup, "workload": WORKLOAD}
     t_start = time.time()
@@ -462,10 +423,7 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
                     res["errors"].append({"side": side.key, "memory_mib": mem, "run": i + 1,
                                           "error": str(e)[-1500:], "trace": traceback.format_exc()[-3000:]})
                 finally:
-                    try:
-                        side.destroy(name)
-                    except Exception as e:  # noqa: BLE001
-                        log(f"  cleanup of {name}: {e}")
+                    quietly(side.destroy, name)
     res["ferrovirt_trust_ms"] = fvs.trust_ms
     if fvs.argv_seen:
         mem, fv_argv = fvs.argv_seen

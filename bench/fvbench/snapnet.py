@@ -15,16 +15,32 @@ import time
 from pathlib import Path
 
 from . import host
-from .guest import UPTIME, dhcp, fsize, listen, ms, now, rate, received, wait_ready
+from .guest import MIB, UPTIME, dhcp, fsize, listen, ms, now, rate, received
 from .host import Skip, log, quietly, run
-from .report import SNAP_ROWS
-from .stats import MIB, ForeignLoad, rotated
+from .stats import ForeignLoad, Samples, rotated
 from .systems import Ferrovirt, Libvirt, libvirt_or_skip
 
+# figure, label, the ferrovirt command, the virsh command (Bench.op times these, VM, mN... filled in)
+SNAP_ROWS = [
+    ("snap_mem_create", "Internal snapshot **with memory**, running VM", "`snapshot create VM mN`",
+     "`snapshot-create-as VM mN`"),
+    ("snap_mem_revert", "Revert to it, running VM (memory restored)", "`snapshot revert VM mN`",
+     "`snapshot-revert VM mN`"),
+    ("snap_mem_delete", "Delete that snapshot (running VM)", "`snapshot delete VM mN`", "`snapshot-delete VM mN`"),
+    ("snap_disk_create", "Internal disk-only snapshot, **stopped** VM", "`snapshot create VM dN`",
+     "`snapshot-create-as VM dN`"),
+    ("snap_disk_delete", "Delete it (stopped VM)", "`snapshot delete VM dN`", "`snapshot-delete VM dN`"),
+    ("snap_ext_create", "**External** disk-only snapshot, running VM",
+     "`snapshot create VM eN --external --no-memory`", "`snapshot-create-as VM eN --disk-only --atomic`"),
+    ("snap_ext_delete", "Delete it (merge the overlay back, running VM)", "`snapshot delete VM eN`",
+     "`snapshot-delete VM eN`"),
+    ("managedsave", "Managed save (memory to the daemon's file, QEMU stops)", "`save VM`", "`managedsave VM`"),
+    ("managedsave_start", "… start, resuming the managed save", "`start VM`", "`start VM`"),
+    ("save_file", "Save to a file", "`save VM --file F`", "`save VM F`"),
+    ("restore_file", "Restore from that file", "`restore F`", "`restore F`"),
+]
 STEM = "snapnet-latest"
 SECTIONS = ("snap", "net", "tput")
-
-
 OPTIONS = {"runs": (5, 1, "runs per snapshot / save figure"), "net-runs": (10, 2, "network create/delete runs"),
            "tput-runs": (3, 1, "runs per throughput figure"), "tput-mib": (16, 4, "MiB per throughput sample"),
            "sections": (",".join(SECTIONS), None, "a subset of snap,net,tput"),
@@ -47,7 +63,7 @@ def firewall_backend(h: host.Host, install: bool) -> tuple[str, str]:
     return "iptables", "the kernel has no act_csum (libvirt's nftables backend fails) and iptables is not installed"
 
 
-def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
+def run_suite(a, h: host.Host, b: host.Binaries) -> dict:
     host.require(["qemu-img", "ip", "nft", "dnsmasq", "unshare"],
                  "apt-get install qemu-utils iproute2 nftables dnsmasq-base util-linux")
     a.sections = a.sections.split(",")
@@ -56,8 +72,8 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
     meta: dict = {"libvirt_network_skipped": None, "libvirt_firewall_backend": None,
                   "vhost_net_present": os.path.exists("/dev/vhost-net")}
     links = h.links()
-    fv_ns, lv_ns = h.netns("fv"), h.netns("lv")
-    fvd = host.start_ferrovirtd(h, b, qemu, fv_ns, "fv")
+    netns = {"fv": h.netns("fv"), "lv": h.netns("lv")}
+    fv = Ferrovirt(h, b, netns["fv"], "fv")
     net_note = ""
 
     def start_lv() -> host.Libvirtd:
@@ -74,7 +90,7 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
                     drivers, etc = {"network": netroot}, {"network.conf": f'firewall_backend = "{fw}"\n'}
             except Skip as e:
                 net_note, netroot = str(e), None
-        lvd = host.start_libvirtd(h, lv_ns, "lv", drivers=drivers, network=netroot, etc=etc)
+        lvd = host.start_libvirtd(h, netns["lv"], "lv", drivers=drivers, network=netroot, etc=etc)
         if netroot and run(["virsh", "-q", "-c", lvd.uri, "net-list", "--all"], check=False).returncode:
             net_note = "libvirtd did not load the network driver"
         return lvd
@@ -84,11 +100,10 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
         log(f"libvirt networks SKIPPED: {net_note}")
     if h.links() != links:
         log(f"warning: host network interfaces changed meanwhile: [{links}] -> [{h.links()}]")
-    fv = Ferrovirt(str(b.cli), fvd.sock, fvd.state, b.guest)
-    lv = Libvirt(lvd.uri, h.tmp / "lvdata", b.guest, qemu, lvd.dir) if lvd else None
-    bench = Bench(a, h.tmp, fv, lv, {"fv": fv_ns, "lv": lv_ns}, bool(net_note))
+    lv = Libvirt(h, b, lvd) if lvd else None
+    bench = Bench(a, h.tmp, fv, lv, netns, bool(net_note))
     meta["libvirt_python"] = lv is not None and lv.conn is not None
-    foreign = ForeignLoad({os.getppid(), os.getpid(), fvd.pid} | ({lvd.pid} if lvd else set()), str(h.tmp))
+    foreign = ForeignLoad(h.tmp)
     times = {}
     for section in a.sections:
         t0 = now()
@@ -99,55 +114,25 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
                 loadavg_at_end=Path("/proc/loadavg").read_text().split()[:3])
     bench.extra["guest_commands_sent_again"] = bench.lost
     config = {"runs": a.runs, "net_runs": a.net_runs, "tput_runs": a.tput_runs, "tput_mib": a.tput_mib,
-              "memory_mib": 256, "sections": ",".join(a.sections), "sides": bench.sides,
+              "memory_mib": 256, "sections": ",".join(a.sections), "sides": list(bench.sys),
               "net_sides": bench.net_sides, "lv_throughput": not a.no_lv_throughput and "lv" in bench.net_sides}
-    return {"meta": meta, "config": config, "samples": bench.samples, "sizes": bench.sizes,
-            "checks": bench.checks, "errors": bench.errors, "extra": bench.extra, "notes": []}
+    return {"meta": meta, "config": config, "samples": bench.S, "sizes": bench.sizes,
+            "checks": bench.checks, "errors": bench.S.errors, "extra": bench.extra, "notes": []}
 
 
 class Bench:
     def __init__(self, a, tmp: Path, fv: Ferrovirt, lv: Libvirt | None, netns: dict, lv_no_net: bool):
         self.a, self.T, self.fv, self.lv, self.netns = a, tmp, fv, lv, netns
-        self.samples: dict[str, list[float]] = {}
+        self.sys = {"fv": fv, **({"lv": lv} if lv is not None else {})}
+        self.net_sides = ["fv"] + (["lv"] if lv is not None and not lv_no_net else [])
+        self.S = Samples()
         self.sizes: dict[str, int] = {}
-        self.errors: dict[str, str] = {}
         self.checks: dict[str, str] = {}
         self.lost: dict[str, int] = {}  # guest commands sent again (see Channel.run)
         self.extra: dict = {}
-        self.sides = ["fv"] + (["lv"] if lv is not None else [])
-        self.net_sides = ["fv"] + (["lv"] if lv is not None and not lv_no_net else [])
-
-    def m(self, side: str) -> Ferrovirt | Libvirt:
-        return self.fv if side == "fv" else self.lv
-
-    def add(self, key: str, v: float) -> None:
-        self.samples.setdefault(key, []).append(v)
-
-    def attempt(self, key: str, fn, *args) -> bool:
-        """Times fn; a failure is recorded (once per key), the run goes on."""
-        try:
-            t0 = now()
-            fn(*args)
-            self.add(key, ms(t0, now()))
-            return True
-        except Exception as e:  # noqa: BLE001
-            if key not in self.errors:
-                self.errors[key] = str(e).strip().replace("\n", " ")[:600]
-                log(f"FAILED {key}: {self.errors[key]}")
-            return False
-
-    def boot(self, side: str, name: str) -> None:
-        m = self.m(side)
-        off = fsize(m.console_log(name))
-        m.start(name)
-        wait_ready(m.console_log(name), off)
-
-    def halt(self, side: str, name: str) -> None:
-        if not self.m(side).is_off(name):
-            self.m(side).stop(name)
 
     def guest_check(self, side: str, name: str, cmd: str) -> str:
-        ch = self.m(side).channel(name)
+        ch = self.sys[side].channel(name)
         try:
             ch.wait_ready(30)
             return ch.run(cmd, timeout=15, check=False, retries=2)[1]
@@ -156,47 +141,46 @@ class Bench:
             ch.close()
 
     # ---------------------------------------------------------- snapshots
-    def disk(self, name: str) -> Path:
-        p = self.T / "disks" / name / "data.qcow2"
-        p.parent.mkdir(parents=True)
-        run(["qemu-img", "create", "-q", "-f", "qcow2", str(p), "256M"])
-        return p
-
     def op(self, side: str, key: str, snap: str = "") -> bool:
-        """Times the command report.SNAP_ROWS gives for `key` (the ferrovirt
+        """Times the command SNAP_ROWS gives for `key` (the ferrovirt
         or virsh column), with VM, the snapshot (mN, dN, eN) and F filled in."""
         row = next(r for r in SNAP_ROWS if r[0] == key)
         vm = self.names[side][1 if key.startswith("snap_ext") else 0]
         fill = {"VM": vm, "F": str(self.T / "save" / f"{side}.state"), "mN": snap, "dN": snap, "eN": snap}
         words = [fill.get(w, w) for w in row[2 if side == "fv" else 3].strip("`").split()]
-        return self.attempt(f"{key}.{side}", self.fv.cli_run if side == "fv" else self.lv.virsh, *words)
+        return self.S.attempt(f"{key}.{side}", self.fv.cli_run if side == "fv" else self.lv.virsh, *words)
 
     def snapshots(self) -> None:
         self.names = {"fv": ("sn-int", "sn-ext"), "lv": ("lv-int", "lv-ext")}
-        self.disks = {s: (self.disk(f"{s}-int"), self.disk(f"{s}-ext")) for s in self.sides}
-        for s in self.sides:
-            for vm, d in zip(self.names[s], self.disks[s]):
-                self.fv.create(vm, disk=d) if s == "fv" else self.lv.define(vm, disk=d)
+        self.disks = {}
+        for s, m in self.sys.items():
+            self.disks[s] = []
+            for vm in self.names[s]:
+                p = self.T / "disks" / f"{s}-{vm[-3:]}" / "data.qcow2"
+                p.parent.mkdir(parents=True)
+                run(["qemu-img", "create", "-q", "-f", "qcow2", str(p), "256M"])
+                self.disks[s].append(p)
+                m.define(vm, disk=p)
         (self.T / "save").mkdir(exist_ok=True)
         for i in range(self.a.runs):
-            for side in rotated(self.sides, i):
+            for side in rotated(list(self.sys), i):
                 log(f"snapshots run {i + 1}/{self.a.runs}: {side}")
                 for kind, block in (("int", self.block_int), ("ext", self.block_ext)):
                     vm = self.names[side][0 if kind == "int" else 1]
                     try:
                         block(side, i)
                     except Exception as e:  # noqa: BLE001
-                        self.errors.setdefault(f"snapshot_block_{kind}.{side}", str(e)[:600])
+                        self.S.errors.setdefault(f"snapshot_block_{kind}.{side}", str(e)[:600])
                         log(f"snapshot block ({kind}) {side} failed: {e}")
                     finally:
-                        quietly(self.halt, (side, vm))
+                        quietly(self.sys[side].halt, vm)
 
     def block_int(self, side: str, i: int) -> None:
-        vm, disk = self.names[side][0], self.disks[side][0]
+        m, vm, disk = self.sys[side], self.names[side][0], self.disks[side][0]
         save = self.T / "save" / f"{side}.state"
         key = lambda k: f"{k}.{side}"  # noqa: E731
         first = i == 0
-        self.boot(side, vm)
+        m.boot(vm)
         if first:  # a file only this boot has, and one made after the snapshot
             self.guest_check(side, vm, "echo x > /tmp/snapnet-before")
         size0 = fsize(disk)
@@ -216,13 +200,13 @@ class Bench:
         # managed save, then start resumes it
         if self.op(side, "managedsave"):
             if first:
-                self.sizes[key("managedsave_file")] = fsize(self.m(side).managed_save_file(vm))
+                self.sizes[key("managedsave_file")] = fsize(m.managed_save_file(vm))
             if self.op(side, "managedsave_start") and first:
                 self.same_boot(side, vm, "managedsave_resumes_same_boot")
         # save to a file, restore from it (after a failed resume: boot again first)
         try:
-            if self.m(side).is_off(vm):
-                self.boot(side, vm)
+            if m.is_off(vm):
+                m.boot(vm)
         except Exception as e:  # noqa: BLE001
             log(f"cannot restart {vm}: {e}")
         if self.op(side, "save_file"):
@@ -232,7 +216,7 @@ class Bench:
                 self.same_boot(side, vm, "restore_resumes_same_boot")
         save.unlink(missing_ok=True)
         # disk-only internal snapshot of the stopped VM
-        self.halt(side, vm)
+        m.halt(vm)
         if self.op(side, "snap_disk_create", f"d{i}"):
             self.op(side, "snap_disk_delete", f"d{i}")
 
@@ -242,7 +226,7 @@ class Bench:
 
     def block_ext(self, side: str, i: int) -> None:
         vm, d = self.names[side][1], self.disks[side][1].parent
-        self.boot(side, vm)
+        self.sys[side].boot(vm)
         before = set(os.listdir(d))
         if self.op(side, "snap_ext_create", f"e{i}"):
             if i == 0:
@@ -250,66 +234,55 @@ class Bench:
             self.op(side, "snap_ext_delete", f"e{i}")
             if i == 0:
                 self.extra[f"ext_files_after_delete.{side}"] = sorted(os.listdir(d))
-        self.halt(side, vm)
+        self.sys[side].halt(vm)
 
     # ---------------------------------------------------------- networks
     def networks(self) -> None:
-        fv, lv = self.fv, self.lv
+        fv, lv, S = self.fv, self.lv, self.S
 
-        def fv_cli(i: int) -> None:
-            name = f"fvc{i}"
-            self.attempt("net_create.fv_cli", fv.cli_run, "network", "create", name, "--type", "nat",
-                         "--ipv4", f"10.123.{10 + i}.1/24")
+        def fv_step(i: int) -> None:  # the CLI, then the API
+            S.attempt("net_create.fv_cli", fv.cli_run, "network", "create", f"fvc{i}", "--type", "nat",
+                      "--ipv4", f"10.123.{10 + i}.1/24")
             if i == 0:
-                self.net_check("fv", f"fvbr-{name}", f"10.123.{10 + i}.1")
-            self.attempt("net_delete.fv_cli", fv.cli_run, "network", "delete", name)
+                self.net_check("fv", f"fvbr-fvc{i}", f"10.123.{10 + i}.1")
+            S.attempt("net_delete.fv_cli", fv.cli_run, "network", "delete", f"fvc{i}")
+            S.attempt("net_create.fv_api", fv.net_create, f"fva{i}", f"10.123.{100 + i}")
+            S.attempt("net_delete.fv_api", fv.net_delete, f"fva{i}")
 
-        def fv_api(i: int) -> None:
-            name = f"fva{i}"
-            self.attempt("net_create.fv_api", fv.api, "POST", "/1.0/networks",
-                         {"name": name, "type": "nat", "ipv4": {"address": f"10.123.{100 + i}.1/24"}})
-            self.attempt("net_delete.fv_api", fv.api, "DELETE", f"/1.0/networks/{name}")
-
-        def lv_virsh(i: int) -> None:
+        def lv_step(i: int) -> None:  # virsh (define + start, destroy + undefine), then the API
             name = f"lvc{i}"
-            f = lv.net_xml_file(name, f"lvbrc{i}", f"10.124.{10 + i}")
+            f = lv.file(f"net-{name}", lv.net_xml(name, f"lvbrc{i}", f"10.124.{10 + i}"))
             t0 = now()
-            if self.attempt("net_define.lv_virsh", lv.virsh, "net-define", f) and \
-                    self.attempt("net_start.lv_virsh", lv.virsh, "net-start", name):
-                self.add("net_create.lv_virsh", ms(t0, now()))
+            if S.attempt("net_define.lv_virsh", lv.virsh, "net-define", f) and \
+                    S.attempt("net_start.lv_virsh", lv.virsh, "net-start", name):
+                S.add("net_create.lv_virsh", ms(t0, now()))
             if i == 0:
                 self.net_check("lv", f"lvbrc{i}", f"10.124.{10 + i}.1")
             t0 = now()
-            ok = self.attempt("net_destroy.lv_virsh", lv.virsh, "net-destroy", name)
-            if self.attempt("net_undefine.lv_virsh", lv.virsh, "net-undefine", name) and ok:
-                self.add("net_delete.lv_virsh", ms(t0, now()))
-
-        def lv_api(i: int) -> None:
+            ok = S.attempt("net_destroy.lv_virsh", lv.virsh, "net-destroy", name)
+            if S.attempt("net_undefine.lv_virsh", lv.virsh, "net-undefine", name) and ok:
+                S.add("net_delete.lv_virsh", ms(t0, now()))
+            if lv.conn is None:
+                return
             xml = lv.net_xml(f"lva{i}", f"lvbra{i}", f"10.124.{100 + i}")
             try:
                 t0 = now()
                 n = lv.conn.networkDefineXML(xml)
                 n.create()
-                self.add("net_create.lv_api", ms(t0, now()))
+                S.add("net_create.lv_api", ms(t0, now()))
                 t0 = now()
                 n.destroy()
                 n.undefine()
-                self.add("net_delete.lv_api", ms(t0, now()))
+                S.add("net_delete.lv_api", ms(t0, now()))
             except Exception as e:  # noqa: BLE001
-                self.errors.setdefault("net_lv_api", str(e)[:600])
-
-        seqs = {"fv": [fv_cli, fv_api], "lv": [lv_virsh] + ([lv_api] if lv and lv.conn else [])}
-        for i in range(self.a.net_runs):
-            log(f"networks run {i + 1}/{self.a.net_runs}")
-            for side in rotated(self.net_sides, i):
-                for fn in seqs[side]:
-                    fn(i)
+                S.errors.setdefault("net_lv_api", str(e)[:600])
+        S.rounds(self.a.net_runs, "networks", [{"fv": fv_step, "lv": lv_step}[s] for s in self.net_sides])
 
     def net_check(self, side: str, bridge: str, addr: str) -> None:
         """Once: the bridge has its address, dnsmasq runs in the namespace."""
         ns = self.netns[side]
         has_addr = addr in host.out(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", bridge])
-        dnsmasq = any(host.comm(int(p)) == "dnsmasq" for p in host.out(["ip", "netns", "pids", ns]).split())
+        dnsmasq = any(host.proc(p, "comm").strip() == "dnsmasq" for p in host.out(["ip", "netns", "pids", ns]).split())
         self.checks[f"network_up.{side}"] = "ok" if has_addr and dnsmasq else \
             f"bridge address {has_addr}, dnsmasq {dnsmasq}"
 
@@ -319,46 +292,44 @@ class Bench:
         so that a change in the host's load hits both alike."""
         sides = ["fv"] + (["lv"] if "lv" in self.net_sides and not self.a.no_lv_throughput else [])
         ctx: dict[str, dict] = {}
+        live = []  # the sides set up
         try:
             for side in sides:
                 ctx[side] = {"names": [f"{side}-tp-a", f"{side}-tp-b"], "chans": []}
                 try:
                     self.tput_setup(side, ctx[side])
+                    live.append(side)
                 except Exception as e:  # noqa: BLE001
-                    self.errors.setdefault(f"throughput.{side}", str(e)[:600])
+                    self.S.errors.setdefault(f"throughput.{side}", str(e)[:600])
                     log(f"throughput set-up {side} failed: {e}")
-                    ctx[side]["failed"] = True
-            live = [s for s in sides if not ctx[s].get("failed")]
-            for r in range(self.a.tput_runs):
-                for side in rotated(live, r) if live else []:
+            for r in range(self.a.tput_runs if live else 0):
+                for side in rotated(live, r):
                     log(f"{side}: throughput run {r + 1}/{self.a.tput_runs} ({self.a.tput_mib} MiB each)")
                     try:
                         self.tput_run(side, ctx[side])
                     except Exception as e:  # noqa: BLE001 - recorded; the next run goes on
-                        k = f"throughput.{side}"
-                        self.errors[k] = (self.errors[k] + " | " if k in self.errors else "") + \
-                            f"run {r + 1}: {str(e)[:500]}"
+                        k, errors = f"throughput.{side}", self.S.errors
+                        errors[k] = (errors[k] + " | " if k in errors else "") + f"run {r + 1}: {str(e)[:500]}"
                         log(f"throughput {side} run {r + 1} failed: {e}")
         finally:
             for side, c in ctx.items():
-                self.lost[side] = self.lost.get(side, 0) + sum(ch.lost for ch in c.get("chans", []))
-                self.tput_teardown(side, c)
+                self.lost[side] = self.lost.get(side, 0) + sum(ch.lost for ch in c["chans"])
+                for ch in c["chans"]:
+                    ch.close()
+                for n in c["names"]:
+                    quietly(self.sys[side].halt, n)
+                    if side == "fv":
+                        quietly(self.fv.delete, n)
+                quietly(self.sys[side].net_delete, "tput")
 
     def tput_setup(self, side: str, c: dict) -> None:
-        prefix = "10.123.250" if side == "fv" else "10.124.250"
-        c["gw"] = gw = f"{prefix}.1"
-        if side == "fv":
-            self.fv.api("POST", "/1.0/networks", {"name": "tput", "type": "nat", "ipv4": {"address": f"{gw}/24"}})
-            for n in c["names"]:
-                self.fv.create(n, nics=[{"network": "tput", "model": "virtio"}])
-        else:
-            self.lv.virsh("net-define", self.lv.net_xml_file("tput", "lvbrtput", prefix))
-            self.lv.virsh("net-start", "tput")
-            for n in c["names"]:
-                self.lv.define(n, network="tput")
+        m, prefix = self.sys[side], "10.123.250" if side == "fv" else "10.124.250"
+        c["gw"] = f"{prefix}.1"
+        m.net_create("tput", prefix)
         for n in c["names"]:
-            self.boot(side, n)
-        m = self.m(side)
+            m.define(n, network="tput")
+        for n in c["names"]:
+            m.boot(n)
         self.extra[f"qemu_nic_args.{side}"] = net_args(host.cmdline(m.pid(c["names"][0])))
         c["chans"] = [m.channel(n) for n in c["names"]]
         c["ips"] = []
@@ -366,14 +337,11 @@ class Bench:
             ch.wait_ready(60)
             t0 = now()
             c["ips"].append(dhcp(ch, "eth0", n))
-            self.add(f"dhcp_lease.{side}", ms(t0, now()))
+            self.S.add(f"dhcp_lease.{side}", ms(t0, now()))
             # a FIFO opened read-write: a stdin that never ends (see listen());
             # and the loopback, which the guest's init leaves down
             ch.run("mkfifo /tmp/never 2>/dev/null; ip link set lo up", timeout=15, retries=2)
         log(f"{side}: guests {c['ips'][0]} and {c['ips'][1]} on {prefix}.0/24")
-
-    def helper(self, side: str, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", self.netns[side], sys.executable, "-m", "fvbench.snapnet", *args]
 
     def tput_run(self, side: str, c: dict) -> None:
         nbytes = self.a.tput_mib * MIB
@@ -382,16 +350,17 @@ class Bench:
         a, b = c["chans"]
         gw, ips = c["gw"], c["ips"]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        helper = ["ip", "netns", "exec", self.netns[side], sys.executable, "-m", "fvbench.snapnet"]
         # the guest's own ceiling, without virtio-net: a pipe, then TCP on its loopback
         got = a.run(f"{UPTIME}; dd if=/dev/zero bs=64k count={count} 2>/dev/null | cat >/dev/null; {UPTIME}",
                     timeout=120)[1]
-        self.add(f"tput_pipe.{side}", rate(nbytes, got))
+        self.S.add(f"tput_pipe.{side}", rate(nbytes, got))
         listen(a, 5004)
         got = a.run(f"{UPTIME}; {send} 127.0.0.1 5004; {UPTIME}", timeout=120)[1]
         received(a, 5004, nbytes)
-        self.add(f"tput_loopback.{side}", rate(nbytes, got))
+        self.S.add(f"tput_loopback.{side}", rate(nbytes, got))
         # guest -> host: busybox nc in the guest, a Python sink on the host side
-        sink = subprocess.Popen(self.helper(side, "sink", gw, "5001", "120"),
+        sink = subprocess.Popen([*helper, "sink", gw, "5001", "120"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             line = sink.stdout.readline().strip()
@@ -405,30 +374,17 @@ class Bench:
                 sink.wait()
         if res["bytes"] != nbytes:
             raise RuntimeError(f"guest->host: the sink got {res['bytes']} of {nbytes} bytes")
-        self.add(f"tput_g2h.{side}", nbytes / MIB / res["seconds_from_accept"])
+        self.S.add(f"tput_g2h.{side}", nbytes / MIB / res["seconds_from_accept"])
         # host -> guest: a Python source on the host side, busybox nc -l in the guest
         listen(a, 5002)
-        res = json.loads(run(self.helper(side, "source", ips[0], "5002", "120", str(nbytes)),
-                             timeout=150, env=env).stdout)
+        res = json.loads(run([*helper, "source", ips[0], "5002", "120", str(nbytes)], timeout=150, env=env).stdout)
         received(a, 5002, nbytes)
-        self.add(f"tput_h2g.{side}", nbytes / MIB / res["seconds"])
+        self.S.add(f"tput_h2g.{side}", nbytes / MIB / res["seconds"])
         # guest -> guest: nc -l in b, dd | nc in a, timed in a
         listen(b, 5003)
         got = a.run(f"{UPTIME}; {send} {ips[1]} 5003; {UPTIME}", timeout=120)[1]
         received(b, 5003, nbytes)
-        self.add(f"tput_g2g.{side}", rate(nbytes, got))
-
-    def tput_teardown(self, side: str, c: dict) -> None:
-        for ch in c.get("chans", []):
-            ch.close()
-        for n in c["names"]:
-            quietly(self.halt, (side, n))
-        if side == "fv":
-            for n in c["names"]:
-                quietly(self.fv.delete, (n,))
-            quietly(self.fv.api, ("DELETE", "/1.0/networks/tput"))
-        else:
-            self.lv.virsh("net-destroy", "tput", check=False)
+        self.S.add(f"tput_g2g.{side}", rate(nbytes, got))
 
 
 def net_args(argv: list[str]) -> list[str]:
@@ -449,24 +405,17 @@ def qcow2_snapshots(path: Path) -> list[dict]:
 
 def sink(host_: str, port: int, timeout: float) -> dict:
     """Accepts one connection, reads to EOF, closes."""
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((host_, port))
-    ls.listen(1)
-    print("listening", flush=True)
-    ls.settimeout(timeout)
-    c, peer = ls.accept()
-    c.settimeout(timeout)
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)
-    t_accept, n, t_first, buf = now(), 0, None, bytearray(MIB)
-    while (k := c.recv_into(buf)) != 0:
-        t_first = t_first or now()
-        n += k
-    t_end = now()
-    c.close()
-    ls.close()
-    return {"bytes": n, "seconds_from_accept": t_end - t_accept,
-            "seconds_from_first_byte": t_end - (t_first or t_end), "peer": peer[0]}
+    with socket.create_server((host_, port)) as ls:
+        print("listening", flush=True)
+        ls.settimeout(timeout)
+        c, _peer = ls.accept()
+    with c:
+        c.settimeout(timeout)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)
+        t_accept, n, buf = now(), 0, bytearray(MIB)
+        while (k := c.recv_into(buf)) != 0:
+            n += k
+        return {"bytes": n, "seconds_from_accept": now() - t_accept}
 
 
 def source(host_: str, port: int, nbytes: int, timeout: float) -> dict:

@@ -1,5 +1,5 @@
-"""Medians, ratios, figure formats and the pieces every report shares; the
-machine, and what else ran on it while measuring."""
+"""Samples, medians, ratios and figure formats; the machine, and what else
+ran on it while measuring."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-from .host import out
-
-from .guest import MIB
+from .guest import MIB, ms, now
+from .host import log, out, proc
 
 
 def median(xs) -> float | None:
@@ -27,6 +26,53 @@ def rotated(xs: list, i: int) -> list:
     """`xs` rotated by `i`: no system always goes first."""
     k = i % len(xs)
     return xs[k:] + xs[:k]
+
+
+def timed(fn, *args) -> tuple[float, object]:
+    """Milliseconds that fn(*args) took, and its result."""
+    t0 = now()
+    res = fn(*args)
+    return ms(t0, now()), res
+
+
+class Samples(dict):
+    """The samples of each figure ("start.fv_api": [ms, ...]); `errors`: the
+    first failure of each figure that failed."""
+
+    def __init__(self):
+        super().__init__()
+        self.errors: dict[str, str] = {}
+
+    def add(self, key: str, v: float) -> None:
+        self.setdefault(key, []).append(v)
+
+    def time(self, key: str, fn, *args):
+        """fn(*args), the milliseconds it took added to `key`; its result."""
+        took, res = timed(fn, *args)
+        self.add(key, took)
+        return res
+
+    def rounds(self, n: int, what: str, steps: list) -> None:
+        """`n` rounds of `steps`, in an order rotated by one each round: a step
+        is (figure, fn, *args), timed, or a callable of the round's index."""
+        for i in range(n):
+            log(f"{what} run {i + 1}/{n}")
+            for step in rotated(steps, i):
+                if callable(step):
+                    step(i)
+                else:
+                    self.time(*step)
+
+    def attempt(self, key: str, fn, *args) -> bool:
+        """time(), but a failure is recorded (once per key) and the run goes on."""
+        try:
+            self.time(key, fn, *args)
+            return True
+        except Exception as e:  # noqa: BLE001
+            if key not in self.errors:
+                self.errors[key] = str(e).strip().replace("\n", " ")[:600]
+                log(f"FAILED {key}: {self.errors[key]}")
+            return False
 
 
 def ratio(a, b) -> float | None:
@@ -54,10 +100,6 @@ def fmt_size(b, small: str = "B") -> str:
     return f"{b / 1024:.0f} KiB" if b >= 1024 or small == "KiB" else f"{b} B"
 
 
-def fmt_rate(v) -> str:
-    return "–" if v is None else f"{v:.1f} MiB/s" if v < 100 else f"{v:.0f} MiB/s"
-
-
 def fmt_unit(unit: str):
     def f(v) -> str:
         if v is None:
@@ -74,6 +116,16 @@ def fmt_ratio(r) -> str:
     return "–" if r is None else f"{r:.2f}x"
 
 
+def verdict(r, lower_is_better=True) -> str:
+    if r is None:
+        return "–"
+    if 0.95 <= r <= 1.05:
+        return "same (±5%)"
+    if lower_is_better:
+        return f"Ferrovirt, {1 / r:.1f}×" if r < 1 else f"libvirt, {r:.1f}×"
+    return f"Ferrovirt, {r:.2f}×" if r > 1 else f"libvirt, {1 / r:.2f}×"
+
+
 def cell(xs, fmt=fmt_ms, spread_from: int = 2) -> str:
     """The median, with min–max once there are `spread_from` samples."""
     xs = [x for x in xs if x is not None]
@@ -83,16 +135,26 @@ def cell(xs, fmt=fmt_ms, spread_from: int = 2) -> str:
     return f"{m} ({fmt(min(xs))}–{fmt(max(xs))})" if len(xs) >= spread_from else m
 
 
-def nan_to_none(x):
-    return None if isinstance(x, float) and math.isnan(x) else x
+def write(results: Path, stem: str, raw: dict, md: str) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    nan = lambda x: None if isinstance(x, float) and math.isnan(x) else x  # noqa: E731
+    (results / f"{stem}.json").write_text(json.dumps(raw, indent=1, default=nan))
+    (results / f"{stem}.md").write_text(md)
 
 
 # ------------------------------------------------------------------ report pieces
 
-def write(results: Path, stem: str, raw: dict, md: str) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{stem}.json").write_text(json.dumps(raw, indent=1, default=nan_to_none))
-    (results / f"{stem}.md").write_text(md)
+def row(*cells) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def table(cols: list[str], rows: list[list], fmt=str, align: str = "") -> list[str]:
+    """A Markdown table: header `cols` (`align`: l, r or c per column; by
+    default l, then r), then `rows`, their figures (cells that are not
+    text) formatted by `fmt`. A row without any figure (all None) is left out."""
+    align = align or "l" + "r" * (len(cols) - 1)
+    return [row(*cols), "|" + "".join({"l": "---|", "r": "---:|", "c": ":---:|"}[a] for a in align)] + [
+        row(*(c if isinstance(c, str) else fmt(c) for c in r)) for r in rows if any(c is not None for c in r[1:])]
 
 
 def machine_line(meta: dict, head: str = "") -> str:
@@ -112,16 +174,6 @@ def bin_line(meta: dict, lead: str = "", end: str = "\n") -> list[str]:
             f"{meta.get('ferrovirt_cli_binary_mtime')}.{end}"]
 
 
-def row(*cells) -> str:
-    return "| " + " | ".join(map(str, cells)) + " |"
-
-
-def head(*names: str, align: str = "") -> list[str]:
-    """A table's header: `align` one of l, r, c per column (default: l, then r)."""
-    align = align or "l" + "r" * (len(names) - 1)
-    return [row(*names), "|" + "".join({"l": "---|", "r": "---:|", "c": ":---:|"}[a] for a in align)]
-
-
 def not_quiet(fa: dict) -> str:
     if not fa or not (fa.get("with_foreign_qemu") or fa.get("with_cargo_or_rustc")):
         return ""
@@ -130,6 +182,12 @@ def not_quiet(fa: dict) -> str:
             f"saw cargo/rustc running (max 1-min load {fa.get('max_loadavg_1min', 0):.2f}). "
             "Latencies are inflated; rerun on a quiet host.")
 
+
+def counts(S: dict) -> str:
+    return "Sample counts: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(S.items())) + "."
+
+
+# ------------------------------------------------------------------ the machine
 
 def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
@@ -156,43 +214,24 @@ BUILDERS = ("cargo", "rustc", "cc1", "cc1plus", "ld", "cargo-nextest")
 
 class ForeignLoad:
     """Samples, once a second, what else runs on the host: QEMUs this run did
-    not start (none of `ours` is an ancestor, its argv does not name `tmp`),
-    cargo/rustc/tests, and the load average."""
+    not start (their argv does not name the run's directory `tmp`, as every
+    QEMU of the run does), cargo/rustc/tests, and the load average."""
 
-    def __init__(self, ours: set[int], tmp: str):
-        self.ours, self.tmp = ours, tmp
+    def __init__(self, tmp: Path):
+        self.tmp = str(tmp)
         self.samples = self.qemu = self.build = 0
         self.loads: list[float] = []
         self.stop = threading.Event()
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
 
-    def mine(self, pid: int, procs: dict) -> bool:
-        for _ in range(64):
-            if pid in self.ours:
-                return True
-            if pid <= 1 or pid not in procs:
-                return False
-            pid = procs[pid][1]
-        return False
-
     def loop(self) -> None:
         while not self.stop.wait(1.0):
-            procs: dict[int, tuple[str, int]] = {}
-            for d in Path("/proc").iterdir():
-                try:
-                    st = (d / "stat").read_text() if d.name.isdigit() else None
-                except OSError:
-                    continue
-                if st:
-                    procs[int(d.name)] = (st[st.index("(") + 1:st.rindex(")")], int(st.rsplit(")", 1)[1].split()[1]))
             q = b = 0
-            for pid, (comm, _ppid) in procs.items():
-                if comm.startswith("qemu-system") and not self.mine(pid, procs):
-                    try:
-                        q += self.tmp not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                    except OSError:
-                        pass
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                comm = proc(pid, "comm").strip()
+                if comm.startswith("qemu-system"):
+                    q += self.tmp not in proc(pid, "cmdline")
                 elif comm in BUILDERS or comm.startswith("ferrovirt_e2e"):
                     b += 1
             self.samples += 1

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from . import host
-from .guest import now, timed, timed_call
+from .guest import now
 from .host import Skip, log, run
-from .stats import ForeignLoad, median, rotated
-from .systems import Ferrovirt, Libvirt, libvirt_or_skip
+from .stats import ForeignLoad, median, rotated, timed
+from .systems import Ferrovirt, Libvirt, libvirt_or_skip, vol_xml
 
 STEM = "storage-latest"
 SECTIONS = ("linked", "full", "vols")
@@ -122,12 +122,6 @@ def sparse_copy(src: Path, dst: Path) -> None:
     run(["cp", "--sparse=always", "--reflink=never", str(src), str(dst)])
 
 
-def timed_run(argv: list[str]) -> tuple[float, str]:
-    """Milliseconds from fork to exit, and stdout."""
-    took, p = timed_call(run, argv)
-    return took, p.stdout.decode(errors="replace")
-
-
 def fstype(path: Path) -> str:
     return (host.out(["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)]).splitlines() or ["?"])[0]
 
@@ -137,70 +131,6 @@ def check_overlay(path: Path, base: str, size: int) -> None:
     if info.get("format") != "qcow2" or info.get("virtual-size") != size \
             or not str(info.get("backing-filename", "")).endswith(base):
         raise RuntimeError(f"{path} is not a qcow2 overlay of {base} of {size} bytes: {info}")
-
-
-# ------------------------------------------------------------------ the pools
-
-def vol_xml(name: str, size: int, backing: Path | None = None) -> str:
-    b = f"<backingStore><path>{backing}</path><format type='qcow2'/></backingStore>" if backing else ""
-    return (f"<volume><name>{name}</name><capacity unit='bytes'>{size}</capacity>"
-            f"<target><format type='qcow2'/></target>{b}</volume>")
-
-
-class FvPools:
-    def __init__(self, fv: Ferrovirt):
-        self.fv = fv
-
-    def cli_ms(self, *args: str) -> tuple[float, str]:
-        return timed_run([self.fv.cli, "--socket", self.fv.sock, *args])
-
-    def pool_create(self, name: str, path: Path) -> None:
-        self.fv.cli_run("pool", "create", name, "--type", "dir", "--path", str(path), "--build")
-
-    def vol_create(self, pool: str, name: str, size: int) -> None:
-        self.fv.api("POST", f"/1.0/pools/{pool}/volumes", {"name": name, "size": size, "format": "qcow2"})
-
-    def vol_delete(self, pool: str, name: str) -> None:
-        self.fv.api("DELETE", f"/1.0/pools/{pool}/volumes/{name}")
-
-
-class LvPools:
-    def __init__(self, lv: Libvirt):
-        self.lv, self.conn = lv, lv.conn
-
-    def virsh_ms(self, *args: str) -> tuple[float, str]:
-        return timed_run(["virsh", "-q", "-c", self.lv.uri, *args])
-
-    def pool_create(self, name: str, path: Path) -> None:
-        self.lv.virsh("pool-define-as", name, "dir", "--target", str(path))
-        self.lv.virsh("pool-build", name)
-        self.lv.virsh("pool-start", name)
-
-    def vol_create(self, pool: str, name: str, size: int) -> None:
-        if self.conn is not None:
-            self.conn.storagePoolLookupByName(pool).createXML(vol_xml(name, size), 0)
-        else:
-            self.lv.virsh("vol-create-as", pool, name, str(size), "--format", "qcow2")
-
-    def vol_delete(self, pool: str, name: str) -> None:
-        if self.conn is not None:
-            self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
-        else:
-            self.lv.virsh("vol-delete", name, "--pool", pool)
-
-    def define(self, name: str, pool: str, vol: str) -> None:
-        """A domain (defined, not started) with one disk on a pool volume."""
-        xml = (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory>"
-               "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
-               "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>"
-               f"<source pool='{pool}' volume='{vol}'/><target dev='vda' bus='virtio'/></disk>"
-               "</devices></domain>")
-        if self.conn is not None:
-            self.conn.defineXML(xml)
-        else:
-            p = self.lv.root / "xml" / f"{name}.xml"
-            p.write_text(xml)
-            self.lv.virsh("define", str(p))
 
 
 def xfs(h: host.Host, mib: int) -> tuple[Path | None, str]:
@@ -237,7 +167,7 @@ def xfs(h: host.Host, mib: int) -> tuple[Path | None, str]:
     return d, ""
 
 
-def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
+def run_suite(a, h: host.Host, b: host.Binaries) -> dict:
     host.require(["qemu-img", "qemu-io", "ip", "unshare", "cp", "cmp"],
                  "scripts/install-deps.sh installs QEMU's tools; apt-get install iproute2 util-linux")
     a.sections = a.sections.split(",")
@@ -251,27 +181,26 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
         xfs_dir, meta["xfs_skipped"] = xfs(h, a.clone_mib)
     elif a.no_xfs:
         meta["xfs_skipped"] = "--no-xfs"
-    fvd = host.start_ferrovirtd(h, b, qemu, h.netns("fv"), "fv")
+    fv = Ferrovirt(h, b, h.netns("fv"), "fv")
 
-    def start_lv() -> LvPools:
+    def start_lv() -> Libvirt:
         root = host.lv_unpack(h, "libvirt-daemon-driver-storage", a.install)
         lvd = host.start_libvirtd(h, h.netns("lv"), "lv", drivers={"storage": root}, storage=root)
         if run(["virsh", "-q", "-c", lvd.uri, "pool-list", "--all"], check=False).returncode:
             raise Skip("libvirtd did not load its storage driver")
-        return LvPools(Libvirt(lvd.uri, h.tmp / "lvdata", b.guest, qemu, lvd.dir))
+        return Libvirt(h, b, lvd)
     lv = libvirt_or_skip(h, a, meta, start_lv)
     meta.update(qemu_img_version=host.out(["qemu-img", "--version"]).splitlines()[0].replace("qemu-img version ", ""),
                 coreutils_version=host.out(["cp", "--version"]).splitlines()[0].split()[-1],
                 runs=a.runs, clone_mib=a.clone_mib, counts=a.counts, linked_gib=a.linked_gib,
                 sections=a.sections, instances=a.vms, python_libvirt=bool(lv and lv.conn),
                 tmp_filesystem=fstype(h.tmp), xfs_dir=str(xfs_dir) if xfs_dir else None)
-    bench = Bench(a, h.tmp, FvPools(Ferrovirt(str(b.cli), fvd.sock, fvd.state, b.guest)), lv, xfs_dir, meta)
-    load = ForeignLoad(set(), str(h.tmp))  # this suite starts no VM: every QEMU is foreign
+    bench = Bench(a, h.tmp, fv, lv, xfs_dir, meta)
+    load = ForeignLoad(h.tmp)
     t0 = time.time()
     try:
-        bench.fv.pool_create("bench", h.tmp / "fv-pool")
-        if lv:
-            lv.pool_create("bench", h.tmp / "lv-pool")
+        for side, p in bench.sys.items():
+            p.pool_create("bench", h.tmp / f"{side}-pool")
         for sec in a.sections:
             log(f"section {sec}")
             getattr(bench, sec)()
@@ -282,15 +211,18 @@ def run_suite(a, h: host.Host, b: host.Binaries, qemu: str) -> dict:
 
 
 class Bench:
-    def __init__(self, a, tmp: Path, fv: FvPools, lv: LvPools | None, xfs_dir: Path | None, meta: dict):
+    def __init__(self, a, tmp: Path, fv: Ferrovirt, lv: Libvirt | None, xfs_dir: Path | None, meta: dict):
         self.a, self.tmp, self.fv, self.lv, self.xfs = a, tmp, fv, lv, xfs_dir
+        self.sys = {"fv": fv, **({"lv": lv} if lv else {})}
         self.out: dict = {"meta": meta}
+        # the tools of the linked-clone and volume figures
+        self.tools = ["fv_cli", "fv_api"] + (["virsh"] if lv else []) + (["lv_api"] if lv and lv.conn else [])
 
-    def tools(self, *extra_lv: str) -> list[str]:
-        t = ["fv_cli", "fv_api"]
-        if self.lv:
-            t += ["virsh"] + [x for x in extra_lv if x != "lv_api" or self.lv.conn is not None]
-        return t
+    def cli(self, tool: str, *args: str) -> tuple[float, str]:
+        """Milliseconds `ferrovirt ARGS` (tool fv_cli) or `virsh ARGS` took, from fork to exit; stdout."""
+        took, p = timed(run, [self.fv.cli, "--socket", self.fv.sock, *args] if tool == "fv_cli"
+                        else ["virsh", "-q", "-c", self.lv.uri, *args])
+        return round(took, 3), p.stdout.decode(errors="replace")
 
     # ---------------------------------------------------------- linked
     def linked(self) -> None:
@@ -303,32 +235,31 @@ class Bench:
             make_qcow2_base(master, size)
             # Imported, not copied in: Ferrovirt takes a file it did not
             # make as raw (formats are recorded, never guessed).
-            fv.fv.cli_run("volume", "import", f"bench/{base}", str(master),
-                          "--source-format", "qcow2", "--image-format", "qcow2")
+            fv.cli_run("volume", "import", f"bench/{base}", str(master),
+                       "--source-format", "qcow2", "--image-format", "qcow2")
             if lv:
                 sparse_copy(master, lvdir / base)
-                lv.lv.virsh("pool-refresh", "bench")
-            tools = self.tools("lv_api")
+                lv.virsh("pool-refresh", "bench")
             e = res["sizes"][str(gib)] = {
                 "base_virtual_bytes": size, "base_allocated_bytes": allocated(master),
-                "base_data_bytes": data_bytes(master), "samples": {t: [] for t in tools},
+                "base_data_bytes": data_bytes(master), "samples": {t: [] for t in self.tools},
                 "clone_allocated_bytes": {}}
             for r in range(self.a.runs):
-                for t in rotated(tools, r):
+                for t in rotated(self.tools, r):
                     name = f"lc-{t.replace('_', '-')}-{r}"
                     if t == "fv_cli":
-                        took, said = fv.cli_ms("volume", "clone", f"bench/{base}", name, "--linked")
+                        took, said = self.cli(t, "volume", "clone", f"bench/{base}", name, "--linked")
                         if "(linked)" not in said:
                             raise RuntimeError(f"ferrovirt volume clone --linked said: {said!r}")
                     elif t == "fv_api":
-                        took = timed(fv.fv.op, "POST", f"/1.0/pools/bench/volumes/{base}/clone",
-                                     {"name": name, "linked": True})
+                        took = timed(fv.op, "POST", f"/1.0/pools/bench/volumes/{base}/clone",
+                                     {"name": name, "linked": True})[0]
                     elif t == "virsh":
-                        took, _ = lv.virsh_ms("vol-create-as", "bench", name, f"{gib}G", "--format", "qcow2",
-                                              "--backing-vol", base, "--backing-vol-format", "qcow2")
+                        took, _ = self.cli(t, "vol-create-as", "bench", name, f"{gib}G", "--format", "qcow2",
+                                           "--backing-vol", base, "--backing-vol-format", "qcow2")
                     else:
                         pool, xml = lv.conn.storagePoolLookupByName("bench"), vol_xml(name, size, lvdir / base)
-                        took = timed(pool.createXML, xml, 0)
+                        took = timed(pool.createXML, xml, 0)[0]
                     path = (fvdir if t.startswith("fv") else lvdir) / name
                     e["samples"][t].append(round(took, 3))
                     if r == 0:
@@ -337,9 +268,8 @@ class Bench:
                     (fv if t.startswith("fv") else lv).vol_delete("bench", name)
             log(f"linked clone of a {gib} GiB base: " + ", ".join(
                 f"{t} {median(v):.1f} ms" for t, v in e["samples"].items()))
-            for p in (fv, lv):  # the bases go, so that the next size's pool is the same
-                if p:
-                    p.vol_delete("bench", base)
+            for p in self.sys.values():  # the bases go, so that the next size's pool is the same
+                p.vol_delete("bench", base)
             master.unlink()
 
     # ---------------------------------------------------------- full
@@ -359,15 +289,14 @@ class Bench:
         fv, lv = self.fv, self.lv
         dirs = {"fv": root / "fv-pool", "lv": root / "lv-pool", "cp": root / "cp"}
         if label != "tmp":
-            fv.pool_create(pool, dirs["fv"])
-            if lv:
-                lv.pool_create(pool, dirs["lv"])
+            for side, p in self.sys.items():
+                p.pool_create(pool, dirs[side])
         dirs["cp"].mkdir(exist_ok=True)
         srcs = {k: d / "src" for k, d in dirs.items() if k != "lv" or lv}
         for p in srcs.values():
             sparse_copy(master, p)
         if lv:
-            lv.lv.virsh("pool-refresh", pool)
+            lv.virsh("pool-refresh", pool)
         xfs_ = label == "xfs"
         tools = ["fv_cli", "fv_api", "cp_sparse"] + (["cp_sparse_noreflink"] if xfs_ else []) + \
             ((["virsh"] + (["virsh_reflink"] if xfs_ else [])) if lv else [])
@@ -384,17 +313,17 @@ class Bench:
                 evict(src)
                 method = None
                 if t == "fv_cli":
-                    took, said = fv.cli_ms("volume", "clone", f"{pool}/src", name)
+                    took, said = self.cli(t, "volume", "clone", f"{pool}/src", name)
                     method = "reflink" if "(reflink)" in said else "copy" if "(copy)" in said else said.strip()
                 elif t == "fv_api":
-                    took, o = timed_call(fv.fv.op, "POST", f"/1.0/pools/{pool}/volumes/src/clone", {"name": name})
+                    took, o = timed(fv.op, "POST", f"/1.0/pools/{pool}/volumes/src/clone", {"name": name})
                     method = (o.get("result") or {}).get("method")
                 elif t.startswith("cp"):
-                    took, _ = timed_run(["cp", "--sparse=always", *(["--reflink=never"] if "noreflink" in t else []),
-                                         str(src), str(dst)])
+                    took = timed(run, ["cp", "--sparse=always", *(["--reflink=never"] if "noreflink" in t else []),
+                                       str(src), str(dst)])[0]
                 else:
-                    took, _ = lv.virsh_ms("vol-clone", "src", name, "--pool", pool,
-                                          *(["--reflink"] if t == "virsh_reflink" else []))
+                    took, _ = self.cli("virsh", "vol-clone", "src", name, "--pool", pool,
+                                       *(["--reflink"] if t == "virsh_reflink" else []))
                 sync = fsync_ms(dst)
                 st = os.stat(dst)
                 s = {"ms": round(took, 3), "fsync_ms": round(sync, 3), "allocated_bytes": st.st_blocks * 512,
@@ -409,7 +338,7 @@ class Bench:
                 if side == "cp":
                     dst.unlink()
                 else:
-                    (fv if side == "fv" else lv).vol_delete(pool, name)
+                    self.sys[side].vol_delete(pool, name)
         for t, v in entry["tools"].items():
             v["median_ms"] = m = median([s["ms"] for s in v["samples"]])
             v["median_ms_with_fsync"] = tot = median([s["ms"] + s["fsync_ms"] for s in v["samples"]])
@@ -418,9 +347,8 @@ class Bench:
         log(f"full clone of {self.a.clone_mib} MiB on {label} ({entry['filesystem']}): " + ", ".join(
             f"{t} {v['median_ms']:.0f} ms (+fsync {v['median_ms_with_fsync']:.0f} ms)"
             for t, v in entry["tools"].items()))
-        fv.vol_delete(pool, "src")  # leave the filesystem as found
-        if lv:
-            lv.vol_delete(pool, "src")
+        for p in self.sys.values():  # leave the filesystem as found
+            p.vol_delete(pool, "src")
         srcs["cp"].unlink()
         return entry
 
@@ -428,13 +356,12 @@ class Bench:
     def vols(self) -> None:
         a, fv, lv = self.a, self.fv, self.lv
         res = self.out["volumes"] = {"counts": {}}
-        sides = {"fv": fv, **({"lv": lv} if lv else {})}
-        for side, p in sides.items():
+        for side, p in self.sys.items():
             p.pool_create("vols", self.tmp / f"{side}-vols")
         have = 0  # fillers in each pool
         for count in a.counts:
             fill = {}
-            for side, p in sides.items():
+            for side, p in self.sys.items():
                 t0 = now()
                 for i in range(have, count - 1):
                     p.vol_create("vols", f"fill-{i:05d}", GIB)
@@ -445,58 +372,56 @@ class Bench:
             # the largest N again, with VMs (domains) defined, each with a disk on one of the pool's volumes
             count, fill = a.counts[-1], {}
             res["instances"] = a.vms
-            for side in sides:
+            for side in self.sys:
                 t0 = now()
                 for i in range(a.vms):
                     vol = f"fill-{i % max(1, count - 1):05d}"
                     if side == "fv":
-                        fv.fv.api("POST", "/1.0/instances", {"name": f"vm{i:04d}", "disks": [{"volume": f"vols/{vol}"}]})
+                        fv.api("POST", "/1.0/instances", {"name": f"vm{i:04d}", "disks": [{"volume": f"vols/{vol}"}]})
                     else:
-                        lv.define(f"vm{i:04d}", "vols", vol)
+                        lv.define_on(f"vm{i:04d}", "vols", vol)
                 fill[side] = round((now() - t0) * 1000.0, 1)
             res["counts"][f"{count}+{a.vms}vm"] = self.vols_runs(count, fill)
 
     def vols_runs(self, count: int, fill: dict) -> dict:
-        tools = self.tools("lv_api")
-        e = {"fill_ms": fill, "create": {t: [] for t in tools}, "list": {t: [] for t in tools}}
+        """Create: one more volume in the pool of count - 1 volumes; list: the pool of `count`."""
+        e = {"fill_ms": fill, "create": {t: [] for t in self.tools}, "list": {t: [] for t in self.tools}}
+
+        def listed(t: str, what: str, took: float, got: int) -> None:
+            if got != count:
+                raise RuntimeError(f"{what}: {got} rows, expected {count}")
+            e["list"][t].append(took)
+
+        def lines(said: str) -> int:
+            return len([ln for ln in said.splitlines() if ln.strip()])
+
+        def fv_side(r: int) -> None:
+            name = f"probe-{r}"
+            e["create"]["fv_cli"].append(self.cli("fv_cli", "volume", "create", f"vols/{name}", "1G",
+                                                  "--image-format", "qcow2")[0])
+            took, said = self.cli("fv_cli", "volume", "list", "vols")
+            listed("fv_cli", "ferrovirt volume list vols", took, lines(said) - 1)  # and a heading
+            took, got = timed(self.fv.api, "GET", "/1.0/pools/vols/volumes")
+            listed("fv_api", "GET /1.0/pools/vols/volumes", took, len(got))
+            self.fv.vol_delete("vols", name)
+            e["create"]["fv_api"].append(timed(self.fv.vol_create, "vols", name, GIB)[0])
+            self.fv.vol_delete("vols", name)
+
+        def lv_side(r: int) -> None:
+            name = f"probe-{r}"
+            e["create"]["virsh"].append(self.cli("virsh", "vol-create-as", "vols", name, "1G", "--format", "qcow2")[0])
+            took, said = self.cli("virsh", "vol-list", "vols")
+            listed("virsh", "virsh vol-list vols", took, lines(said))
+            if self.lv.conn is not None:
+                pool = self.lv.conn.storagePoolLookupByName("vols")
+                took, got = timed(pool.listAllVolumes, 0)
+                listed("lv_api", "listAllVolumes", took, len(got))
+                self.lv.vol_delete("vols", name)
+                e["create"]["lv_api"].append(timed(pool.createXML, vol_xml(name, GIB), 0)[0])
+            self.lv.vol_delete("vols", name)
         for r in range(self.a.runs):
-            for side in rotated(["fv"] + (["lv"] if self.lv else []), r):
-                (self.vols_fv if side == "fv" else self.vols_lv)(e, count, f"probe-{r}")
+            for side in rotated(list(self.sys), r):
+                (fv_side if side == "fv" else lv_side)(r)
         log(f"pool of {count} volume(s): create " + ", ".join(f"{t} {median(v):.1f}" for t, v in e["create"].items())
             + " ms; list " + ", ".join(f"{t} {median(v):.1f}" for t, v in e["list"].items()) + " ms")
         return e
-
-    def vols_fv(self, e: dict, count: int, name: str) -> None:
-        fv = self.fv
-        took, _ = fv.cli_ms("volume", "create", f"vols/{name}", "1G", "--image-format", "qcow2")
-        e["create"]["fv_cli"].append(round(took, 3))
-        took, said = fv.cli_ms("volume", "list", "vols")  # the pool now holds `count` volumes
-        check_count("ferrovirt volume list vols", len([ln for ln in said.splitlines() if ln.strip()]) - 1, count)
-        e["list"]["fv_cli"].append(round(took, 3))
-        took, got = timed_call(fv.fv.api, "GET", "/1.0/pools/vols/volumes")
-        e["list"]["fv_api"].append(took)
-        check_count("GET /1.0/pools/vols/volumes", len(got), count)
-        fv.vol_delete("vols", name)
-        e["create"]["fv_api"].append(timed(fv.vol_create, "vols", name, GIB))
-        fv.vol_delete("vols", name)
-
-    def vols_lv(self, e: dict, count: int, name: str) -> None:
-        lv = self.lv
-        took, _ = lv.virsh_ms("vol-create-as", "vols", name, "1G", "--format", "qcow2")
-        e["create"]["virsh"].append(round(took, 3))
-        took, said = lv.virsh_ms("vol-list", "vols")
-        check_count("virsh vol-list vols", len([ln for ln in said.splitlines() if ln.strip()]), count)
-        e["list"]["virsh"].append(round(took, 3))
-        if lv.conn is not None:
-            pool = lv.conn.storagePoolLookupByName("vols")
-            took, got = timed_call(pool.listAllVolumes, 0)
-            e["list"]["lv_api"].append(took)
-            check_count("listAllVolumes", len(got), count)
-            lv.vol_delete("vols", name)
-            e["create"]["lv_api"].append(timed(pool.createXML, vol_xml(name, GIB), 0))
-        lv.vol_delete("vols", name)
-
-
-def check_count(what: str, got: int, want: int) -> None:
-    if got != want:
-        raise RuntimeError(f"{what}: {got} rows, expected {want}")

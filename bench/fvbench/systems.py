@@ -1,49 +1,30 @@
-"""The systems measured, behind one `System` protocol: Ferrovirt (its REST
-API on the unix socket, and its CLI), libvirt (virsh, and the Python binding
-when importable) and the floor: QEMU driven by hand over QMP with the argv
-Ferrovirt builds, the minimum any manager must do."""
+"""The systems measured: Ferrovirt (its REST API on the unix socket, and its
+CLI), libvirt (virsh, and the Python binding when importable) and the
+floor (floor.py). The suites drive the three alike: start, stop, boot
+(start, then the guest's ready marker), console_log, channel."""
 from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import socket
 import subprocess
 import time
 import uuid as uuidlib
 from pathlib import Path
-from typing import Protocol
 
 from . import host
-from .guest import Channel, SockStream, WsStream, connect_unix
-from .host import Skip, log, run, wait_gone
-
-_binding = None
+from .guest import Channel, CliStream, SockStream, fsize, ms, now, wait_ready
+from .host import Skip, log, run
 
 
 def binding():
     """The libvirt Python binding (python3-libvirt), or None: no "libvirt API" rows."""
-    global _binding
-    if _binding is None:
-        try:
-            import libvirt  # type: ignore
-
-            libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-            _binding = libvirt
-        except Exception:  # noqa: BLE001 - depends on the host
-            return None
-    return _binding
-
-
-class System(Protocol):
-    """What every suite needs of a manager for one guest `vm`."""
-
-    def console_log(self, vm: str) -> Path: ...
-    def start(self, vm: str) -> None: ...
-    def stop(self, vm: str) -> None: ...  # forced, until QEMU is gone
-    def pid(self, vm: str) -> int: ...
-    def channel(self, vm: str) -> Channel: ...
+    try:
+        import libvirt  # type: ignore
+    except Exception:  # noqa: BLE001 - depends on the host
+        return None
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    return libvirt
 
 
 def libvirt_or_skip(h: host.Host, a, meta: dict, start):
@@ -55,12 +36,29 @@ def libvirt_or_skip(h: host.Host, a, meta: dict, start):
             raise Skip("--no-libvirt")
         host.ensure_libvirt(h, a.install)
         res = start()
-        meta["libvirt_version"] = host.lv_version()
+        meta["libvirt_version"] = host.out(["libvirtd", "--version"]).split()[-1]
         return res
     except Skip as e:
         meta["libvirt_skipped"] = str(e)
         log(f"libvirt SKIPPED: {e}")
         return None
+
+
+class System:
+    """What Ferrovirt, libvirt and the floor share."""
+
+    def boot(self, name: str, timeout: float = 120.0) -> tuple[float, float]:
+        """Starts `name` and waits for the guest's ready marker on its serial
+        log: (ms the start took, ms from the start request until ready)."""
+        off = fsize(self.console_log(name))
+        t0 = now()
+        self.start(name)
+        took = ms(t0, now())
+        return took, wait_ready(self.console_log(name), off, t0, timeout)
+
+    def halt(self, name: str) -> None:
+        if not self.is_off(name):
+            self.stop(name)
 
 
 # ------------------------------------------------------------------ Ferrovirt
@@ -71,28 +69,41 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.path = path
 
     def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.path)
-        self.sock = s
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
 
 
-class Ferrovirt:
-    """One ferrovirtd: REST, one connection per call (as curl would), and
-    the CLI (`ferrovirt --socket SOCK ...`)."""
+class Ferrovirt(System):
+    """A private ferrovirtd in network namespace `ns` (no default network),
+    its files under TMP/TAG: REST, one connection per call (as curl would),
+    and the CLI (`ferrovirt --socket SOCK ...`)."""
 
-    def __init__(self, cli: str, sock: str, state_dir: Path, guest: dict, memory: int = 256):
-        self.cli, self.sock, self.state_dir = cli, sock, state_dir
-        self.guest, self.memory = guest, memory
+    def __init__(self, h: host.Host, b: host.Binaries, ns: str, tag: str, extra: list[str] = (), memory: int = 256):
+        d = h.tmp / tag
+        self.cli, self.sock, self.state_dir, self.run_dir = str(b.cli), str(d / "api.sock"), d / "state", d / "run"
+        self.guest, self.memory = b.guest, memory
+        self.state_dir.mkdir(parents=True)
+        self.run_dir.mkdir()
+        p = h.spawn([str(b.ferrovirtd), "--socket", self.sock, "--state-dir", str(self.state_dir), "--runtime-dir",
+                     str(self.run_dir), "--qemu", b.qemu, "--no-default-network", *extra], d / "ferrovirtd.log", ns)
+        self.daemon_pid = p.pid
+        for _ in range(300):  # until GET /1.0 answers 200
+            try:
+                self.request("GET", "/1.0", want=(200,), timeout=5)
+                return
+            except (OSError, RuntimeError, http.client.HTTPException):
+                pass
+            if p.poll() is not None:
+                raise RuntimeError(f"ferrovirtd {tag} exited: {(d / 'ferrovirtd.log').read_text()[-500:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"ferrovirtd {tag} did not answer on {self.sock} within 30 s")
 
-    def request(self, method: str, path: str, body: dict | None = None,
-                want=(200, 201, 202, 204)) -> bytes:
-        c = UnixHTTPConnection(self.sock)
-        headers, data = {}, None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=headers)
+    def request(self, method: str, path: str, body: dict | None = None, want=(200, 201, 202, 204),
+                timeout: float = 900) -> bytes:
+        c = UnixHTTPConnection(self.sock, timeout)
+        c.request(method, path, body=None if body is None else json.dumps(body).encode(),
+                  headers={} if body is None else {"Content-Type": "application/json"})
         r = c.getresponse()
         raw = r.read()
         c.close()
@@ -100,8 +111,8 @@ class Ferrovirt:
             raise RuntimeError(f"{method} {path} -> {r.status}: {raw[:400]!r}")
         return raw
 
-    def api(self, method: str, path: str, body: dict | None = None, want=(200, 201, 202, 204)):
-        raw = self.request(method, path, body, want)
+    def api(self, method: str, path: str, body: dict | None = None):
+        raw = self.request(method, path, body)
         return json.loads(raw) if raw.strip() else None
 
     def op(self, method: str, path: str, body: dict | None = None) -> dict:
@@ -118,18 +129,17 @@ class Ferrovirt:
     def cli_run(self, *args: str) -> str:
         return run([self.cli, "--socket", self.sock, *args]).stdout.decode(errors="replace")
 
-    def spec(self, name: str, memory: int | None = None, disk: Path | None = None,
-             nics: list | None = None) -> dict:
+    def create(self, name: str, memory: int | None = None, disk: Path | None = None,
+               network: str | None = None) -> None:
         s = {"name": name, "cpus": 1, "memory": memory or self.memory, "machine": "q35",
              "accel": "tcg", "boot": {k: self.guest[k] for k in ("kernel", "initrd", "cmdline")}}
         if disk is not None:
             s["disks"] = [{"path": str(disk), "format": "qcow2", "bus": "virtio"}]
-        if nics:
-            s["nics"] = nics
-        return s
+        if network is not None:
+            s["nics"] = [{"network": network, "model": "virtio"}]
+        self.api("POST", "/1.0/instances", s)
 
-    def create(self, name: str, **kw) -> None:
-        self.api("POST", "/1.0/instances", self.spec(name, **kw))
+    define = create  # as libvirt's
 
     def create_cli(self, name: str) -> None:
         g = self.guest
@@ -140,46 +150,52 @@ class Ferrovirt:
     def delete(self, name: str) -> None:
         self.api("DELETE", f"/1.0/instances/{name}?force=true")
 
-    def state(self, name: str, body: dict) -> None:
-        self.api("PUT", f"/1.0/instances/{name}/state", body)
+    def state(self, name: str, action: str, **how) -> None:
+        self.api("PUT", f"/1.0/instances/{name}/state", {"action": action, **how})
 
     def start(self, name: str) -> None:
-        self.state(name, {"action": "start"})
+        self.state(name, "start")
 
     def stop(self, name: str) -> None:
-        self.state(name, {"action": "stop", "force": True})
+        self.state(name, "stop", force=True)
 
     def stop_graceful(self, name: str) -> None:
-        self.state(name, {"action": "stop", "timeout": 60})
-
-    def list_raw(self) -> bytes:
-        return self.request("GET", "/1.0/instances")
+        self.state(name, "stop", timeout=60)
 
     def show(self, name: str) -> dict:
         return self.api("GET", f"/1.0/instances/{name}")
 
-    def status(self, name: str) -> str:
-        return self.show(name)["state"]["status"]
-
     def is_off(self, name: str) -> bool:
-        return self.status(name) == "shutoff"
-
-    def managed_save_file(self, name: str) -> Path:
-        return self.state_dir / "save" / f"{name}.sav"
+        return self.show(name)["state"]["status"] == "shutoff"
 
     def pid(self, name: str) -> int:
         return int(self.show(name)["state"]["pid"])
 
-    def running(self) -> list[str]:
-        return [i["spec"]["name"] for i in json.loads(self.list_raw())
-                if i["state"]["status"] not in ("shutoff", "crashed")]
+    def managed_save_file(self, name: str) -> Path:
+        return self.state_dir / "save" / f"{name}.sav"
 
     def console_log(self, name: str) -> Path:
         return self.state_dir / "logs" / name / "console.log"
 
     def channel(self, name: str, drop: bytes = b"") -> Channel:
         logf = self.console_log(name)
-        return Channel(WsStream(self.sock, name), lambda: logf.read_bytes()[-4000:], drop)
+        return Channel(CliStream([self.cli, "--socket", self.sock, "console", name]),
+                       lambda: logf.read_bytes()[-4000:], drop)
+
+    def pool_create(self, name: str, path: Path) -> None:
+        self.cli_run("pool", "create", name, "--type", "dir", "--path", str(path), "--build")
+
+    def vol_create(self, pool: str, name: str, size: int) -> None:
+        self.api("POST", f"/1.0/pools/{pool}/volumes", {"name": name, "size": size, "format": "qcow2"})
+
+    def vol_delete(self, pool: str, name: str) -> None:
+        self.api("DELETE", f"/1.0/pools/{pool}/volumes/{name}")
+
+    def net_create(self, name: str, prefix: str) -> None:
+        self.api("POST", "/1.0/networks", {"name": name, "type": "nat", "ipv4": {"address": f"{prefix}.1/24"}})
+
+    def net_delete(self, name: str) -> None:
+        self.api("DELETE", f"/1.0/networks/{name}")
 
 
 # ------------------------------------------------------------------ libvirt
@@ -188,17 +204,21 @@ def esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&apos;")
 
 
-class Libvirt:
+def vol_xml(name: str, size: int, backing: Path | None = None) -> str:
+    b = f"<backingStore><path>{backing}</path><format type='qcow2'/></backingStore>" if backing else ""
+    return (f"<volume><name>{name}</name><capacity unit='bytes'>{size}</capacity>"
+            f"<target><format type='qcow2'/></target>{b}</volume>")
+
+
+class Libvirt(System):
     """One libvirtd: virsh, and the Python binding (`conn`) when importable.
     Domains boot the test guest directly (type='qemu', q35, TCG, no USB, no
     balloon, serial on a unix socket with a log file, pvpanic)."""
 
-    def __init__(self, uri: str, root: Path, guest: dict, qemu: str, lv_dir: Path,
-                 memory: int = 256, connect: bool = True):
-        self.uri, self.root, self.guest, self.qemu = uri, root, guest, qemu
-        self.lv_dir, self.memory = lv_dir, memory
-        for d in ("xml", "con"):
-            (root / d).mkdir(parents=True, exist_ok=True)
+    def __init__(self, h: host.Host, b: host.Binaries, d: host.Libvirtd, memory: int = 256, connect: bool = True):
+        self.uri, self.root, self.guest, self.qemu = d.uri, h.tmp / f"{d.dir.name}data", b.guest, b.qemu
+        self.lv_dir, self.memory = d.dir, memory
+        (self.root / "con").mkdir(parents=True, exist_ok=True)
         self.conn = None
         if connect:
             self.open_api()
@@ -213,16 +233,12 @@ class Libvirt:
     def console_log(self, name: str) -> Path:
         return self.root / "con" / f"{name}.log"
 
-    def console_sock(self, name: str) -> Path:
-        return self.root / "con" / f"{name}.sock"
-
     def channel(self, name: str, drop: bytes = b"") -> Channel:
         logf = self.console_log(name)
-        return Channel(SockStream(str(self.console_sock(name))), lambda: logf.read_bytes()[-4000:], drop)
+        return Channel(SockStream(str(self.root / "con" / f"{name}.sock")), lambda: logf.read_bytes()[-4000:], drop)
 
     def xml(self, name: str, memory: int | None = None, disk: Path | None = None,
-            network: str | None = None, uuid: bool = False, serial: Path | None = None,
-            serial_log: Path | None = None) -> str:
+            network: str | None = None, uuid: bool = False) -> str:
         devs = ""
         if disk is not None:
             devs += (f"    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"
@@ -253,37 +269,29 @@ class Libvirt:
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
 {devs}    <serial type='unix'>
-      <source mode='bind' path='{esc(str(serial or self.console_sock(name)))}'/>
-      <log file='{esc(str(serial_log or self.console_log(name)))}' append='on'/>
+      <source mode='bind' path='{esc(str(self.root / "con" / f"{name}.sock"))}'/>
+      <log file='{esc(str(self.console_log(name)))}' append='on'/>
     </serial>
     <panic model='pvpanic'/>
   </devices>
 </domain>
 """
 
-    def xml_file(self, name: str, **kw) -> str:
+    def file(self, name: str, text: str) -> str:
+        """`text` in ROOT/xml/NAME.xml, for virsh."""
         p = self.root / "xml" / f"{name}.xml"
-        if kw or not p.exists():
-            p.write_text(self.xml(name, **kw))
+        p.parent.mkdir(exist_ok=True)
+        p.write_text(text)
         return str(p)
 
     def define(self, name: str, **kw) -> None:
-        self.virsh("define", self.xml_file(name, **kw))
-
-    def define_api(self, name: str) -> None:
-        self.conn.defineXML(self.xml(name))
+        self.virsh("define", self.file(name, self.xml(name, **kw)))
 
     def start(self, name: str) -> None:
         self.virsh("start", name)
 
-    def start_api(self, name: str) -> None:
-        self.conn.lookupByName(name).create()
-
     def stop(self, name: str) -> None:
         self.virsh("destroy", name)
-
-    def stop_api(self, name: str) -> None:
-        self.conn.lookupByName(name).destroy()
 
     def shutdown_wait(self, name: str) -> None:
         """`virsh shutdown` returns at once: poll (5 ms) until shut off."""
@@ -294,17 +302,14 @@ class Libvirt:
             done = lambda: not dom.isActive()  # noqa: E731
         else:
             self.virsh("shutdown", name)
-            done = lambda: self.state(name) == "shut off"  # noqa: E731
+            done = lambda: self.is_off(name)  # noqa: E731
         while not done():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"libvirt: {name} did not shut down within 60 s")
             time.sleep(0.005)
 
-    def state(self, name: str) -> str:
-        return self.virsh("domstate", name).stdout.decode().strip()
-
     def is_off(self, name: str) -> bool:
-        return self.state(name) == "shut off"
+        return self.virsh("domstate", name).stdout.decode().strip() == "shut off"
 
     def managed_save_file(self, name: str) -> Path:
         return self.lv_dir / "lib" / "qemu" / "save" / f"{name}.save"
@@ -312,8 +317,34 @@ class Libvirt:
     def pid(self, name: str) -> int:
         return int((self.lv_dir / "run" / "qemu" / f"{name}.pid").read_text().strip())
 
-    def running(self) -> list[str]:
-        return self.virsh("list", "--name").stdout.decode().split()
+    def pool_create(self, name: str, path: Path) -> None:
+        self.virsh("pool-define-as", name, "dir", "--target", str(path))
+        self.virsh("pool-build", name)
+        self.virsh("pool-start", name)
+
+    def vol_create(self, pool: str, name: str, size: int) -> None:
+        if self.conn is not None:
+            self.conn.storagePoolLookupByName(pool).createXML(vol_xml(name, size), 0)
+        else:
+            self.virsh("vol-create-as", pool, name, str(size), "--format", "qcow2")
+
+    def vol_delete(self, pool: str, name: str) -> None:
+        if self.conn is not None:
+            self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
+        else:
+            self.virsh("vol-delete", name, "--pool", pool)
+
+    def define_on(self, name: str, pool: str, vol: str) -> None:
+        """A domain (defined, not started) with one disk on a pool volume."""
+        xml = (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory>"
+               "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
+               "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>"
+               f"<source pool='{pool}' volume='{vol}'/><target dev='vda' bus='virtio'/></disk>"
+               "</devices></domain>")
+        if self.conn is not None:
+            self.conn.defineXML(xml)
+        else:
+            self.virsh("define", self.file(name, xml))
 
     def net_xml(self, name: str, bridge: str, prefix: str) -> str:
         """A NAT network like Ferrovirt's `--type nat --ipv4 PREFIX.1/24`:
@@ -323,175 +354,9 @@ class Libvirt:
                 f"  <ip address='{prefix}.1' netmask='255.255.255.0'>\n"
                 f"    <dhcp><range start='{prefix}.2' end='{prefix}.254'/></dhcp>\n  </ip>\n</network>\n")
 
-    def net_xml_file(self, name: str, bridge: str, prefix: str) -> str:
-        p = self.root / "xml" / f"net-{name}.xml"
-        p.write_text(self.net_xml(name, bridge, prefix))
-        return str(p)
+    def net_create(self, name: str, prefix: str, bridge: str = "") -> None:
+        self.virsh("net-define", self.file(f"net-{name}", self.net_xml(name, bridge or f"lvbr{name}", prefix)))
+        self.virsh("net-start", name)
 
-
-# ------------------------------------------------------------------ the floor
-
-class Qmp:
-    def __init__(self, path: str, timeout: float = 30.0):
-        self.sock = connect_unix(path, timeout, 0.001)
-        self.sock.settimeout(timeout)
-        self.f = self.sock.makefile("rwb", buffering=0)
-        self.events: list[dict] = []
-        greeting = self._read()
-        if "QMP" not in greeting:
-            raise RuntimeError(f"QMP at {path}: unexpected greeting {greeting}")
-        self.cmd("qmp_capabilities")
-
-    def _read(self) -> dict:
-        line = self.f.readline()
-        if not line:
-            raise EOFError("QMP closed")
-        return json.loads(line)
-
-    def cmd(self, name: str, args: dict | None = None):
-        self.f.write(json.dumps({"execute": name, **({"arguments": args} if args else {})}).encode() + b"\n")
-        while True:
-            m = self._read()
-            if "event" in m:
-                self.events.append(m)
-            elif "error" in m:
-                raise RuntimeError(f"QMP {name}: {m['error']}")
-            else:
-                return m["return"]
-
-    def wait_event(self, name: str) -> dict:
-        for e in self.events:
-            if e["event"] == name:
-                self.events.remove(e)
-                return e
-        while True:
-            m = self._read()
-            if m.get("event") == name:
-                return m
-
-    def close(self) -> None:
-        try:
-            self.f.close()
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def golden_template(path: Path) -> list[str]:
-    """crates/qemu/tests/golden/direct_kernel_boot_tcg.argv as a template
-    (see Floor.argv), with 1 vCPU."""
-    g = [x for x in path.read_text().splitlines() if x]
-    out = []
-    for i, x in enumerate(g):
-        prev = g[i - 1] if i else ""
-        x = (x.replace("/run/fv/instances/vm1", "{DIR}").replace("/var/lib/fv/logs/vm1", "{DIR}")
-             .replace("guest=vm1,", "guest={NAME},"))
-        out.append({"-uuid": "{UUID}", "-smp": "1", "-m": "{MEM}M", "-kernel": "{KERNEL}",
-                    "-initrd": "{INITRD}", "-append": "{CMDLINE}"}.get(prev, x))
-    return with_console_log(out)
-
-
-def with_console_log(template: list[str]) -> list[str]:
-    """ferrovirtd logs the guest console itself (capped); the floor, a bare
-    QEMU, has QEMU write it, as a hand-run QEMU would."""
-    return [x + ",logfile={DIR}/console.log,logappend=on"
-            if x.startswith("socket,id=serial0,") and "logfile=" not in x else x
-            for x in template]
-
-
-def template_of(argv: list[str], name: str, dirs: list[str]) -> list[str]:
-    """The argv of a QEMU that Ferrovirt launched as a template: its instance
-    directories, name and UUID made placeholders, so that the floor follows
-    whatever Ferrovirt builds (the golden file may lag)."""
-    out = []
-    for i, x in enumerate(argv):
-        if i and argv[i - 1] == "-uuid":
-            out.append("{UUID}")
-            continue
-        for d in dirs:
-            x = x.replace(d, "{DIR}")
-        out.append(x.replace(f"guest={name},", "guest={NAME},"))
-    return with_console_log(out)
-
-
-class Floor:
-    """Raw QEMU: spawn with -daemonize (returns once QEMU is initialized),
-    connect QMP, negotiate, `cont`. Its files under ROOT/NAME; in network
-    namespace `netns` when given."""
-
-    def __init__(self, qemu: str, root: Path, guest: dict, template: list[str],
-                 memory: int = 256, netns: str | None = None):
-        self.qemu, self.root, self.guest, self.template = qemu, root, guest, template
-        self.memory, self.netns = memory, netns
-        self.vms: dict[str, tuple[int, Qmp]] = {}
-
-    def dir(self, name: str) -> Path:
-        return self.root / name
-
-    def console_log(self, name: str) -> Path:
-        return self.dir(name) / "console.log"
-
-    def argv(self, name: str, memory: int | None = None) -> list[str]:
-        sub = {"{DIR}": str(self.dir(name)), "{NAME}": name, "{MEM}": str(memory or self.memory),
-               "{UUID}": str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, name)),
-               "{KERNEL}": self.guest["kernel"], "{INITRD}": self.guest["initrd"],
-               "{CMDLINE}": self.guest["cmdline"]}
-        res = []
-        for i, x in enumerate(self.template):
-            for k, v in sub.items():
-                x = x.replace(k, v)
-            res.append(self.qemu if i == 0 else x)
-        return res
-
-    def spawn(self, name: str, memory: int | None = None, extra: list[str] = ()) -> tuple[int, Qmp]:
-        d = self.dir(name)
-        d.mkdir(parents=True, exist_ok=True)
-        for stale in ("qmp.sock", "console.sock", "qemu.pid"):
-            (d / stale).unlink(missing_ok=True)
-        ns = ["ip", "netns", "exec", self.netns] if self.netns else []
-        with open(d / "qemu.out", "wb") as f:
-            p = subprocess.run([*ns, *self.argv(name, memory), *extra], stdin=subprocess.DEVNULL,
-                               stdout=f, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise RuntimeError(f"floor QEMU {name} failed: "
-                               f"{(d / 'qemu.out').read_text(errors='replace')[-500:]}")
-        pid = int((d / "qemu.pid").read_text().strip())
-        return pid, Qmp(str(d / "qmp.sock"))
-
-    def start(self, name: str, memory: int | None = None) -> None:
-        pid, q = self.spawn(name, memory)
-        q.cmd("cont")
-        self.vms[name] = (pid, q)
-
-    def pid(self, name: str) -> int:
-        return self.vms[name][0]
-
-    def channel(self, name: str, drop: bytes = b"") -> Channel:
-        return Channel(SockStream(str(self.dir(name) / "console.sock")), None, drop)
-
-    def stop(self, name: str) -> None:
-        pid, q = self.vms.pop(name)
-        try:
-            os.kill(pid, signal.SIGKILL)
-            wait_gone(pid)
-        except ProcessLookupError:
-            pass
-        q.close()
-
-    def stop_graceful(self, name: str) -> None:
-        pid, q = self.vms.pop(name)
-        q.cmd("system_powerdown")
-        q.wait_event("SHUTDOWN")
-        try:
-            q.cmd("quit")
-        except (EOFError, OSError):
-            pass
-        wait_gone(pid)
-        q.close()
-
-    def stop_all(self) -> None:
-        for name in list(self.vms):
-            try:
-                self.stop(name)
-            except Exception as e:  # noqa: BLE001
-                log(f"floor: cannot stop {name}: {e}")
+    def net_delete(self, name: str) -> None:
+        self.virsh("net-destroy", name, check=False)
